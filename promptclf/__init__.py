@@ -1,0 +1,50 @@
+"""promptclf: train a text classifier from a prompt.
+
+Importing the package is light: numpy, scikit-learn, torch and llama.cpp load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+from .errors import (
+    BackendError,
+    ConfigurationError,
+    GenerationError,
+    InvalidInputError,
+    ModelFileError,
+    NotFittedError,
+    PromptClfError,
+)
+
+if TYPE_CHECKING:
+    from .classifier import PromptClassifier
+
+__all__ = [
+    "BackendError",
+    "ConfigurationError",
+    "GenerationError",
+    "InvalidInputError",
+    "ModelFileError",
+    "NotFittedError",
+    "PromptClassifier",
+    "PromptClfError",
+    "__version__",
+    "load",
+]
+
+
+def load(path: Any, **kwargs: Any) -> PromptClassifier:
+    """Load a ``.clf`` model file (see ``PromptClassifier.load``)."""
+    from .classifier import PromptClassifier
+
+    return PromptClassifier.load(path, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PromptClassifier":
+        from .classifier import PromptClassifier
+
+        return PromptClassifier
+    raise AttributeError(f"module 'promptclf' has no attribute {name!r}")

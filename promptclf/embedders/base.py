@@ -1,0 +1,137 @@
+"""Embedder base class, registry and cache.
+
+A backend implements one method, ``embed_batch``; batching, L2 normalisation, caching and progress
+are built once here on top of it (the shape of simonw/llm's ``EmbeddingModel.embed_batch``).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._registry import Registry
+from ..errors import BackendError
+
+log = logging.getLogger("promptclf")
+
+
+class Embedder(ABC):
+    """Turns texts into vectors. Subclasses set ``kind`` and implement ``embed_batch``."""
+
+    kind: ClassVar[str] = ""
+    batch_size: int = 64
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    @abstractmethod
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        """Return one row per text (any scale; normalisation happens in ``embed``)."""
+
+    @property
+    def id(self) -> str:
+        """Identity for the cache and the model file: same id, same vectors."""
+        return f"{self.kind}:{self.model}"
+
+    def to_spec(self) -> dict[str, Any]:
+        """JSON-safe settings to rebuild this embedder at load time (never secrets)."""
+        return {"kind": self.kind, "model": self.model}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Embedder:
+        return cls(spec["model"])
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        cache: EmbeddingCache | None = None,
+        progress: bool = False,
+        chunk_size: int = 2048,
+    ) -> np.ndarray:
+        """L2-normalised float32 vectors for ``texts``; only texts missing from ``cache`` are computed."""
+        texts = list(texts)
+        todo = [t for t in dict.fromkeys(texts) if cache is None or cache.get(self.id, t) is None]
+        computed: dict[str, np.ndarray] = {}
+        if todo:
+            bar = _progress(len(todo), progress, "embedding")
+            for start in range(0, len(todo), chunk_size):
+                chunk = todo[start : start + chunk_size]
+                vecs = self._checked(chunk)
+                for t, v in zip(chunk, vecs):
+                    computed[t] = v
+                    if cache is not None:
+                        cache.put(self.id, t, v)
+                if bar is not None:
+                    bar.update(len(chunk))
+            if bar is not None:
+                bar.close()
+        if not texts:
+            return np.zeros((0, self.dimension_hint()), dtype=np.float32)
+        rows = [computed[t] if t in computed else cache.get(self.id, t) for t in texts]  # type: ignore[union-attr]
+        return np.stack(rows).astype(np.float32, copy=False)
+
+    def dimension_hint(self) -> int:
+        return 0
+
+    def _checked(self, texts: list[str]) -> np.ndarray:
+        vecs = np.asarray(self.embed_batch(texts), dtype=np.float32)
+        if vecs.ndim != 2 or vecs.shape[0] != len(texts):
+            raise BackendError(
+                f"embedder {self.id} returned shape {vecs.shape} for {len(texts)} texts; expected one vector per text"
+            )
+        if not np.all(np.isfinite(vecs)):
+            raise BackendError(f"embedder {self.id} returned NaN or infinite values")
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return vecs / np.maximum(norms, 1e-12)
+
+
+class EmbeddingCache:
+    """Vectors keyed by (embedder id, text): retraining embeds only what is new."""
+
+    def __init__(self) -> None:
+        self._data: dict[tuple[str, str], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, embedder_id: str, text: str) -> np.ndarray | None:
+        return self._data.get((embedder_id, text))
+
+    def put(self, embedder_id: str, text: str, vec: np.ndarray) -> None:
+        self._data[(embedder_id, text)] = vec
+
+    def export(self, embedder_id: str, texts: Sequence[str]) -> tuple[list[str], np.ndarray] | None:
+        """The cached vectors of ``texts`` (those present), for saving beside the model."""
+        have = [t for t in dict.fromkeys(texts) if (embedder_id, t) in self._data]
+        if not have:
+            return None
+        return have, np.stack([self._data[(embedder_id, t)] for t in have])
+
+    def load(self, embedder_id: str, texts: Sequence[str], matrix: np.ndarray) -> None:
+        for t, v in zip(texts, matrix):
+            self._data[(embedder_id, t)] = v
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    if not enabled or total < 256:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="text", leave=False)
+
+
+DEFAULT_EMBEDDER = "sentence-transformers:all-MiniLM-L6-v2"
+EMBEDDERS: Registry[Embedder] = Registry("embedder", Embedder, DEFAULT_EMBEDDER)
+register_embedder = EMBEDDERS.register
+
+
+def get_embedder(spec: str | dict[str, Any] | Embedder | None) -> Embedder:
+    """Resolve ``None`` (the packaged MiniLM), a spec string ``"kind:model"``, a spec dict, or an instance."""
+    from . import hosted, local  # noqa: F401  (register the built-in kinds)
+
+    return EMBEDDERS.resolve(spec)

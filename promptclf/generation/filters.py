@@ -1,0 +1,66 @@
+"""Text-level filters for generated examples: cheap checks that need no model.
+
+Each returns a reason string when the text must be dropped, so the report can say why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_WORD = re.compile(r"\w+(?:'\w+)?", re.UNICODE)
+_LIST_MARK = re.compile(r"(^|\s)(\d+[.)]|[-*•])\s")
+_META = re.compile(
+    r"(\b(this|the) category\b|\b(category|summary|description)\s*:|training data|text classifier|\bjson\b)", re.I
+)
+MIN_WORDS, MAX_WORDS = 3, 120
+
+
+def normalize(text: str) -> str:
+    """Collapse whitespace and strip wrapping quotes: the form examples are compared and stored in."""
+    t = " ".join(str(text).split())
+    while len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'`":
+        t = t[1:-1].strip()
+    return t
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.casefold())
+
+
+def dedup_key(text: str) -> str:
+    return " ".join(words(text))
+
+
+def degenerate(ws: list[str]) -> bool:
+    """Repetition loops, the typical failure of tiny models."""
+    if len(ws) >= 8:
+        grams = Counter(zip(ws, ws[1:], ws[2:]))
+        if grams and grams.most_common(1)[0][1] >= 3:
+            return True
+    return len(ws) >= 12 and len(set(ws)) / len(ws) < 0.4
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / max(1, len(a | b))
+
+
+def reject_reason(text: str, description: str, class_name: str) -> str | None:
+    ws = words(text)
+    if not ws:
+        return "empty"
+    if len(ws) < MIN_WORDS:
+        return "too_short"
+    if len(ws) > MAX_WORDS:
+        return "too_long"
+    if degenerate(ws):
+        return "degenerate"
+    key = " ".join(ws)
+    desc_ws = words(description)
+    if key in " ".join(desc_ws) or jaccard(set(ws), set(desc_ws)) >= 0.6:
+        return "copies_description"
+    if _META.search(text) or key == dedup_key(class_name):
+        return "prompt_leak"
+    if len(_LIST_MARK.findall(text)) >= 2:
+        return "list_not_text"
+    return None

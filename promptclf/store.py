@@ -1,0 +1,222 @@
+"""The example store: every training text with its class and provenance.
+
+Stored as JSON Lines in Lamini's format (``{"class_name": ..., "examples": [...]}``) with additive
+provenance fields (``source``, ``meta``), so a Lamini file loads as is and our files stay readable
+by Lamini. When the store has a path, each addition is appended at once: an interrupted
+generation keeps everything it made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._validation import check_class_name, check_examples
+from .errors import InvalidInputError
+
+SOURCES = ("user", "generated", "pseudo")
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    class_name: str
+    source: str = "user"
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+def _record(class_name: str, texts: list[str], source: str, meta: dict[str, Any]) -> dict[str, Any]:
+    rec: dict[str, Any] = {"class_name": class_name, "examples": texts}
+    if source != "user":
+        rec["source"] = source
+    if meta:
+        rec["meta"] = meta
+    return rec
+
+
+def parse_records(lines: Iterable[str], origin: str = "examples") -> Iterator[Example]:
+    """Parse Lamini-style JSONL lines; a bad line is an error naming the line, not a JSON traceback."""
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InvalidInputError(f"{origin}, line {lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(rec, dict) or "class_name" not in rec:
+            raise InvalidInputError(f"{origin}, line {lineno}: expected an object with 'class_name'")
+        try:
+            name = check_class_name(rec["class_name"])
+            texts = rec.get("examples", rec.get("example", []))
+            texts = check_examples(texts) if texts else []
+        except InvalidInputError as e:
+            raise InvalidInputError(f"{origin}, line {lineno}: {e}") from None
+        source = rec.get("source", "user")
+        if source not in SOURCES:
+            raise InvalidInputError(f"{origin}, line {lineno}: unknown source {source!r}")
+        meta = rec.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise InvalidInputError(f"{origin}, line {lineno}: 'meta' must be an object")
+        for t in texts:
+            yield Example(t, name, source, dict(meta))
+
+
+class ExampleStore:
+    """Ordered, de-duplicated (per class, text and source) collection of examples."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._examples: list[Example] = []
+        self._keys: set[tuple[str, str, str]] = set()
+        self._classes: list[str] = []  # insertion order, includes classes with no examples yet
+
+    # -- reading -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._examples)
+
+    def __iter__(self) -> Iterator[Example]:
+        return iter(self._examples)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self._classes)
+
+    def examples(self, sources: Iterable[str] | None = None) -> list[Example]:
+        wanted = set(SOURCES if sources is None else sources)
+        return [e for e in self._examples if e.source in wanted]
+
+    def by_class(self, sources: Iterable[str] | None = None) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {c: [] for c in self._classes}
+        for e in self.examples(sources):
+            out[e.class_name].append(e.text)
+        return out
+
+    def count(self, class_name: str, source: str | None = None) -> int:
+        return sum(1 for e in self._examples if e.class_name == class_name and (source is None or e.source == source))
+
+    # -- writing -------------------------------------------------------------------------------
+    def add_class(self, class_name: str) -> None:
+        check_class_name(class_name)
+        if class_name not in self._classes:
+            self._classes.append(class_name)
+
+    def add(
+        self,
+        class_name: str,
+        texts: str | Iterable[str],
+        source: str = "user",
+        meta: dict[str, Any] | None = None,
+        *,
+        persist: bool = True,
+    ) -> list[str]:
+        """Add texts; return those that were new. Appends them to ``path`` when one is set."""
+        check_class_name(class_name)
+        if source not in SOURCES:
+            raise InvalidInputError(f"unknown source {source!r}; expected one of {SOURCES}")
+        texts = check_examples(texts)
+        meta = dict(meta or {})
+        self.add_class(class_name)
+        added = []
+        for t in texts:
+            key = (class_name, t, source)
+            if key in self._keys:
+                continue
+            self._keys.add(key)
+            self._examples.append(Example(t, class_name, source, meta))
+            added.append(t)
+        if added and persist and self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(_record(class_name, added, source, meta), ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        return added
+
+    def extend(self, examples: Iterable[Example]) -> None:
+        for e in examples:
+            self.add(e.class_name, [e.text], e.source, e.meta, persist=False)
+
+    def remove(self, predicate) -> int:
+        """Drop examples for which ``predicate(example)`` is true; rewrite the file if there is one."""
+        keep = [e for e in self._examples if not predicate(e)]
+        removed = len(self._examples) - len(keep)
+        if removed:
+            self._examples = keep
+            self._keys = {(e.class_name, e.text, e.source) for e in keep}
+            if self.path is not None:
+                self.save(self.path)
+        return removed
+
+    # -- files ---------------------------------------------------------------------------------
+    def to_jsonl(self) -> str:
+        """Group consecutive examples that share class, source and meta into one Lamini record."""
+        lines: list[str] = []
+        group: list[Example] = []
+
+        def flush() -> None:
+            if group:
+                g0 = group[0]
+                rec = _record(g0.class_name, [e.text for e in group], g0.source, g0.meta)
+                lines.append(json.dumps(rec, ensure_ascii=False))
+                group.clear()
+
+        for e in self._examples:
+            if group and (e.class_name, e.source, e.meta) != (group[0].class_name, group[0].source, group[0].meta):
+                flush()
+            group.append(e)
+        flush()
+        seen = {e.class_name for e in self._examples}
+        for c in self._classes:  # classes declared without examples survive a round trip
+            if c not in seen:
+                lines.append(json.dumps({"class_name": c, "examples": []}, ensure_ascii=False))
+        return "".join(line + "\n" for line in lines)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the whole store atomically (temporary file, then rename)."""
+        atomic_write(Path(path), self.to_jsonl().encode("utf-8"))
+
+    @classmethod
+    def from_jsonl(
+        cls, text: str, origin: str = "examples", path: str | os.PathLike[str] | None = None
+    ) -> ExampleStore:
+        store = cls(path)
+        for e in parse_records(text.splitlines(), origin):
+            store.add(e.class_name, [e.text], e.source, e.meta, persist=False)
+        for line in text.splitlines():  # classes declared with no examples
+            if line.strip():
+                store.add_class(json.loads(line)["class_name"])
+        return store
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, attach: bool = True) -> ExampleStore:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InvalidInputError(f"examples file not found: {p}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidInputError(f"cannot read examples file {p}: {e}") from None
+        return cls.from_jsonl(text, origin=str(p), path=p if attach else None)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: the old file survives any crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

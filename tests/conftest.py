@@ -1,0 +1,129 @@
+"""Deterministic fakes for the LLM and the embedder, and shared fixtures."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from promptclf.embedders import Embedder, register_embedder
+from promptclf.llms import LLM, parse_json_object, register_llm
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+if not DATASETS.exists():  # CI clones the repo beside shared/
+    DATASETS = Path(os.environ.get("PROMPTCLF_DATASETS", "../shared/datasets")).resolve()
+
+
+@register_embedder
+class FakeEmbedder(Embedder):
+    """Hashed bag of words: texts sharing words get similar vectors; records what it embedded."""
+
+    kind = "fake"
+
+    def __init__(self, model: str = "bow64", dim: int = 64) -> None:
+        super().__init__(model)
+        self.dim = dim
+        self.calls: list[list[str]] = []
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in re.findall(r"\w+", t.lower()):
+                h = int.from_bytes(hashlib.md5(w.encode()).digest()[:4], "little")
+                out[i, h % self.dim] += 1.0
+            out[i, -1] += 0.1
+        return out
+
+    @property
+    def embedded(self) -> list[str]:
+        return [t for call in self.calls for t in call]
+
+
+@register_llm
+class FakeLLM(LLM):
+    """Answers from a queue of canned outputs (dicts, raw strings or exceptions), then from ``fallback``."""
+
+    kind = "fake"
+
+    def __init__(self, model: str = "fake", outputs: list[Any] | None = None, fallback=None) -> None:
+        super().__init__(model)
+        self.queue = deque(outputs or [])
+        self.fallback = fallback
+        self.calls: list[dict[str, Any]] = []
+
+    def generate_json(self, messages, schema, *, temperature=0.8, max_tokens=256, seed=None):
+        self.calls.append({"messages": messages, "schema": schema, "seed": seed})
+        out = self.queue.popleft() if self.queue else self.fallback(messages, schema, len(self.calls))
+        self.usage.add(10, 5)
+        if isinstance(out, BaseException):
+            raise out
+        if isinstance(out, str):
+            return parse_json_object(out)
+        return out
+
+
+WORDS = {
+    "pos": ["wonderful", "superb", "delightful", "moving", "brilliant", "charming", "joyful", "masterful"],
+    "neg": ["dreadful", "boring", "tedious", "awful", "clumsy", "dull", "painful", "lifeless"],
+}
+
+
+def topic_llm(seed: int = 0) -> FakeLLM:
+    """A fake that writes on-topic texts for classes named pos/neg, varied by a counter."""
+    rng = np.random.default_rng(seed)
+
+    def answer(messages, schema, n):
+        content = messages[-1]["content"]
+        cls = "pos" if "Category: pos" in content else "neg"
+        if "summaries" in schema["properties"]:
+            k = schema["properties"]["summaries"]["minItems"]
+            return {"summaries": [f"summary {n} {i} {rng.choice(WORDS[cls])} film" for i in range(k)]}
+        words = rng.choice(WORDS[cls], size=4, replace=False)
+        return {"text": f"the film was {' '.join(words)} and scene {n} stayed with me"}
+
+    return FakeLLM(fallback=answer)
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def toy_data() -> dict[str, list[str]]:
+    rng = np.random.default_rng(0)
+    data = {}
+    for cls, ws in WORDS.items():
+        data[cls] = [f"a {' '.join(rng.choice(ws, size=3, replace=False))} movie number {i}" for i in range(12)]
+    return data
+
+
+@pytest.fixture
+def trained(fake_embedder, toy_data):
+    from promptclf import PromptClassifier
+
+    clf = PromptClassifier(embedder=fake_embedder, progress=False)
+    for c, xs in toy_data.items():
+        clf.add_data_to_class(c, xs)
+    return clf.train()
+
+
+def read_csv(name: str, split: str) -> list[dict[str, str]]:
+    path = DATASETS / name / f"{split}.csv"
+    if not path.exists():
+        pytest.skip(f"dataset not found: {path}")
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))

@@ -1,0 +1,177 @@
+import json
+
+import pytest
+
+from promptclf import BackendError, ConfigurationError, InvalidInputError, PromptClassifier
+from promptclf.generation.filters import normalize, reject_reason
+from promptclf.llms import MalformedOutput, parse_json_object
+from tests.conftest import FakeLLM, topic_llm
+
+PROMPTS = {"pos": "Reviews that praise the film.", "neg": "Reviews that criticise the film."}
+
+
+def make(fake_embedder, llm, tmp_path=None, **kw):
+    path = tmp_path / "ex.jsonl" if tmp_path is not None else None
+    kw = {"examples_per_class": 6, "progress": False, **kw}
+    return PromptClassifier(llm=llm, embedder=fake_embedder, saved_examples_path=path, **kw)
+
+
+def test_prompt_train_generates_keeps_and_reports(fake_embedder):
+    clf = make(fake_embedder, topic_llm()).prompt_train(PROMPTS)
+    data = clf.get_data()
+    assert {c: len(v) for c, v in data.items()} == {"pos": 6, "neg": 6}
+    assert clf.predict("the film was wonderful superb delightful") == "pos"
+    rep = clf.generation_report_
+    assert rep["kept"] == 12 and rep["calls"] > 12 and rep["llm"] == "fake:fake"
+    gen = [e for e in clf._store if e.source == "generated"]
+    assert all(e.meta["phase"] == "expand" and e.meta["model"] == "fake:fake" and e.meta["summary"] for e in gen)
+    assert clf.training_summary_["per_class"]["pos"] == {"prompt": 1, "generated": 6}
+    assert clf.get_data(include_generated=False) == {"pos": [], "neg": []}
+
+
+def test_three_phases_are_used(fake_embedder):
+    llm = topic_llm()
+    make(fake_embedder, llm, examples_per_class=20).prompt_train(PROMPTS)
+    texts = [c["messages"][-1]["content"] for c in llm.calls]
+    assert any("Write 8 different short summaries" in t for t in texts)  # generate
+    assert any("substantially different" in t for t in texts)  # diversify
+    assert any("Summary: summary" in t for t in texts)  # expand
+
+
+def test_malformed_truncated_duplicate_and_degenerate_output_is_dropped(fake_embedder):
+    summaries = {"summaries": [f"topic number {i} here" for i in range(8)]}
+    good = [{"text": f"the film was wonderful take {i} of many"} for i in range(6)]
+    outputs = [
+        summaries,
+        '{"text": "the film was wonderful and',  # truncated JSON
+        "I think the answer is great",  # prose
+        good[0],
+        good[0],  # exact duplicate
+        {"text": "Reviews that praise the film."},  # parrots the description
+        {"text": "so good so good so good so good so good so good"},  # degenerate loop
+        *good[1:4],
+    ]
+
+    def fallback(messages, schema, n):
+        if "summaries" in schema["properties"]:
+            return {"summaries": [f"another topic {n} {i}" for i in range(8)]}
+        return {"text": f"the film was wonderful take {n} of many"}
+
+    llm = FakeLLM(outputs=outputs, fallback=fallback)
+    clf = make(fake_embedder, llm, filter_generated=False)
+    clf.prompt_train({"pos": PROMPTS["pos"]} | {"neg": PROMPTS["neg"]})
+    dropped = clf.generation_report_["classes"]["pos"]["dropped"]
+    assert dropped["malformed"] == 2
+    assert dropped["duplicate"] == 1
+    assert dropped["copies_description"] == 1
+    assert dropped["degenerate"] == 1
+    assert len(clf.get_data()["pos"]) == 6
+
+
+def test_crash_mid_run_keeps_everything_and_resume_finishes(fake_embedder, tmp_path):
+    base = topic_llm()
+    n_calls = {"n": 0}
+
+    def flaky(messages, schema, n):
+        n_calls["n"] += 1
+        if n_calls["n"] == 7:
+            raise BackendError("server went away")
+        return base.fallback(messages, schema, n)
+
+    clf = make(fake_embedder, FakeLLM(fallback=flaky), tmp_path)
+    with pytest.raises(BackendError, match="server went away"):
+        clf.prompt_train(PROMPTS)
+    made = clf._store.count("pos", "generated")
+    assert made > 0
+    on_disk = [json.loads(x) for x in (tmp_path / "ex.jsonl").read_text().splitlines()]
+    assert sum(len(r["examples"]) for r in on_disk) == made
+
+    # a new process (new classifier on the same file) resumes: nothing made is lost or redone
+    llm2 = topic_llm(seed=1)
+    clf2 = make(fake_embedder, llm2, tmp_path).prompt_train(PROMPTS)
+    assert clf2._store.count("pos", "generated") == 6 and clf2._store.count("neg", "generated") == 6
+    first = [e.text for e in clf._store if e.class_name == "pos"]
+    assert [e.text for e in clf2._store if e.class_name == "pos"][: len(first)] == first
+
+    # a third run with the same prompts generates nothing
+    llm3 = topic_llm()
+    make(fake_embedder, llm3, tmp_path).prompt_train(PROMPTS)
+    assert llm3.calls == []
+
+
+def test_changed_prompt_replaces_generated_examples_only(fake_embedder):
+    clf = make(fake_embedder, topic_llm())
+    clf.add_data_to_class("pos", "my own glowing review of a charming film")
+    clf.prompt_train(PROMPTS)
+    old = set(clf.get_data()["pos"])
+    clf._llm_obj = topic_llm(seed=5)
+    clf.prompt_train({"pos": "Reviews full of praise for a film.", "neg": PROMPTS["neg"]})
+    new = set(clf.get_data()["pos"])
+    assert "my own glowing review of a charming film" in new
+    assert not (old - {"my own glowing review of a charming film"}) & new
+    assert clf._store.count("pos", "generated") == 6
+    assert clf.prompts_["pos"] == "Reviews full of praise for a film."
+
+
+def test_user_examples_appear_in_prompts(fake_embedder):
+    llm = topic_llm()
+    clf = make(fake_embedder, llm)
+    clf.add_data_to_class("pos", "my own glowing review of a charming film")
+    clf.prompt_train(PROMPTS)
+    pos_prompts = [c["messages"][-1]["content"] for c in llm.calls if "Category: pos" in c["messages"][-1]["content"]]
+    assert all("my own glowing review" in p for p in pos_prompts)
+
+
+def test_class_with_data_but_no_prompt_is_trained_on_its_data(fake_embedder):
+    clf = make(fake_embedder, topic_llm())
+    clf.add_data_to_class("other", ["weather report for tuesday", "rain and wind later", "sunny weekend ahead"])
+    clf.prompt_train(PROMPTS)
+    assert list(clf.classes_) == ["neg", "other", "pos"]
+    assert clf.predict("rain and sunny weather") == "other"
+
+
+@pytest.mark.parametrize(
+    ("prompts", "message"),
+    [
+        ({}, "prompts is empty"),
+        ({"pos": ""}, "description of class 'pos' is empty"),
+        ({"pos": "Praise."}, "at least two classes"),
+        (["pos"], "must be a dict"),
+        ({"": "x", "b": "y"}, "class name must not be empty"),
+    ],
+)
+def test_bad_prompts(fake_embedder, prompts, message):
+    with pytest.raises(InvalidInputError, match=message):
+        make(fake_embedder, topic_llm()).prompt_train(prompts)
+
+
+def test_same_seed_same_data(fake_embedder):
+    a = make(fake_embedder, topic_llm()).prompt_train(PROMPTS)
+    b = make(fake_embedder, topic_llm()).prompt_train(PROMPTS)
+    assert a.get_data() == b.get_data()
+    seeds_a = [e.meta["summary"] for e in a._store]
+    assert seeds_a == [e.meta["summary"] for e in b._store]
+
+
+def test_template_override_and_validation(fake_embedder):
+    llm = topic_llm()
+    make(fake_embedder, llm, templates={"system": "SYSTEM-X"}).prompt_train(PROMPTS)
+    assert all(c["messages"][0]["content"] == "SYSTEM-X" for c in llm.calls)
+    with pytest.raises(ConfigurationError, match="unknown template 'nope'"):
+        make(fake_embedder, topic_llm(), templates={"nope": "x"}).prompt_train(PROMPTS)
+
+
+def test_filters():
+    assert normalize('  "hello   world"  ') == "hello world"
+    assert reject_reason("ok", "d", "c") == "too_short"
+    assert reject_reason("1. one thing 2. another thing", "d", "c") == "list_not_text"
+    assert reject_reason("Category: pos. A great film indeed.", "d", "pos") == "prompt_leak"
+    assert reject_reason("A great film that I loved.", "Reviews that praise the film.", "pos") is None
+
+
+def test_parse_json_object():
+    assert parse_json_object('```json\n{"a": 1}\n```') == {"a": 1}
+    assert parse_json_object('Sure! {"a": "x\ny"} done') == {"a": "x\ny"}
+    for bad in ["", "[1, 2]", '{"a": ', "no json"]:
+        with pytest.raises(MalformedOutput):
+            parse_json_object(bad)

@@ -1,0 +1,182 @@
+import io
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+import promptclf
+from promptclf import ModelFileError, PromptClassifier
+
+
+@pytest.fixture
+def saved(trained, tmp_path):
+    path = tmp_path / "m.clf"
+    trained.save(path)
+    return path
+
+
+def rewrite(src, dst, change):
+    """Copy a zip member by member through ``change(name, data) -> data | None`` (None drops it)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = change(info.filename, zin.read(info))
+            if data is not None:
+                zout.writestr(info.filename, data)
+    return dst
+
+
+def test_round_trip_predicts_identically_and_keeps_learning(trained, saved, fake_embedder):
+    texts = ["a wonderful film", "boring and dull", "mixed"]
+    loaded = promptclf.load(saved)
+    assert np.array_equal(loaded.classes_, trained.classes_)
+    assert np.allclose(loaded.predict_proba(texts), trained.predict_proba(texts), atol=1e-6)
+    assert np.allclose(loaded.thresholds_, trained.thresholds_)
+    assert loaded.get_data() == trained.get_data()
+    assert set(loaded.precision_recall_curves()) == {"neg", "pos"}
+    loaded.add_data_to_class("pos", "a joyful surprise").train()
+    assert "a joyful surprise" in loaded.get_data()["pos"]
+
+
+def test_loaded_model_retrains_without_re_embedding(saved):
+    loaded = PromptClassifier.load(saved)
+    emb = loaded._embedder
+    emb.calls.clear()
+    loaded.train()
+    assert emb.calls == []  # vectors travelled in the file
+
+
+def test_manifest_is_json_with_checksums(saved):
+    with zipfile.ZipFile(saved) as z:
+        m = json.loads(z.read("manifest.json"))
+        assert m["format"] == "promptclf-model" and m["classes"] == ["neg", "pos"]
+        assert m["embedder"]["kind"] == "fake" and m["embedder"]["dimension"] == 64
+        assert set(m["members"]) >= {"head/coef.npy", "examples.jsonl", "prompts.json"}
+        assert not any(n.endswith((".pkl", ".pickle")) for n in z.namelist())
+
+
+def test_not_a_model_file(tmp_path):
+    p = tmp_path / "x.clf"
+    p.write_text("hello")
+    with pytest.raises(ModelFileError, match="not a promptclf model file"):
+        PromptClassifier.load(p)
+    with pytest.raises(ModelFileError, match="not found"):
+        PromptClassifier.load(tmp_path / "missing.clf")
+    with zipfile.ZipFile(tmp_path / "z.clf", "w") as z:
+        z.writestr("manifest.json", "{}")
+    with pytest.raises(ModelFileError, match="bad manifest"):
+        PromptClassifier.load(tmp_path / "z.clf")
+
+
+def test_truncated(saved, tmp_path):
+    data = saved.read_bytes()
+    p = tmp_path / "t.clf"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="not a zip archive, or truncated"):
+        PromptClassifier.load(p)
+
+
+def test_member_missing(saved, tmp_path):
+    p = rewrite(saved, tmp_path / "r.clf", lambda n, d: None if n == "head/coef.npy" else d)
+    with pytest.raises(ModelFileError, match=r"member head/coef\.npy is missing"):
+        PromptClassifier.load(p)
+
+
+def test_checksum_mismatch(saved, tmp_path):
+    def tamper(name, data):
+        if name == "head/coef.npy":
+            arr = np.load(io.BytesIO(data))
+            buf = io.BytesIO()
+            np.save(buf, arr * -1)
+            return buf.getvalue()
+        return data
+
+    with pytest.raises(ModelFileError, match=r"checksum mismatch in head/coef\.npy"):
+        PromptClassifier.load(rewrite(saved, tmp_path / "r.clf", tamper))
+
+
+def test_newer_format_version(saved, tmp_path):
+    def bump(name, data):
+        if name == "manifest.json":
+            m = json.loads(data)
+            m["format_version"] = 99
+            return json.dumps(m)
+        return data
+
+    with pytest.raises(ModelFileError, match="format 99, newer"):
+        PromptClassifier.load(rewrite(saved, tmp_path / "r.clf", bump))
+
+
+def test_dimension_mismatch(saved, tmp_path):
+    def lie(name, data):
+        if name == "manifest.json":
+            m = json.loads(data)
+            m["embedder"]["dimension"] = 384
+            return json.dumps(m)
+        return data
+
+    with pytest.raises(ModelFileError, match="64 features but the manifest says dimension 384"):
+        PromptClassifier.load(rewrite(saved, tmp_path / "r.clf", lie))
+
+
+def test_embedder_override_with_other_dimension(saved):
+    from tests.conftest import FakeEmbedder
+
+    clf = PromptClassifier.load(saved, embedder=FakeEmbedder(dim=32))
+    with pytest.raises(promptclf.ConfigurationError, match="32-dimensional vectors but this model was trained on 64"):
+        clf.predict(["x"])
+
+
+def test_path_traversal_member_is_refused(saved, tmp_path):
+    p = rewrite(saved, tmp_path / "r.clf", lambda n, d: d)
+    with zipfile.ZipFile(p, "a") as z:
+        z.writestr("../../x", "boom")
+    with pytest.raises(ModelFileError, match=r"unexpected member '\.\./\.\./x'"):
+        PromptClassifier.load(p)
+    assert not (tmp_path.parent.parent / "x").exists()
+
+
+def test_zip_bomb_and_huge_manifest_are_refused(saved, tmp_path):
+    big = b"{" + b" " * (5 << 20) + b"}"  # 5 MiB manifest, compresses to a few KB
+    p = tmp_path / "bomb.clf"
+    with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("manifest.json", big)
+    assert p.stat().st_size < 100_000
+    with pytest.raises(ModelFileError, match=r"over the .* limit"):
+        PromptClassifier.load(p)
+
+
+def test_failed_save_leaves_existing_file_intact(trained, saved, monkeypatch):
+    before = saved.read_bytes()
+
+    def broken_fsync(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("promptclf.store.os.fsync", broken_fsync)
+    trained.add_data_to_class("pos", "another wonderful one").train()
+    with pytest.raises(ModelFileError, match="disk full"):
+        trained.save(saved)
+    assert saved.read_bytes() == before
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]  # no temporary left behind
+
+
+def test_load_works_with_pickle_unusable(saved):
+    code = f"""
+import sys, pickle
+def refuse(*a, **k):
+    raise RuntimeError('pickle was used on the load path')
+pickle.load = pickle.loads = pickle.Unpickler = refuse  # any unpickling now fails loudly
+sys.path.insert(0, {str(saved.parent)!r})
+import tests.conftest  # registers the fake embedder
+import promptclf
+clf = promptclf.load({str(saved)!r})
+print(clf.predict(['a wonderful superb film']))
+"""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "['pos']" in out.stdout
