@@ -280,14 +280,17 @@ class PromptClassifier:
 
     def predict(self, texts: TextInput, *, abstain: bool = False) -> Any:
         """Class per text (a string for a string). With ``abstain``, ``None`` under the class's threshold."""
-        single = isinstance(texts, str)
-        proba = self.predict_proba(texts)
+        labels = self.predict_from_proba(self.predict_proba(texts), abstain=abstain)
+        return labels[0] if isinstance(texts, str) else labels
+
+    def predict_from_proba(self, proba: np.ndarray, *, abstain: bool = False) -> list[str | None]:
+        """Labels for rows of ``predict_proba`` output (lets callers get both from one forward pass)."""
         top = proba.argmax(axis=1)
         labels: list[str | None] = [str(self.classes_[j]) for j in top]
         if abstain:
             sure = proba[np.arange(len(top)), top] >= self.thresholds_[top]
             labels = [lab if ok else None for lab, ok in zip(labels, sure)]
-        return labels[0] if single else labels
+        return labels
 
     def classify(
         self, texts: TextInput, *, top_n: int | None = None, threshold: float | None = None
@@ -311,8 +314,13 @@ class PromptClassifier:
             return {}
         return pr_curves(self._oof_labels_, self._oof_proba_, self.classes_)
 
-    def plot_precision_recall(self, path: str | os.PathLike[str]) -> None:
-        """Write a PNG of each class's precision-recall curve with its threshold marked."""
+    def plot_precision_recall(
+        self, path: str | os.PathLike[str], *, texts: Iterable[str] | None = None, labels: Iterable[str] | None = None
+    ) -> None:
+        """Write a PNG of each class's precision-recall curve with its threshold marked.
+
+        Curves come from the training out-of-fold probabilities, or from ``texts``/``labels`` if given.
+        """
         try:
             import matplotlib
 
@@ -320,7 +328,12 @@ class PromptClassifier:
             import matplotlib.pyplot as plt
         except ImportError:
             raise ConfigurationError("plotting needs matplotlib: pip install 'promptclf[plot]'") from None
-        curves = self.precision_recall_curves()
+        if texts is not None and labels is not None:
+            labels = check_texts(labels, "labels")
+            y_idx = np.searchsorted(self.classes_, np.asarray(labels, dtype=str))
+            curves = pr_curves(y_idx, self.predict_proba(texts), self.classes_)
+        else:
+            curves = self.precision_recall_curves()
         fig, ax = plt.subplots(figsize=(6, 4.5))
         for j, c in enumerate(self.classes_):
             cur = curves.get(str(c))

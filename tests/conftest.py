@@ -127,3 +127,13 @@ def read_csv(name: str, split: str) -> list[dict[str, str]]:
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+@register_llm
+class TopicLLM(FakeLLM):
+    """``--llm fake-topic:x`` from the command line: the on-topic fake."""
+
+    kind = "fake-topic"
+
+    def __init__(self, model: str = "x") -> None:
+        super().__init__(model, fallback=topic_llm().fallback)

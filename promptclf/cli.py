@@ -1,0 +1,200 @@
+"""The ``promptclf`` command line: train, predict, eval, add, retrain, info.
+
+Library errors become a one-line message and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import PromptClfError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train a text classifier from a prompt.")
+Model = Annotated[Path, typer.Argument(help="a .clf model file")]
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"promptclf: error: {msg}", err=True)
+    raise typer.Exit(1)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+
+
+@app.command()
+def train(
+    prompts: Annotated[Path, typer.Argument(help="JSON file mapping class name to description")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the .clf")],
+    examples: Annotated[Path | None, typer.Option(help="your examples, Lamini JSONL")] = None,
+    llm: Annotated[str | None, typer.Option(help="LLM spec, e.g. llama-cpp:smollm2, openai:gpt-4o-mini")] = None,
+    embedder: Annotated[str | None, typer.Option(help="embedder spec")] = None,
+    examples_per_class: Annotated[int, typer.Option(help="synthetic examples kept per class")] = 32,
+    store: Annotated[Path | None, typer.Option(help="JSONL file backing generation, for resuming")] = None,
+) -> None:
+    """Generate examples from class descriptions and train a model."""
+    from .classifier import PromptClassifier
+
+    try:
+        desc = json.loads(prompts.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        _fail(f"cannot read prompts from {prompts}: {e}")
+    clf = PromptClassifier(llm=llm, embedder=embedder, examples_per_class=examples_per_class, saved_examples_path=store)
+    if examples is not None:
+        clf.load_examples(examples)
+    clf.prompt_train(desc)
+    clf.save(output)
+    s = clf.training_summary_
+    typer.echo(f"wrote {output}: {len(clf.classes_)} classes, {s['n_examples']} examples", err=True)
+
+
+@app.command()
+def predict(
+    model: Model,
+    input: Annotated[str, typer.Argument(help="input file, or - for stdin")] = "-",
+    column: Annotated[str | None, typer.Option(help="CSV column holding the text")] = None,
+    field: Annotated[str | None, typer.Option(help="JSONL field holding the text")] = None,
+    abstain: Annotated[bool, typer.Option(help="null label under the class threshold")] = False,
+    batch_size: Annotated[int, typer.Option(help="texts per batch")] = 256,
+) -> None:
+    """Write one JSON line per input text: text, label, prob."""
+    from .classifier import PromptClassifier
+    from .textio import batched, iter_texts
+
+    clf = PromptClassifier.load(model)
+    clf.progress = False
+    out = sys.stdout
+    for batch in batched(iter_texts(input, column=column, field=field), batch_size):
+        proba = clf.predict_proba(batch)
+        labels = clf.predict_from_proba(proba, abstain=abstain)
+        for text, label, row in zip(batch, labels, proba):
+            out.write(json.dumps({"text": text, "label": label, "prob": round(float(row.max()), 6)}) + "\n")
+    out.flush()
+
+
+@app.command("eval")
+def evaluate(
+    model: Model,
+    data: Annotated[Path, typer.Argument(help="labelled CSV")],
+    text_column: Annotated[str, typer.Option(help="column with the text")] = "text",
+    label_column: Annotated[str, typer.Option(help="column with the label")] = "label",
+    plot: Annotated[Path | None, typer.Option(help="write precision-recall curves on this data to a PNG")] = None,
+) -> None:
+    """Accuracy, macro-F1, per-class precision and recall, confusion matrix."""
+    import csv
+
+    import numpy as np
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    from .classifier import PromptClassifier
+
+    clf = PromptClassifier.load(model)
+    clf.progress = False
+    try:
+        with open(data, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        _fail(f"cannot read {data}: {e}")
+    if not rows or text_column not in rows[0] or label_column not in rows[0]:
+        _fail(f"{data}: needs columns {text_column!r} and {label_column!r}")
+    texts = [r[text_column] for r in rows]
+    labels = [r[label_column] for r in rows]
+    pred = clf.predict(texts)
+    classes = [str(c) for c in clf.classes_]
+    p, r, f1, support = precision_recall_fscore_support(labels, pred, labels=classes, zero_division=0)
+    typer.echo(f"rows      {len(rows)}")
+    typer.echo(f"accuracy  {accuracy_score(labels, pred):.4f}")
+    typer.echo(f"macro-F1  {f1_score(labels, pred, labels=classes, average='macro', zero_division=0):.4f}")
+    w = max(len(c) for c in classes)
+    typer.echo(f"\n{'class':{w}}  precision  recall  f1      support")
+    for i, c in enumerate(classes):
+        typer.echo(f"{c:{w}}  {p[i]:.4f}     {r[i]:.4f}  {f1[i]:.4f}  {support[i]}")
+    cm = confusion_matrix(labels, pred, labels=classes)
+    typer.echo(
+        f"\nconfusion matrix (rows: true, columns: predicted)\n{'':{w}}  " + " ".join(f"{c[:8]:>8}" for c in classes)
+    )
+    for c, row in zip(classes, cm):
+        typer.echo(f"{c:{w}}  " + " ".join(f"{v:8d}" for v in row))
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        typer.echo(f"\nnote: labels not in the model: {unknown}", err=True)
+    if plot is not None:
+        known = [i for i, lab in enumerate(labels) if lab in classes]
+        clf.plot_precision_recall(plot, texts=[texts[i] for i in known], labels=[labels[i] for i in known])
+        typer.echo(f"wrote {plot}", err=True)
+    del np
+
+
+@app.command()
+def add(
+    model: Model,
+    class_name: Annotated[str, typer.Argument(help="the class the texts belong to")],
+    texts: Annotated[list[str], typer.Argument(help="one or more texts")],
+) -> None:
+    """Add examples to a class inside the model file (then run `promptclf retrain`)."""
+    from .classifier import PromptClassifier
+
+    clf = PromptClassifier.load(model)
+    clf.add_data_to_class(class_name, texts)
+    clf.save(model)
+    typer.echo(f"added {len(texts)} example(s) to {class_name!r}; run `promptclf retrain {model}`", err=True)
+
+
+@app.command()
+def retrain(model: Model) -> None:
+    """Refit the model on everything stored in it (cached embeddings make this fast)."""
+    from .classifier import PromptClassifier
+
+    clf = PromptClassifier.load(model)
+    clf.progress = False
+    clf.train()
+    clf.save(model)
+    typer.echo(f"retrained {model}: {clf.training_summary_['n_examples']} examples", err=True)
+
+
+@app.command()
+def info(model: Model, as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
+    """Classes, example counts, embedder, thresholds and training metrics."""
+    from .classifier import PromptClassifier
+
+    clf = PromptClassifier.load(model)
+    counts = {c: {} for c in map(str, clf.classes_)}
+    for e in clf._store:
+        counts.setdefault(e.class_name, {})
+        counts[e.class_name][e.source] = counts[e.class_name].get(e.source, 0) + 1
+    summary = clf.training_summary_
+    data = {
+        "classes": [str(c) for c in clf.classes_],
+        "examples": counts,
+        "embedder": clf._embedder.to_spec(),
+        "dimension": clf.n_features_in_,
+        "thresholds": {str(c): round(float(t), 4) for c, t in zip(clf.classes_, clf.thresholds_)},
+        "target_precision": clf.target_precision,
+        "cv_accuracy": summary.get("cv_accuracy"),
+        "C": summary.get("C"),
+        "trained_at": summary.get("trained_at"),
+        "generation": {k: v for k, v in (clf.generation_report_ or {}).items() if k != "classes"},
+    }
+    if as_json:
+        typer.echo(json.dumps(data, indent=1))
+        return
+    for k, v in data.items():
+        typer.echo(f"{k:17} {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+
+
+def main() -> None:
+    try:
+        app()
+    except PromptClfError as e:
+        typer.echo(f"promptclf: error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("promptclf: interrupted", err=True)
+        sys.exit(130)

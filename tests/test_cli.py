@@ -1,0 +1,135 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from promptclf import PromptClassifier
+from promptclf.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(monkeypatch, capsys, *args, stdin=None):
+    monkeypatch.setattr(sys, "argv", ["promptclf", *map(str, args)])
+    if stdin is not None:
+        import io
+
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def model(trained, tmp_path):
+    path = tmp_path / "m.clf"
+    trained.save(path)
+    return path
+
+
+def test_predict_lines_csv_jsonl_and_stdin(model, tmp_path, monkeypatch, capsys):
+    lines = tmp_path / "in.txt"
+    lines.write_text("a wonderful superb film\n\na dreadful boring film\n")
+    code, out, _ = run(monkeypatch, capsys, "predict", model, lines)
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert code == 0 and [r["label"] for r in rows] == ["pos", "neg"]
+    assert rows[0]["text"] == "a wonderful superb film" and 0.5 < rows[0]["prob"] <= 1
+
+    csv = tmp_path / "in.csv"
+    csv.write_text('id,body\n1,"a charming, joyful film"\n')
+    code, out, _ = run(monkeypatch, capsys, "predict", model, csv, "--column", "body")
+    assert json.loads(out)["label"] == "pos"
+
+    jl = tmp_path / "in.jsonl"
+    jl.write_text(json.dumps({"t": "tedious and dull"}) + "\n")
+    code, out, _ = run(monkeypatch, capsys, "predict", model, jl, "--field", "t", "--batch-size", "1")
+    assert json.loads(out)["label"] == "neg"
+
+    code, out, _ = run(monkeypatch, capsys, "predict", model, "-", stdin="brilliant moving film\n")
+    assert json.loads(out)["label"] == "pos"
+
+
+def test_predict_abstain_writes_null(model, monkeypatch, capsys):
+    clf = PromptClassifier.load(model)
+    clf.thresholds_[:] = 1.01
+    clf.save(model)
+    code, out, _ = run(monkeypatch, capsys, "predict", model, "-", "--abstain", stdin="something\n")
+    assert code == 0 and json.loads(out)["label"] is None
+
+
+def test_eval_reports_metrics_and_plots(model, tmp_path, monkeypatch, capsys):
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\na wonderful film,pos\na boring film,neg\nsuperb,pos\ndull and tedious,neg\n")
+    png = tmp_path / "pr.png"
+    code, out, _ = run(monkeypatch, capsys, "eval", model, data, "--plot", png)
+    assert code == 0
+    assert "accuracy  1.0000" in out and "macro-F1" in out and "confusion matrix" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_add_then_retrain_then_info(model, monkeypatch, capsys):
+    code, _, err = run(monkeypatch, capsys, "add", model, "pos", "a radiant triumph", "pure joy")
+    assert code == 0 and "added 2" in err
+    assert "pure joy" in PromptClassifier.load(model).get_data()["pos"]
+    code, _, _ = run(monkeypatch, capsys, "retrain", model)
+    assert code == 0
+    code, out, _ = run(monkeypatch, capsys, "info", model, "--json")
+    info = json.loads(out)
+    assert info["classes"] == ["neg", "pos"] and info["examples"]["pos"]["user"] == 14
+    assert set(info["thresholds"]) == {"neg", "pos"}
+
+
+def test_train_from_prompts(tmp_path, monkeypatch, capsys):
+    prompts = tmp_path / "p.json"
+    prompts.write_text(json.dumps({"pos": "Reviews that praise.", "neg": "Reviews that criticise."}))
+    out_path = tmp_path / "t.clf"
+    code, _, err = run(
+        monkeypatch, capsys, "train", prompts, "-o", out_path,
+        "--llm", "fake-topic:x", "--embedder", "fake:bow64", "--examples-per-class", "4",
+    )  # fmt: skip
+    assert code == 0, err
+    assert PromptClassifier.load(out_path).get_data()["pos"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "missing.clf", "-"], "model file not found: missing.clf"),
+        (["info", "README.md"], "not a promptclf model file"),
+    ],
+)
+def test_errors_are_one_line(monkeypatch, capsys, args, message):
+    code, _, err = run(monkeypatch, capsys, *args)
+    assert code == 1
+    assert err.strip().startswith("promptclf: error:") and message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_input_file_is_one_line(model, tmp_path, monkeypatch, capsys):
+    code, _, err = run(monkeypatch, capsys, "predict", model, tmp_path / "nope.txt")
+    assert code == 1 and "input file not found" in err
+    bad = tmp_path / "x.csv"
+    bad.write_text("a,b\n1,2\n")
+    code, _, err = run(monkeypatch, capsys, "predict", model, bad)
+    assert code == 1 and "no column 'text'" in err
+
+
+@pytest.mark.integration
+def test_entry_point_runs_as_module(tmp_path):
+    clf = PromptClassifier(progress=False)
+    clf.add_data_to_class("sports", ["The team won the match.", "A late goal decided the final."])
+    clf.add_data_to_class("business", ["Shares rose after earnings.", "The merger was approved."])
+    path = tmp_path / "m.clf"
+    clf.train().save(path)
+    out = subprocess.run(
+        [sys.executable, "-m", "promptclf", "predict", str(path), "-"],
+        input="The striker scored twice.\n", capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["label"] == "sports"
