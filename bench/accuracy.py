@@ -56,7 +56,7 @@ def calibration_honesty(clf: PromptClassifier, texts: list[str], labels: list[st
     return float(np.mean([p == y for p, y in answered])), len(answered) / len(labels)
 
 
-def run(name: str, descs: dict[str, str], n: int, fresh: bool, emb, cache) -> dict:
+def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, emb, cache) -> dict:
     texts, labels = test_sample(name)
     X = emb.embed(texts, cache=cache)
     res: dict = {"dataset": name, "n_test": len(texts)}
@@ -66,10 +66,12 @@ def run(name: str, descs: dict[str, str], n: int, fresh: bool, emb, cache) -> di
     res["probe_full"] = scores(labels, probe(emb, cache, per_class_sample(train, 10**9), texts))
 
     OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"{name}-n{n}.jsonl"
+    path = OUT / f"{name}-{strategy}-n{n}.jsonl"
     if fresh and path.exists():
         path.unlink()
-    clf = PromptClassifier(embedder=emb, examples_per_class=n, saved_examples_path=path, progress=False)
+    clf = PromptClassifier(
+        embedder=emb, examples_per_class=n, strategy=strategy, saved_examples_path=path, progress=False
+    )
     clf._cache_obj = cache
     t0 = time.perf_counter()
     clf.prompt_train(descs)
@@ -86,13 +88,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="+", default=["sst2", "ag_news", "trec6"])
     ap.add_argument("--examples-per-class", type=int, default=32)
+    ap.add_argument("--strategy", default="direct", choices=["direct", "summaries"])
     ap.add_argument("--fresh", action="store_true", help="regenerate instead of reusing bench/out/")
     ap.add_argument("--no-write", action="store_true", help="print, don't update BENCHMARKS.md")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     emb, cache = get_embedder(None), EmbeddingCache()
     all_prompts = prompts()
-    results = [run(d, all_prompts[d], args.examples_per_class, args.fresh, emb, cache) for d in args.datasets]
+    results = [
+        run(d, all_prompts[d], args.examples_per_class, args.strategy, args.fresh, emb, cache) for d in args.datasets
+    ]
 
     acc_rows = [
         [

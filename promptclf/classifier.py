@@ -19,7 +19,7 @@ from ._version import __version__
 from .calibration import label_issues, pr_curves, thresholds_for_precision
 from .embedders import Embedder, EmbeddingCache, get_embedder
 from .errors import ConfigurationError, InvalidInputError, ModelFileError, NotFittedError
-from .head import LinearHead, choose_C, fit_head, out_of_fold_proba
+from .head import LinearHead, choose_C, fit_head, out_of_fold_proba, prior_coef, with_prior
 from .store import ExampleStore
 
 log = logging.getLogger("promptclf")
@@ -47,6 +47,14 @@ class PromptClassifier:
         interrupted ``prompt_train`` resumes. ``None`` keeps examples in memory (and in the ``.clf``).
     target_precision:
         Precision each class's abstention threshold aims for (``predict(..., abstain=True)``).
+    strategy:
+        ``"direct"`` writes each example straight from the description (and your examples);
+        ``"summaries"`` is Lamini's generate-diversify-expand. BENCHMARKS.md has the comparison.
+    llm_label_budget:
+        With ``unlabeled`` texts, how many of the least confident ones the LLM may label (0: none).
+    prior_weight:
+        Weight of the zero-shot prior (cosine to each class description) added to the head's scores
+        when every class has a description; 0 turns it off. Chosen on the benchmark (BENCHMARKS.md).
     """
 
     def __init__(
@@ -58,8 +66,11 @@ class PromptClassifier:
         saved_examples_path: str | os.PathLike[str] | None = None,
         target_precision: float = 0.9,
         random_state: int = 0,
+        strategy: str = "direct",
         templates: Mapping[str, str] | None = None,
         filter_generated: bool = True,
+        llm_label_budget: int = 0,
+        prior_weight: float = 10.0,
         progress: bool = True,
     ) -> None:
         self.llm = llm
@@ -68,8 +79,11 @@ class PromptClassifier:
         self.saved_examples_path = saved_examples_path
         self.target_precision = target_precision
         self.random_state = random_state
+        self.strategy = strategy
         self.templates = templates
         self.filter_generated = filter_generated
+        self.llm_label_budget = llm_label_budget
+        self.prior_weight = prior_weight
         self.progress = progress
 
     def __repr__(self) -> str:
@@ -169,7 +183,10 @@ class PromptClassifier:
         self.generation_report_ = generate_for_classes(self, prompts, shas)
         return self.train(unlabeled=unlabeled)
 
-    def _training_set(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+    def _training_set(
+        self, include: tuple[str, ...] = ("user", "generated", "pseudo")
+    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Texts, labels and provenance: class descriptions first (as anchors), then stored examples."""
         texts: list[str] = []
         labels: list[str] = []
         sources: list[str] = []
@@ -177,39 +194,38 @@ class PromptClassifier:
             texts.append(desc)
             labels.append(c)
             sources.append("prompt")
-        for e in self._store.examples(["user", "generated", "pseudo"]):
+        for e in self._store.examples(include):
             texts.append(e.text)
             labels.append(e.class_name)
             sources.append(e.source)
         return texts, np.asarray(labels, dtype=str), np.asarray(sources, dtype=str)
 
     def train(self, *, unlabeled: Iterable[str] | None = None) -> PromptClassifier:
-        """Fit the head on every stored example (and class description), then calibrate thresholds."""
+        """Fit the head on every stored example (and class description), then calibrate thresholds.
+
+        With ``unlabeled`` texts, first pseudo-label them (see ``promptclf.selftrain``); they replace
+        earlier pseudo-labels in the store, with provenance ``pseudo`` and their confidence.
+        """
         if unlabeled is not None:
-            raise ConfigurationError("training from unlabeled texts is not available in this version")
+            self._pseudo_label(unlabeled)
         texts, y, sources = self._training_set()
-        counts = Counter(y.tolist())
-        empty = [c for c in self._store.classes if counts.get(c, 0) == 0]
-        if empty:
-            raise InvalidInputError(f"class(es) {empty} have no examples and no description")
-        if len(counts) < 2:
-            raise InvalidInputError(f"need at least two classes with examples, got {sorted(counts)}")
+        self._check_trainable(y)
         X = self._embedder.embed(texts, cache=self._cache, progress=self.progress)
-        C = choose_C(X, y, None, self.random_state)
-        oof = out_of_fold_proba(X, y, C, random_state=self.random_state)
+        C = choose_C(X, y, sources == "user", self.random_state)
+        prior = self._prior(np.unique(y))
+        oof = out_of_fold_proba(X, y, C, prior=prior, random_state=self.random_state)
         keep = np.ones(len(y), dtype=bool)
         if oof is not None and self.filter_generated:
             classes = np.unique(y)
             y_idx = np.searchsorted(classes, y)
-            keep = ~(label_issues(y_idx, oof) & (sources == "generated"))
+            keep = ~(label_issues(y_idx, oof) & np.isin(sources, ["generated", "pseudo"]))
             if (~keep).any():
                 log.info("confident learning dropped %d generated examples that contradict the rest", (~keep).sum())
-                kept_counts = Counter(y[keep].tolist())
-                if len(kept_counts) == len(counts):
-                    oof = out_of_fold_proba(X[keep], y[keep], C, random_state=self.random_state)
+                if len(set(y[keep].tolist())) == len(set(y.tolist())):
+                    oof = out_of_fold_proba(X[keep], y[keep], C, prior=prior, random_state=self.random_state)
                 else:
                     keep[:] = True
-        self.head_ = fit_head(X[keep], y[keep], C=C, random_state=self.random_state)
+        self.head_ = with_prior(fit_head(X[keep], y[keep], C=C, random_state=self.random_state), prior)
         self.classes_ = self.head_.classes_
         self.n_features_in_ = self.head_.n_features_in_
         self._set_calibration(oof, np.searchsorted(self.classes_, y[keep]) if oof is not None else None)
@@ -227,9 +243,58 @@ class PromptClassifier:
             },
             "dropped_by_confident_learning": int((~keep).sum()),
             "C": self.head_.C_,
+            "prior_weight": self.prior_weight if prior is not None else 0.0,
             "cv_accuracy": None if oof is None else float((oof.argmax(1) == self._oof_labels_).mean()),
         }
         return self
+
+    def _prior(self, classes: np.ndarray) -> np.ndarray | None:
+        prompts = getattr(self, "prompts_", {})
+        if self.prior_weight <= 0 or not prompts:
+            return None
+        names = list(prompts)
+        D = self._embedder.embed([prompts[c] for c in names], cache=self._cache)
+        return prior_coef(classes, dict(zip(names, D)), self.prior_weight)
+
+    def _check_trainable(self, y: np.ndarray) -> None:
+        counts = Counter(y.tolist())
+        empty = [c for c in self._store.classes if counts.get(c, 0) == 0]
+        if empty:
+            raise InvalidInputError(f"class(es) {empty} have no examples and no description")
+        if len(counts) < 2:
+            raise InvalidInputError(f"need at least two classes with examples, got {sorted(counts)}")
+
+    def _pseudo_label(self, unlabeled: Iterable[str]) -> None:
+        from .selftrain import LLMLabeler, self_train
+        from .store import Example
+
+        texts, y, src = self._training_set(("user", "generated"))
+        self._check_trainable(y)
+        known = set(texts)
+        pool = [t for t in dict.fromkeys(check_texts(unlabeled, "unlabeled")) if t.strip() and t not in known]
+        if not pool:
+            raise InvalidInputError("unlabeled: no texts left after removing empty ones and known examples")
+        X = self._embedder.embed(texts, cache=self._cache, progress=self.progress)
+        XU = self._embedder.embed(pool, cache=self._cache, progress=self.progress)
+        labeler = None
+        if self.llm_label_budget > 0:
+            if "_llm_obj" not in self.__dict__:
+                from .llms import get_llm
+
+                self._llm_obj = get_llm(self.llm)
+            labeler = LLMLabeler(
+                self._llm_obj, getattr(self, "prompts_", {}), np.unique(y), pool, self.llm_label_budget
+            )
+        prior = self._prior(np.unique(y))
+        res = self_train(
+            X, y, XU, trusted=src == "user", prior=prior, random_state=self.random_state, llm_labeler=labeler
+        )
+        self._store.remove(lambda e: e.source == "pseudo")
+        self._store.extend(
+            Example(pool[i], str(c), "pseudo", {"confidence": round(float(p), 4), "labeler": str(who)})
+            for i, c, p, who in zip(res.index, res.labels, res.confidence, res.labeler)
+        )
+        self.self_training_report_ = res.report
 
     def _set_calibration(self, proba: np.ndarray | None, y_idx: np.ndarray | None, target: float | None = None) -> None:
         target = self.target_precision if target is None else target
@@ -374,6 +439,7 @@ class PromptClassifier:
             "settings": {"examples_per_class": self.examples_per_class, "random_state": self.random_state},
             "training_summary": self.training_summary_,
             "generation_report": getattr(self, "generation_report_", None),
+            "self_training_report": getattr(self, "self_training_report_", None),
         }
         modelfile.write(
             path,
@@ -429,6 +495,7 @@ class PromptClassifier:
         clf.precision_at_threshold_ = {}
         clf.training_summary_ = m.get("training_summary") or {}
         clf.generation_report_ = m.get("generation_report")
+        clf.self_training_report_ = m.get("self_training_report")
         proba, labels = mf.arrays.get("calibration/proba.npy"), mf.arrays.get("calibration/labels.npy")
         clf._oof_proba_, clf._oof_labels_ = (
             (proba, labels.astype(np.int64)) if proba is not None and labels is not None else (None, None)

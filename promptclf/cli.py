@@ -24,6 +24,14 @@ def _fail(msg: str) -> None:
     raise typer.Exit(1)
 
 
+def _pool(path: str | None, column: str | None, field: str | None):
+    if path is None:
+        return None
+    from .textio import iter_texts
+
+    return iter_texts(path, column=column, field=field)
+
+
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress")] = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
@@ -38,8 +46,11 @@ def train(
     embedder: Annotated[str | None, typer.Option(help="embedder spec")] = None,
     examples_per_class: Annotated[int, typer.Option(help="synthetic examples kept per class")] = 32,
     store: Annotated[Path | None, typer.Option(help="JSONL file backing generation, for resuming")] = None,
+    unlabeled: Annotated[str | None, typer.Option(help="your unlabeled texts: lines, CSV or JSONL")] = None,
+    column: Annotated[str | None, typer.Option(help="CSV column of --unlabeled")] = None,
+    field: Annotated[str | None, typer.Option(help="JSONL field of --unlabeled")] = None,
 ) -> None:
-    """Generate examples from class descriptions and train a model."""
+    """Generate examples from class descriptions (and learn from unlabeled texts), then train a model."""
     from .classifier import PromptClassifier
 
     try:
@@ -49,7 +60,7 @@ def train(
     clf = PromptClassifier(llm=llm, embedder=embedder, examples_per_class=examples_per_class, saved_examples_path=store)
     if examples is not None:
         clf.load_examples(examples)
-    clf.prompt_train(desc)
+    clf.prompt_train(desc, unlabeled=_pool(unlabeled, column, field))
     clf.save(output)
     s = clf.training_summary_
     typer.echo(f"wrote {output}: {len(clf.classes_)} classes, {s['n_examples']} examples", err=True)
@@ -148,13 +159,18 @@ def add(
 
 
 @app.command()
-def retrain(model: Model) -> None:
+def retrain(
+    model: Model,
+    unlabeled: Annotated[str | None, typer.Option(help="your unlabeled texts: lines, CSV or JSONL")] = None,
+    column: Annotated[str | None, typer.Option(help="CSV column of --unlabeled")] = None,
+    field: Annotated[str | None, typer.Option(help="JSONL field of --unlabeled")] = None,
+) -> None:
     """Refit the model on everything stored in it (cached embeddings make this fast)."""
     from .classifier import PromptClassifier
 
     clf = PromptClassifier.load(model)
     clf.progress = False
-    clf.train()
+    clf.train(unlabeled=_pool(unlabeled, column, field))
     clf.save(model)
     typer.echo(f"retrained {model}: {clf.training_summary_['n_examples']} examples", err=True)
 

@@ -39,6 +39,11 @@ def _record(class_name: str, texts: list[str], source: str, meta: dict[str, Any]
     return rec
 
 
+def _check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise InvalidInputError(f"unknown source {source!r}; expected one of {SOURCES}")
+
+
 def parse_records(lines: Iterable[str], origin: str = "examples") -> Iterator[Example]:
     """Parse Lamini-style JSONL lines; a bad line is an error naming the line, not a JSON traceback."""
     for lineno, line in enumerate(lines, 1):
@@ -105,6 +110,25 @@ class ExampleStore:
         if class_name not in self._classes:
             self._classes.append(class_name)
 
+    def _insert(self, e: Example) -> bool:
+        key = (e.class_name, e.text, e.source)
+        if key in self._keys:
+            return False
+        self.add_class(e.class_name)
+        self._keys.add(key)
+        self._examples.append(e)
+        return True
+
+    def _append(self, records: list[dict[str, Any]]) -> None:
+        """Append records to ``path`` and fsync: what was added survives a crash a moment later."""
+        if not records or self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+
     def add(
         self,
         class_name: str,
@@ -114,32 +138,27 @@ class ExampleStore:
         *,
         persist: bool = True,
     ) -> list[str]:
-        """Add texts; return those that were new. Appends them to ``path`` when one is set."""
+        """Add texts of one class; return those that were new. Appends them to ``path`` when one is set."""
         check_class_name(class_name)
-        if source not in SOURCES:
-            raise InvalidInputError(f"unknown source {source!r}; expected one of {SOURCES}")
-        texts = check_examples(texts)
+        _check_source(source)
         meta = dict(meta or {})
         self.add_class(class_name)
-        added = []
-        for t in texts:
-            key = (class_name, t, source)
-            if key in self._keys:
-                continue
-            self._keys.add(key)
-            self._examples.append(Example(t, class_name, source, meta))
-            added.append(t)
-        if added and persist and self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(_record(class_name, added, source, meta), ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+        added = [t for t in check_examples(texts) if self._insert(Example(t, class_name, source, meta))]
+        if added and persist:
+            self._append([_record(class_name, added, source, meta)])
         return added
 
-    def extend(self, examples: Iterable[Example]) -> None:
+    def extend(self, examples: Iterable[Example], *, persist: bool = True) -> int:
+        """Add many examples (each with its own meta) in one append; return how many were new."""
+        new = []
         for e in examples:
-            self.add(e.class_name, [e.text], e.source, e.meta, persist=False)
+            check_class_name(e.class_name)
+            _check_source(e.source)
+            if self._insert(e):
+                new.append(e)
+        if persist:
+            self._append([_record(e.class_name, [e.text], e.source, e.meta) for e in new])
+        return len(new)
 
     def remove(self, predicate) -> int:
         """Drop examples for which ``predicate(example)`` is true; rewrite the file if there is one."""

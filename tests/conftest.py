@@ -83,12 +83,13 @@ def topic_llm(seed: int = 0) -> FakeLLM:
 
     def answer(messages, schema, n):
         content = messages[-1]["content"]
-        cls = "pos" if "Category: pos" in content else "neg"
+        cls = "pos" if ("Category: pos" in content or "praise" in content) else "neg"
         if "summaries" in schema["properties"]:
             k = schema["properties"]["summaries"]["minItems"]
             return {"summaries": [f"summary {n} {i} {rng.choice(WORDS[cls])} film" for i in range(k)]}
         words = rng.choice(WORDS[cls], size=4, replace=False)
-        return {"text": f"the film was {' '.join(words)} and scene {n} stayed with me"}
+        verb = "praise" if cls == "pos" else "criticise"
+        return {"text": f"{' '.join(words)} scene{n} film, i {verb} it"}
 
     return FakeLLM(fallback=answer)
 

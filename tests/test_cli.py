@@ -96,6 +96,13 @@ def test_train_from_prompts(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     assert PromptClassifier.load(out_path).get_data()["pos"]
 
+    pool = tmp_path / "pool.csv"
+    pool.write_text("body\n" + "".join(f"film {w} number {i}\n" for i in range(10) for w in ("superb", "dreadful")))
+    code, _, err = run(monkeypatch, capsys, "retrain", out_path, "--unlabeled", pool, "--column", "body")
+    assert code == 0, err
+    back = PromptClassifier.load(out_path)
+    assert back.self_training_report_["pool"] == 20
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

@@ -5,7 +5,7 @@ import pytest
 from promptclf import BackendError, ConfigurationError, InvalidInputError, PromptClassifier
 from promptclf.generation.filters import normalize, reject_reason
 from promptclf.llms import MalformedOutput, parse_json_object
-from tests.conftest import FakeLLM, topic_llm
+from tests.conftest import FakeEmbedder, FakeLLM, topic_llm
 
 PROMPTS = {"pos": "Reviews that praise the film.", "neg": "Reviews that criticise the film."}
 
@@ -22,16 +22,16 @@ def test_prompt_train_generates_keeps_and_reports(fake_embedder):
     assert {c: len(v) for c, v in data.items()} == {"pos": 6, "neg": 6}
     assert clf.predict("the film was wonderful superb delightful") == "pos"
     rep = clf.generation_report_
-    assert rep["kept"] == 12 and rep["calls"] > 12 and rep["llm"] == "fake:fake"
+    assert rep["kept"] == 12 and rep["calls"] >= 12 and rep["llm"] == "fake:fake"
     gen = [e for e in clf._store if e.source == "generated"]
-    assert all(e.meta["phase"] == "expand" and e.meta["model"] == "fake:fake" and e.meta["summary"] for e in gen)
+    assert all(e.meta["phase"] == "direct" and e.meta["model"] == "fake:fake" for e in gen)
     assert clf.training_summary_["per_class"]["pos"] == {"prompt": 1, "generated": 6}
     assert clf.get_data(include_generated=False) == {"pos": [], "neg": []}
 
 
 def test_three_phases_are_used(fake_embedder):
     llm = topic_llm()
-    make(fake_embedder, llm, examples_per_class=20).prompt_train(PROMPTS)
+    make(fake_embedder, llm, examples_per_class=20, strategy="summaries").prompt_train(PROMPTS)
     texts = [c["messages"][-1]["content"] for c in llm.calls]
     assert any("Write 8 different short summaries" in t for t in texts)  # generate
     assert any("substantially different" in t for t in texts)  # diversify
@@ -58,7 +58,7 @@ def test_malformed_truncated_duplicate_and_degenerate_output_is_dropped(fake_emb
         return {"text": f"the film was wonderful take {n} of many"}
 
     llm = FakeLLM(outputs=outputs, fallback=fallback)
-    clf = make(fake_embedder, llm, filter_generated=False)
+    clf = make(fake_embedder, llm, filter_generated=False, strategy="summaries")
     clf.prompt_train({"pos": PROMPTS["pos"]} | {"neg": PROMPTS["neg"]})
     dropped = clf.generation_report_["classes"]["pos"]["dropped"]
     assert dropped["malformed"] == 2
@@ -118,7 +118,7 @@ def test_user_examples_appear_in_prompts(fake_embedder):
     clf = make(fake_embedder, llm)
     clf.add_data_to_class("pos", "my own glowing review of a charming film")
     clf.prompt_train(PROMPTS)
-    pos_prompts = [c["messages"][-1]["content"] for c in llm.calls if "Category: pos" in c["messages"][-1]["content"]]
+    pos_prompts = [c["messages"][-1]["content"] for c in llm.calls if "praise" in c["messages"][-1]["content"]]
     assert all("my own glowing review" in p for p in pos_prompts)
 
 
@@ -149,8 +149,23 @@ def test_same_seed_same_data(fake_embedder):
     a = make(fake_embedder, topic_llm()).prompt_train(PROMPTS)
     b = make(fake_embedder, topic_llm()).prompt_train(PROMPTS)
     assert a.get_data() == b.get_data()
-    seeds_a = [e.meta["summary"] for e in a._store]
-    assert seeds_a == [e.meta["summary"] for e in b._store]
+    assert [e.meta for e in a._store] == [e.meta for e in b._store]
+
+
+def test_unknown_strategy(fake_embedder):
+    with pytest.raises(ConfigurationError, match="unknown strategy 'magic'"):
+        make(fake_embedder, topic_llm(), strategy="magic").prompt_train(PROMPTS)
+
+
+def test_off_class_generations_are_dropped(fake_embedder):
+    def drift(messages, schema, n):  # every text for 'pos' reads like the 'neg' description
+        return {"text": f"reviews that criticise the film, take {n}"}
+
+    clf = make(FakeEmbedder(dim=1024), FakeLLM(fallback=drift))
+    clf.prompt_train(PROMPTS)
+    rep = clf.generation_report_["classes"]["pos"]["dropped"]
+    assert rep.get("closer_to_other_class", 0) > 0
+    assert clf._store.count("pos", "generated") == 0
 
 
 def test_template_override_and_validation(fake_embedder):

@@ -13,6 +13,7 @@ _LIST_MARK = re.compile(r"(^|\s)(\d+[.)]|[-*•])\s")
 _META = re.compile(
     r"(\b(this|the) category\b|\b(category|summary|description)\s*:|training data|text classifier|\bjson\b)", re.I
 )
+_PLACEHOLDER = re.compile(r"\[[^\]]{2,40}\]|</?[a-z][a-z0-9]*[\s>/]|\{\w+\}|\bx{3,}\b", re.I)
 MIN_WORDS, MAX_WORDS = 3, 120
 
 
@@ -57,8 +58,12 @@ def reject_reason(text: str, description: str, class_name: str) -> str | None:
         return "degenerate"
     key = " ".join(ws)
     desc_ws = words(description)
-    if key in " ".join(desc_ws) or jaccard(set(ws), set(desc_ws)) >= 0.6:
+    desc_set = set(desc_ws)
+    inside = sum(w in desc_set for w in ws) / len(ws)  # a truncated or reworded copy stays inside the description
+    if key in " ".join(desc_ws) or jaccard(set(ws), desc_set) >= 0.6 or (len(ws) >= 5 and inside >= 0.8):
         return "copies_description"
+    if _PLACEHOLDER.search(text):
+        return "placeholder"
     if _META.search(text) or key == dedup_key(class_name):
         return "prompt_leak"
     if len(_LIST_MARK.findall(text)) >= 2:

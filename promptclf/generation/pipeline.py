@@ -29,8 +29,12 @@ if TYPE_CHECKING:
     from ..classifier import PromptClassifier
 
 log = logging.getLogger("promptclf")
+STRATEGIES = ("direct", "summaries")
 SUMMARIES_PER_CALL = 8
+SUMMARY_TEMPERATURE = 1.0  # summaries are short: spread them out
+TEXT_TEMPERATURE = 0.8  # measured: 0.5 repeats itself, 1.0 drifts off the class
 NEAR_DUPLICATE_COSINE = 0.95
+DESCRIPTION_AGREEMENT = True  # see BENCHMARKS.md: drop generated examples nearer another class's description
 MAX_ROUNDS = 3  # generation rounds per class (near-duplicate removal can open a deficit)
 
 
@@ -92,6 +96,7 @@ class ClassGenerator:
         self.summaries: list[str] = []
         self.unused: list[str] = []
         self.report = ClassReport()
+        self.strategy = clf.strategy
         self.rejected: set[str] = set()  # keys of texts dropped later (near duplicates) so they are not re-added
 
     # -- prompts ---------------------------------------------------------------------------------
@@ -105,11 +110,18 @@ class ClassGenerator:
         )
         return [{"role": "system", "content": self.t["system"]}, {"role": "user", "content": content}]
 
-    def _request(self, template: str, schema: dict[str, Any], max_tokens: int, **fields: Any) -> Request:
+    def _request(
+        self,
+        template: str,
+        schema: dict[str, Any],
+        max_tokens: int,
+        temperature: float = TEXT_TEMPERATURE,
+        **fields: Any,
+    ) -> Request:
         return Request(
             self._messages(template, **fields),
             schema,
-            temperature=1.0,
+            temperature=temperature,
             max_tokens=max_tokens,
             seed=self.rng.randrange(2**31),
         )
@@ -119,9 +131,11 @@ class ClassGenerator:
         n = SUMMARIES_PER_CALL
         if len(self.summaries) >= 3 and self.rng.random() < 0.6:
             sample = self.rng.sample(self.summaries, min(5, len(self.summaries)))
-            req = self._request("diversify", _summaries_schema(n), 40 * n, n=n, summaries=bullets(sample))
+            req = self._request(
+                "diversify", _summaries_schema(n), 40 * n, SUMMARY_TEMPERATURE, n=n, summaries=bullets(sample)
+            )
         else:
-            req = self._request("generate", _summaries_schema(n), 40 * n, n=n)
+            req = self._request("generate", _summaries_schema(n), 40 * n, SUMMARY_TEMPERATURE, n=n)
         self.report.summary_calls += 1
         [(_, out)] = list(self.llm.generate_json_many([req]))
         if isinstance(out, Exception):
@@ -142,12 +156,16 @@ class ClassGenerator:
         kept, budget = 0, 4 * need + 8
         calls = 0
         while kept < need and calls < budget:
-            if not self.unused:
+            if self.strategy == "direct":
+                batch: list[str | None] = [None] * min(need - kept, 8)
+                reqs = [self._request("direct", TEXT_SCHEMA, 120) for _ in batch]
+            elif not self.unused:
                 self._more_summaries()
                 calls += 1
                 continue
-            batch = [self.unused.pop(0) for _ in range(min(len(self.unused), need - kept, 8))]
-            reqs = [self._request("expand", TEXT_SCHEMA, 160, summary=s) for s in batch]
+            else:
+                batch = [self.unused.pop(0) for _ in range(min(len(self.unused), need - kept, 8))]
+                reqs = [self._request("expand", TEXT_SCHEMA, 160, summary=s) for s in batch]
             for i, out in self.llm.generate_json_many(reqs):
                 calls += 1
                 self.report.expand_calls += 1
@@ -162,7 +180,7 @@ class ClassGenerator:
                     self.class_name,
                     [text],
                     source="generated",
-                    meta={"model": self.llm.id, "phase": "expand", "summary": batch[i], "prompt_sha": self.sha},
+                    meta=self._meta(batch[i]),
                 )
                 kept += 1
                 if bar is not None:
@@ -171,6 +189,13 @@ class ClassGenerator:
                     break
         self.report.kept += kept
         return kept
+
+    def _meta(self, summary: str | None) -> dict[str, Any]:
+        meta: dict[str, Any] = {"model": self.llm.id, "phase": "expand" if summary else "direct"}
+        if summary:
+            meta["summary"] = summary
+        meta["prompt_sha"] = self.sha
+        return meta
 
     def _consider(self, out: dict[str, Any] | Exception, taken: dict[str, str]) -> str | None:
         if isinstance(out, Exception):  # MalformedOutput from the backend
@@ -184,33 +209,40 @@ class ClassGenerator:
             return reason
         key = dedup_key(text)
         if key in self.rejected:
-            return "near_duplicate"
+            return "rejected_before"
         owner = taken.get(key)
         if owner is not None:
             return "duplicate" if owner == self.class_name else "ambiguous"
         return None
 
 
-def _drop_near_duplicates(clf: PromptClassifier, class_name: str, gen: ClassGenerator) -> int:
-    """Greedy pass in store order: a generated example too close to an earlier one of its class goes."""
-    texts = [clf.prompts_[class_name]] if class_name in getattr(clf, "prompts_", {}) else []
+def _embedding_filter(clf: PromptClassifier, class_name: str, gen: ClassGenerator) -> int:
+    """Drop generated examples that are near-duplicates of an earlier one of their class, or that sit
+    closer to another class's description than to their own (the tiny model drifted)."""
+    prompts = getattr(clf, "prompts_", {})
+    names = list(prompts)
+    D = clf._embedder.embed([prompts[c] for c in names], cache=clf._cache)
+    own = names.index(class_name) if class_name in prompts else None
     exs = [e for e in clf._store if e.class_name == class_name and e.source in ("user", "generated")]
-    texts += [e.text for e in exs]
-    if len(texts) < 2:
+    if not exs:
         return 0
-    X = clf._embedder.embed(texts, cache=clf._cache)
-    offset = len(texts) - len(exs)
-    keep_rows: list[int] = list(range(offset))
-    drop: set[tuple[str, str]] = set()
-    for j, e in enumerate(exs, start=offset):
-        if e.source == "generated" and keep_rows and float(np.max(X[keep_rows] @ X[j])) > NEAR_DUPLICATE_COSINE:
-            drop.add((e.text, e.source))
-            gen.rejected.add(dedup_key(e.text))
-        else:
-            keep_rows.append(j)
+    X = clf._embedder.embed([e.text for e in exs], cache=clf._cache)
+    kept_rows: list[np.ndarray] = [D[own]] if own is not None else []
+    drop: dict[str, str] = {}
+    for x, e in zip(X, exs):
+        if e.source == "generated":
+            if kept_rows and float(np.max(np.stack(kept_rows) @ x)) > NEAR_DUPLICATE_COSINE:
+                drop[e.text] = "near_duplicate"
+                continue
+            if DESCRIPTION_AGREEMENT and own is not None and len(names) > 1 and int(np.argmax(D @ x)) != own:
+                drop[e.text] = "closer_to_other_class"
+                continue
+        kept_rows.append(x)
     if drop:
-        clf._store.remove(lambda e: e.class_name == class_name and (e.text, e.source) in drop)
-        gen.report.dropped["near_duplicate"] += len(drop)
+        clf._store.remove(lambda e: e.class_name == class_name and e.source == "generated" and e.text in drop)
+        for text, reason in drop.items():
+            gen.rejected.add(dedup_key(text))
+            gen.report.dropped[reason] += 1
         gen.report.kept -= len(drop)
     return len(drop)
 
@@ -221,6 +253,10 @@ def generate_for_classes(clf: PromptClassifier, prompts: dict[str, str], shas: d
         clf._llm_obj = get_llm(clf.llm)
     llm: LLM = clf._llm_obj
     templates = resolve_templates(clf.templates)
+    if clf.strategy not in STRATEGIES:
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(f"unknown strategy {clf.strategy!r}; expected one of {STRATEGIES}")
     start, usage0 = time.perf_counter(), dict(llm.usage.as_dict())
     taken = {dedup_key(e.text): e.class_name for e in clf._store}
     for d_class, d in clf.prompts_.items():
@@ -240,7 +276,7 @@ def generate_for_classes(clf: PromptClassifier, prompts: dict[str, str], shas: d
             finally:
                 if bar is not None:
                     bar.close()
-            removed = _drop_near_duplicates(clf, c, gen) if clf.filter_generated else 0
+            removed = _embedding_filter(clf, c, gen) if clf.filter_generated else 0
             if got == 0 or (removed == 0 and got < need):
                 break
         have = clf._store.count(c, "generated")

@@ -1,5 +1,6 @@
 """Prompt templates for the three generation phases, in one place so users can override them.
 
+``direct`` is the one-step alternative to generate-diversify-expand (``strategy="direct"``).
 Fields: ``{class_name}``, ``{description}``, ``{n}``, ``{examples}`` (a bulleted block, may be
 empty), ``{summaries}`` (bulleted), ``{summary}``. Pass ``templates={"expand": "..."}`` to
 ``PromptClassifier`` to replace any of them.
@@ -24,6 +25,11 @@ DEFAULT_TEMPLATES: dict[str, str] = {
         "Summaries so far:\n{summaries}\n"
         "Write {n} new summaries (at most 10 words each) of texts in this category that are similar "
         "in kind but substantially different in subject from the ones above."
+    ),
+    "direct": (
+        "{description}\n"
+        "{examples}"
+        "Write one realistic example of such a text, one or two sentences. Only the text itself."
     ),
     "expand": (
         "Category: {class_name}\n"

@@ -1,0 +1,144 @@
+"""Learning from unlabeled texts, with an embedder whose geometry is known: two clusters."""
+
+import numpy as np
+import pytest
+
+from promptclf import InvalidInputError, PromptClassifier
+from promptclf.embedders import Embedder
+from tests.conftest import FakeLLM
+
+
+class ClusterEmbedder(Embedder):
+    """'alpha…' texts sit around e0, 'beta…' around e1; the descriptions sit between, nearer their own."""
+
+    kind = "cluster-test"
+
+    def __init__(self) -> None:
+        super().__init__("2d")
+        self.rng = np.random.default_rng(0)
+
+    def embed_batch(self, texts):
+        out = []
+        for t in texts:
+            v = np.zeros(8)
+            h = abs(hash(t)) % 1000 / 1000
+            if t.startswith("DESC alpha"):
+                v[:2] = [0.8, 0.6]
+            elif t.startswith("DESC beta"):
+                v[:2] = [0.6, 0.8]
+            elif t.startswith("alpha"):
+                v[:2] = [1.0, 0.3 + 0.2 * h]
+            elif t.startswith("beta"):
+                v[:2] = [0.3 + 0.2 * h, 1.0]
+            elif t.startswith("gamma"):  # unrelated cluster: tilts towards either class by noise only
+                v[:3] = [0.4 * h, 0.4 * (1 - h), 1.0]
+            v[2 + int(h * 6)] = 0.05
+            out.append(v)
+        return np.array(out)
+
+
+PROMPTS = {"A": "DESC alpha things", "B": "DESC beta things"}
+
+
+def make(**kw):
+    clf = PromptClassifier(llm=FakeLLM(), embedder=ClusterEmbedder(), progress=False, **kw)
+    clf.prompts_ = dict(PROMPTS)  # descriptions only, no generation: the pool does the work
+    for c in PROMPTS:
+        clf._store.add_class(c)
+    return clf
+
+
+def pool(n=40):
+    return [f"alpha text {i}" for i in range(n)] + [f"beta text {i}" for i in range(n)]
+
+
+def test_pseudo_labels_are_right_stored_and_hidden_by_default():
+    clf = make().train(unlabeled=pool())
+    rep = clf.self_training_report_
+    assert not rep["guard"]["fallback"]
+    assert rep["pseudo_labels"] > 0 and rep["by_labeler"] == {"model": rep["pseudo_labels"]}
+    pseudo = [e for e in clf._store if e.source == "pseudo"]
+    assert all(e.class_name == ("A" if e.text.startswith("alpha") else "B") for e in pseudo)
+    assert all(0.5 < e.meta["confidence"] <= 1 and e.meta["labeler"] == "model" for e in pseudo)
+    assert clf.get_data() == {"A": [], "B": []}
+    assert sum(len(v) for v in clf.get_data(include_pseudo=True).values()) == len(pseudo)
+    # balanced: neither class swamps the other
+    per = rep["per_class"]
+    assert max(per.values()) <= 2 * min(per.values())
+    assert clf.training_summary_["per_class"]["A"]["pseudo"] == per["A"]
+
+
+def test_new_pool_replaces_old_pseudo_labels_and_plain_train_keeps_them():
+    clf = make().train(unlabeled=pool())
+    first = {e.text for e in clf._store if e.source == "pseudo"}
+    clf.train()
+    assert {e.text for e in clf._store if e.source == "pseudo"} == first
+    clf.train(unlabeled=[f"alpha other {i}" for i in range(20)] + [f"beta other {i}" for i in range(20)])
+    second = {e.text for e in clf._store if e.source == "pseudo"}
+    assert second and not (first & second)
+
+
+def test_user_examples_are_never_pseudo_labelled_twice():
+    clf = make()
+    clf.add_data_to_class("A", "alpha text 0")
+    clf.train(unlabeled=pool())
+    assert "alpha text 0" not in {e.text for e in clf._store if e.source == "pseudo"}
+
+
+def test_guard_falls_back_when_a_class_collapses():
+    clf = make().train(unlabeled=[f"alpha only {i}" for i in range(60)])
+    rep = clf.self_training_report_
+    assert rep["guard"]["fallback"] and "no pseudo-labels" in rep["guard"]["reason"]
+    assert not [e for e in clf._store if e.source == "pseudo"]
+    assert clf.predict("beta text 3") == "B"
+
+
+def test_guard_falls_back_when_pseudo_labels_contradict_the_anchors():
+    clf = make()
+    clf.add_data_to_class("A", [f"alpha anchor {i}" for i in range(10)])
+    clf.add_data_to_class("B", [f"beta anchor {i}" for i in range(10)])
+    # a pool from somewhere else entirely: its pseudo-labels follow noise, not the classes
+    clf.train(unlabeled=[f"gamma text {i}" for i in range(80)])
+    guard = clf.self_training_report_["guard"]
+    assert guard["fallback"] and guard["reason"].startswith("anchors")
+    assert guard["anchor_accuracy_pseudo_only"] < guard["anchor_accuracy_without"] - 0.1
+    assert not [e for e in clf._store if e.source == "pseudo"]
+    assert clf.predict(["alpha text 5", "beta text 5"]) == ["A", "B"]
+
+
+def test_llm_labels_the_least_confident_texts():
+    calls = []
+
+    def answer(messages, schema, n):
+        calls.append(messages[-1]["content"])
+        text = messages[-1]["content"].split("Text: ")[1]
+        return {"category": "A" if "alpha" in text else "B"}
+
+    clf = make(llm_label_budget=5)
+    clf._llm_obj = FakeLLM(fallback=answer)
+    clf.train(unlabeled=pool())
+    rep = clf.self_training_report_
+    assert rep["llm"] == {"asked": 5, "answered": 5} and rep["by_labeler"]["llm"] == 5
+    assert "Categories:\n- A: DESC alpha things\n- B: DESC beta things" in calls[0]
+    llm_labelled = [e for e in clf._store if e.source == "pseudo" and e.meta["labeler"] == "llm"]
+    assert len(llm_labelled) == 5
+
+
+def test_pseudo_labels_travel_in_the_model_file(tmp_path):
+    from promptclf.embedders import register_embedder
+
+    register_embedder(ClusterEmbedder)
+    clf = make().train(unlabeled=pool())
+    clf.save(tmp_path / "m.clf")
+    back = PromptClassifier.load(tmp_path / "m.clf")
+    assert [(e.text, e.class_name, e.meta) for e in back._store if e.source == "pseudo"] == [
+        (e.text, e.class_name, e.meta) for e in clf._store if e.source == "pseudo"
+    ]
+    assert back.self_training_report_["pseudo_labels"] == clf.self_training_report_["pseudo_labels"]
+
+
+def test_empty_pool_is_a_clear_error():
+    with pytest.raises(InvalidInputError, match="no texts left"):
+        make().train(unlabeled=["", "  "])
+    with pytest.raises(InvalidInputError, match=r"unlabeled\[1\] must be a string"):
+        make().train(unlabeled=["ok", None])
