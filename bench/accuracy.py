@@ -16,22 +16,38 @@ import logging
 import time
 
 import numpy as np
-from common import OUT, machine, per_class_sample, prompts, read_rows, scores, table, test_sample, write_section
+from common import OUT, SEED, machine, per_class_sample, prompts, read_rows, scores, table, test_sample, write_section
 
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
+from promptclf.llms import get_llm
+from promptclf.selftrain import LLMLabeler
+from promptclf.store import ExampleStore
 
 log = logging.getLogger("bench")
-ACC_HEADER = ["dataset", "zero-shot", "probe-8", "prompt", "prompt − zero-shot (pts)", "probe-full", "prompt accuracy"]
+LLM_CHECK = 100  # texts the LLM labeler is measured on, per dataset
+ACC_HEADER = ["dataset", "zero-shot", "probe-8", "prompt", "Δ pts", "prompt + unlabeled", "Δ pts", "probe-full"]
 GEN_HEADER = [
     "dataset",
     "LLM calls",
     "tokens",
     "wall s",
     "kept",
-    "kept / expand calls",
+    "kept / LLM text calls",
     "dropped by confident learning",
 ]
+ABL_HEADER = [
+    "dataset", "zero-shot", "other strategy (summaries)", "CV C, no prior", "C=1, no prior", "default (C=1, prior 10)",
+    "descriptions only", "descriptions + unlabeled", "default + unlabeled",
+]  # fmt: skip
+ST_HEADER = [
+    "dataset", "pool", "pseudo-labels", "their accuracy", "rounds", "guard fell back", "wall s",
+    "model acc, 100 hardest", "LLM acc, 100 hardest",
+]  # fmt: skip
+CAL_HEADER = [
+    "dataset", "answered (prompt)", "precision", "accuracy w/o abstaining",
+    "answered (+ unlabeled)", "precision", "accuracy w/o abstaining",
+]  # fmt: skip
 
 
 def zero_shot(emb, cache, descs: dict[str, str], X: np.ndarray) -> list[str]:
@@ -56,7 +72,35 @@ def calibration_honesty(clf: PromptClassifier, texts: list[str], labels: list[st
     return float(np.mean([p == y for p, y in answered])), len(answered) / len(labels)
 
 
-def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, emb, cache) -> dict:
+def from_store(emb, cache, descs, path, **settings) -> PromptClassifier:
+    """A classifier over already generated examples (no LLM calls): for comparing training choices."""
+    clf = PromptClassifier(embedder=emb, progress=False, **settings)
+    clf._cache_obj = cache
+    clf.prompts_ = dict(descs)
+    for c in descs:
+        clf._store.add_class(c)
+    if path is not None and path.exists():
+        clf._store.extend(ExampleStore.load(path, attach=False), persist=False)
+    return clf
+
+
+def llm_labeler_check(clf: PromptClassifier, pool: list[str], truth: dict[str, str], budget: int) -> dict:
+    """Accuracy of the LLM vs the embedding model on the ``budget`` texts the model is least sure of."""
+    proba = clf.predict_proba(pool)
+    top2 = np.sort(proba, axis=1)[:, -2:]
+    hard = np.argsort(top2[:, 1] - top2[:, 0], kind="stable")[:budget]
+    model = [str(clf.classes_[j]) for j in proba[hard].argmax(1)]
+    llm = LLMLabeler(get_llm(None), clf.prompts_, clf.classes_, pool, budget)(hard)
+    y = [truth[pool[i]] for i in hard]
+    return {
+        "n": len(hard),
+        "model_acc": float(np.mean([m == t for m, t in zip(model, y)])),
+        "llm_acc": float(np.mean([m == t for m, t in zip(llm, y)])),
+        "llm_answered": sum(a is not None for a in llm),
+    }
+
+
+def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, pool_size: int, emb, cache) -> dict:
     texts, labels = test_sample(name)
     X = emb.embed(texts, cache=cache)
     res: dict = {"dataset": name, "n_test": len(texts)}
@@ -80,6 +124,39 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, em
     res["abstain_precision"], res["abstain_coverage"] = calibration_honesty(clf, texts, labels)
     res["generation"] = clf.generation_report_
     res["summary"] = clf.training_summary_
+
+    # ablation: the same generated data under other training choices
+    other = OUT / f"{name}-{'summaries' if strategy == 'direct' else 'direct'}-n{n}.jsonl"
+    variants = {
+        "cv_noprior": (path, {"C": "cv", "prior_weight": 0}),
+        "c1_noprior": (path, {"C": 1.0, "prior_weight": 0}),
+        "other_strategy": (other, {}),
+        "descriptions_only": (None, {}),
+    }
+    res["ablation"] = {}
+    for key, (p, settings) in variants.items():
+        if p is not None and not p.exists():
+            continue
+        res["ablation"][key] = scores(labels, from_store(emb, cache, descs, p, **settings).train().predict(texts))
+
+    # unlabeled mode: the train split's texts, labels hidden
+    rows = [train[i] for i in np.random.default_rng(SEED).permutation(len(train))[:pool_size]]
+    pool, truth = [r["text"] for r in rows], {r["text"]: r["label"] for r in rows}
+    t0 = time.perf_counter()
+    clf.train(unlabeled=pool)
+    res["unlabeled_seconds"] = time.perf_counter() - t0
+    res["unlabeled"] = scores(labels, clf.predict(texts))
+    res["u_abstain_precision"], res["u_abstain_coverage"] = calibration_honesty(clf, texts, labels)
+    pseudo = [e for e in clf._store if e.source == "pseudo"]
+    res["self_training"] = {
+        **{k: v for k, v in clf.self_training_report_.items() if k in ("pool", "pseudo_labels", "rounds")},
+        "pseudo_acc": float(np.mean([truth[e.text] == e.class_name for e in pseudo])) if pseudo else None,
+        "fallback": clf.self_training_report_["guard"]["fallback"],
+    }
+    res["ablation"]["descriptions_unlabeled"] = scores(
+        labels, from_store(emb, cache, descs, None).train(unlabeled=pool).predict(texts)
+    )
+    res["llm_labeler"] = llm_labeler_check(clf, pool, truth, LLM_CHECK)
     log.info("%s: %s", name, {k: v for k, v in res.items() if k not in ("generation", "summary")})
     return res
 
@@ -89,6 +166,7 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["sst2", "ag_news", "trec6"])
     ap.add_argument("--examples-per-class", type=int, default=32)
     ap.add_argument("--strategy", default="direct", choices=["direct", "summaries"])
+    ap.add_argument("--unlabeled", type=int, default=5000, help="train-split texts used as the unlabeled pool")
     ap.add_argument("--fresh", action="store_true", help="regenerate instead of reusing bench/out/")
     ap.add_argument("--no-write", action="store_true", help="print, don't update BENCHMARKS.md")
     args = ap.parse_args()
@@ -96,60 +174,81 @@ def main() -> None:
     emb, cache = get_embedder(None), EmbeddingCache()
     all_prompts = prompts()
     results = [
-        run(d, all_prompts[d], args.examples_per_class, args.strategy, args.fresh, emb, cache) for d in args.datasets
+        run(d, all_prompts[d], args.examples_per_class, args.strategy, args.fresh, args.unlabeled, emb, cache)
+        for d in args.datasets
     ]
 
+    def f1(r, key):
+        return r[key]["macro_f1"]
+
+    def gain(r, key):
+        return f"{100 * (f1(r, key) - f1(r, 'zero_shot')):+.1f}"
+
     acc_rows = [
-        [
-            r["dataset"],
-            r["zero_shot"]["macro_f1"],
-            r["probe_8"]["macro_f1"],
-            r["prompt"]["macro_f1"],
-            f"{100 * (r['prompt']['macro_f1'] - r['zero_shot']['macro_f1']):+.1f}",
-            r["probe_full"]["macro_f1"],
-            r["prompt"]["accuracy"],
-        ]
+        [r["dataset"], f1(r, "zero_shot"), f1(r, "probe_8"), f1(r, "prompt"), gain(r, "prompt"),
+         f1(r, "unlabeled"), gain(r, "unlabeled"), f1(r, "probe_full")]
         for r in results
-    ]
+    ]  # fmt: skip
     gen_rows = []
     for r in results:
         g = r["generation"]
         gen_rows.append(
-            [
-                r["dataset"],
-                g["calls"],
-                g["prompt_tokens"] + g["completion_tokens"],
-                f"{g['seconds']:.0f}",
-                g["kept"],
-                g["kept_ratio"],
-                r["summary"]["dropped_by_confident_learning"],
-            ]
-        )
+            [r["dataset"], g["calls"], g["prompt_tokens"] + g["completion_tokens"], f"{r['train_seconds']:.0f}",
+             g["kept"], g["kept_ratio"], r["summary"]["dropped_by_confident_learning"]]
+        )  # fmt: skip
     cal_rows = [
-        [r["dataset"], f"{100 * r['abstain_coverage']:.0f}%", r["abstain_precision"], r["prompt"]["accuracy"]]
+        [r["dataset"], f"{100 * r['abstain_coverage']:.0f}%", r["abstain_precision"], r["prompt"]["accuracy"],
+         f"{100 * r['u_abstain_coverage']:.0f}%", r["u_abstain_precision"], r["unlabeled"]["accuracy"]]
         for r in results
-    ]
-    cmd = "make bench  # or: .venv/bin/python bench/accuracy.py --examples-per-class " + str(args.examples_per_class)
-    body = f"""## Accuracy from a prompt alone
+    ]  # fmt: skip
+
+    def abl(r, key):
+        return f"{r['ablation'][key]['macro_f1']:.3f}" if key in r["ablation"] else "not run"
+
+    abl_rows = [
+        [r["dataset"], f1(r, "zero_shot"), abl(r, "other_strategy"), abl(r, "cv_noprior"), abl(r, "c1_noprior"),
+         f1(r, "prompt"), abl(r, "descriptions_only"), abl(r, "descriptions_unlabeled"), f1(r, "unlabeled")]
+        for r in results
+    ]  # fmt: skip
+    st_rows = []
+    for r in results:
+        s, lc = r["self_training"], r["llm_labeler"]
+        st_rows.append(
+            [r["dataset"], s["pool"], s["pseudo_labels"], s["pseudo_acc"], s["rounds"],
+             "yes" if s["fallback"] else "no", f"{r['unlabeled_seconds']:.0f}", lc["model_acc"], lc["llm_acc"]]
+        )  # fmt: skip
+    cmd = f"make bench  # or: .venv/bin/python bench/accuracy.py --examples-per-class {args.examples_per_class}"
+    body = f"""## Accuracy from a prompt
 
 {dt.date.today().isoformat()}, {machine()}. Regenerate with `{cmd}`
-(`--fresh` to regenerate the synthetic data too; otherwise bench/out/ is reused).
-Macro-F1 on a fixed sample of at most {results[0]["n_test"] if results else 1000} test rows per dataset; all columns use
-the packaged all-MiniLM-L6-v2. *zero-shot*: nearest class description. *probe-8* / *probe-full*: the same
-head on 8 real labelled examples per class / on the whole train split (the ceiling for this embedder).
-*prompt*: `PromptClassifier(examples_per_class={args.examples_per_class}).prompt_train(descriptions)` with the default
-local LLM (SmolLM2-135M), no labelled rows. Goal: prompt at least +5 points over zero-shot on every set.
+(`--fresh` to regenerate the synthetic data too; otherwise the examples kept in bench/out/ are reused).
+Macro-F1 on a fixed sample of at most 1,000 test rows per dataset; every column uses the packaged
+all-MiniLM-L6-v2. *zero-shot*: nearest class description. *probe-8* / *probe-full*: the same head on 8
+real labelled examples per class / on the whole train split (the ceiling for this embedder). *prompt*:
+`PromptClassifier(examples_per_class={args.examples_per_class}).prompt_train(descriptions)` with the default local LLM
+(SmolLM2-135M), no labelled rows. *+ unlabeled*: then `train(unlabeled=texts)` with up to {args.unlabeled:,} train-split
+texts, labels hidden. Goal: +5 points over zero-shot on every set.
 
 {table(ACC_HEADER, acc_rows)}
 
-Generation cost (default local LLM, 2 cores):
+What each choice is worth, on the same generated examples (macro-F1):
+
+{table(ABL_HEADER, abl_rows)}
+
+Self-training details: pseudo-label accuracy against the hidden labels, whether the guard fell back,
+and the chain-ensemble question: on the {LLM_CHECK} pool texts the model is least sure of, how often the
+model and the local LLM (as a labeler, constrained to the class names) are right.
+
+{table(ST_HEADER, st_rows)}
+
+Generation cost (default local LLM, 2 cores; wall s includes embedding and training):
 
 {table(GEN_HEADER, gen_rows)}
 
-Calibration honesty: `predict(abstain=True)` at the default target precision 0.9 (thresholds set on
-out-of-fold synthetic data), measured on the real test rows:
+Calibration honesty: `predict(abstain=True)` at the default target precision 0.9, thresholds set on
+out-of-fold training data, measured on the real test rows:
 
-{table(["dataset", "rows answered", "precision on answered", "accuracy without abstaining"], cal_rows)}
+{table(CAL_HEADER, cal_rows)}
 """
     print(body)
     if not args.no_write:

@@ -55,6 +55,9 @@ class PromptClassifier:
     prior_weight:
         Weight of the zero-shot prior (cosine to each class description) added to the head's scores
         when every class has a description; 0 turns it off. Chosen on the benchmark (BENCHMARKS.md).
+    C:
+        Inverse regularisation of the head. ``None``: cross-validated when every class has at least
+        8 of your own examples, else 1.0; ``"cv"``: always cross-validated; a number: fixed.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class PromptClassifier:
         filter_generated: bool = True,
         llm_label_budget: int = 0,
         prior_weight: float = 10.0,
+        C: float | str | None = None,
         progress: bool = True,
     ) -> None:
         self.llm = llm
@@ -84,6 +88,7 @@ class PromptClassifier:
         self.filter_generated = filter_generated
         self.llm_label_budget = llm_label_budget
         self.prior_weight = prior_weight
+        self.C = C
         self.progress = progress
 
     def __repr__(self) -> str:
@@ -211,7 +216,7 @@ class PromptClassifier:
         texts, y, sources = self._training_set()
         self._check_trainable(y)
         X = self._embedder.embed(texts, cache=self._cache, progress=self.progress)
-        C = choose_C(X, y, sources == "user", self.random_state)
+        C = self._choose_C(X, y, sources == "user")
         prior = self._prior(np.unique(y))
         oof = out_of_fold_proba(X, y, C, prior=prior, random_state=self.random_state)
         keep = np.ones(len(y), dtype=bool)
@@ -247,6 +252,15 @@ class PromptClassifier:
             "cv_accuracy": None if oof is None else float((oof.argmax(1) == self._oof_labels_).mean()),
         }
         return self
+
+    def _choose_C(self, X: np.ndarray, y: np.ndarray, trusted: np.ndarray) -> float:
+        if self.C is None:
+            return choose_C(X, y, trusted, self.random_state)
+        if self.C == "cv":
+            return choose_C(X, y, None, self.random_state)
+        if isinstance(self.C, (int, float)) and not isinstance(self.C, bool) and self.C > 0:
+            return float(self.C)
+        raise ConfigurationError(f"C must be None, 'cv' or a positive number, got {self.C!r}")
 
     def _prior(self, classes: np.ndarray) -> np.ndarray | None:
         prompts = getattr(self, "prompts_", {})
@@ -287,7 +301,13 @@ class PromptClassifier:
             )
         prior = self._prior(np.unique(y))
         res = self_train(
-            X, y, XU, trusted=src == "user", prior=prior, random_state=self.random_state, llm_labeler=labeler
+            X,
+            y,
+            XU,
+            C=self._choose_C(X, y, src == "user"),
+            prior=prior,
+            random_state=self.random_state,
+            llm_labeler=labeler,
         )
         self._store.remove(lambda e: e.source == "pseudo")
         self._store.extend(
@@ -454,7 +474,12 @@ class PromptClassifier:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, embedder: Any = None, llm: Any = None) -> PromptClassifier:
-        """Read a ``.clf``: ready to predict at once, and to keep learning (the examples travel inside)."""
+        """Read a ``.clf``: ready to predict at once, and to keep learning (the examples travel inside).
+
+        A model trained with the packaged sentence-transformers MiniLM is served through ONNX Runtime
+        (same vectors, no PyTorch import, faster; exported once and cached). Pass ``embedder=`` to
+        choose: ``"sentence-transformers:all-MiniLM-L6-v2"`` for PyTorch, ``"onnx-int8:..."`` for int8.
+        """
         mf = modelfile.read(path)
         m = mf.manifest
         where = str(path)
@@ -474,9 +499,13 @@ class PromptClassifier:
             raise ModelFileError(f"{where}: head arrays do not match the {k} classes in the manifest")
         if coef.shape[1] != dim:
             raise ModelFileError(f"{where}: head has {coef.shape[1]} features but the manifest says dimension {dim}")
+        if embedder is None:
+            from .embedders.onnx_backend import fast_equivalent
+
+            embedder = fast_equivalent(emb_spec) or emb_spec
         clf = cls(
             llm=llm,
-            embedder=embedder if embedder is not None else emb_spec,
+            embedder=embedder,
             examples_per_class=int(settings.get("examples_per_class", 32)),
             random_state=int(settings.get("random_state", 0)),
             target_precision=float(m.get("target_precision", 0.9)),
@@ -505,6 +534,5 @@ class PromptClassifier:
             if vecs.shape != (len(mf.cache_texts), dim):
                 raise ModelFileError(f"{where}: cached embeddings do not match their texts")
             spec_id = f"{emb_spec.get('kind')}:{emb_spec.get('model')}"
-            if embedder is None or clf._embedder.id == spec_id:
-                clf._cache.load(spec_id, mf.cache_texts, vecs)
+            clf._cache.load(spec_id, mf.cache_texts, vecs)  # used only by an embedder with the same id
         return clf

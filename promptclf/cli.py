@@ -74,12 +74,15 @@ def predict(
     field: Annotated[str | None, typer.Option(help="JSONL field holding the text")] = None,
     abstain: Annotated[bool, typer.Option(help="null label under the class threshold")] = False,
     batch_size: Annotated[int, typer.Option(help="texts per batch")] = 256,
+    embedder: Annotated[
+        str | None, typer.Option(help="serve with this embedder, e.g. onnx-int8:all-MiniLM-L6-v2")
+    ] = None,
 ) -> None:
     """Write one JSON line per input text: text, label, prob."""
     from .classifier import PromptClassifier
     from .textio import batched, iter_texts
 
-    clf = PromptClassifier.load(model)
+    clf = PromptClassifier.load(model, embedder=embedder)
     clf.progress = False
     out = sys.stdout
     for batch in batched(iter_texts(input, column=column, field=field), batch_size):

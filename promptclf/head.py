@@ -95,9 +95,25 @@ def choose_C(X: np.ndarray, y: np.ndarray, trusted: np.ndarray | None = None, ra
         class_weight="balanced",
         max_iter=2000,
         random_state=random_state,
+        **_cv_compat(),
     )
     cv.fit(X, y)
     return float(np.ravel(cv.C_)[0])
+
+
+def _cv_compat() -> dict[str, object]:
+    """Arguments newer scikit-learn asks for explicitly (and older ones don't know)."""
+    import inspect
+
+    from sklearn.linear_model import LogisticRegressionCV
+
+    params = inspect.signature(LogisticRegressionCV).parameters
+    out: dict[str, object] = {}
+    if "l1_ratios" in params:
+        out["l1_ratios"] = (0.0,)
+    if "use_legacy_attributes" in params:
+        out["use_legacy_attributes"] = False
+    return out
 
 
 def fit_head(

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .calibration import label_issues
-from .head import choose_C, fit_head, out_of_fold_proba, with_prior
+from .head import fit_head, out_of_fold_proba, with_prior
 
 log = logging.getLogger("promptclf")
 
@@ -60,16 +60,12 @@ def self_train(
     y: np.ndarray,
     XU: np.ndarray,
     *,
-    trusted: np.ndarray | None = None,
+    C: float,
     prior: np.ndarray | None = None,
     random_state: int = 0,
     llm_labeler: Any = None,
 ) -> SelfTrainResult:
-    """Pseudo-label ``XU`` starting from the labelled anchors ``X, y`` (descriptions, generated, user).
-
-    ``trusted`` marks the anchors a person labelled (see ``head.choose_C``).
-    """
-    C = choose_C(X, y, trusted, random_state)
+    """Pseudo-label ``XU`` starting from the labelled anchors ``X, y`` (descriptions, generated, user)."""
 
     def fit(Xf: np.ndarray, yf: np.ndarray):
         return with_prior(fit_head(Xf, yf, C=C, random_state=random_state), prior)

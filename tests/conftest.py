@@ -17,6 +17,8 @@ import pytest
 from promptclf.embedders import Embedder, register_embedder
 from promptclf.llms import LLM, parse_json_object, register_llm
 
+# ONNX exports made by the tests live beside the repo's other caches (git ignores .pytest_cache)
+os.environ.setdefault("PROMPTCLF_CACHE", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "promptclf"))
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 if not DATASETS.exists():  # CI clones the repo beside shared/
     DATASETS = Path(os.environ.get("PROMPTCLF_DATASETS", "../shared/datasets")).resolve()

@@ -35,11 +35,11 @@ def test_train_save_load_in_fresh_process_identical(tmp_path):
     clf.save(path)
     code = (
         "import json, sys, promptclf\n"
-        f"clf = promptclf.load({str(path)!r})\n"
+        f"clf = promptclf.load({str(path)!r}, embedder='sentence-transformers:all-MiniLM-L6-v2')\n"
         "texts = json.load(sys.stdin)\n"
         "print(json.dumps({'pred': clf.predict(texts), 'proba': clf.predict_proba(texts).tolist()}))\n"
     )
-    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PROMPTCLF_CACHE": str(tmp_path / "cache")}
     out = subprocess.run(
         [sys.executable, "-c", code],
         input=json.dumps(test),
@@ -55,6 +55,12 @@ def test_train_save_load_in_fresh_process_identical(tmp_path):
     assert np.allclose(got["proba"], clf.predict_proba(test), atol=1e-6)
     acc = np.mean([p == r["label"] for p, r in zip(got["pred"], read_csv("sst2", "test")[:40])])
     assert acc > 0.6  # 16 real examples a class: clearly better than chance
+
+    # the default serving path (ONNX Runtime, same vectors) agrees too
+    served = PromptClassifier.load(path)
+    assert served._embedder.kind == "onnx"
+    assert served.predict(test) == clf.predict(test)
+    assert np.allclose(served.predict_proba(test), clf.predict_proba(test), atol=1e-4)
 
 
 def test_embeddings_are_normalised_and_cached():

@@ -132,6 +132,6 @@ register_embedder = EMBEDDERS.register
 
 def get_embedder(spec: str | dict[str, Any] | Embedder | None) -> Embedder:
     """Resolve ``None`` (the packaged MiniLM), a spec string ``"kind:model"``, a spec dict, or an instance."""
-    from . import hosted, local  # noqa: F401  (register the built-in kinds)
+    from . import hosted, local, onnx_backend  # noqa: F401  (register the built-in kinds)
 
     return EMBEDDERS.resolve(spec)

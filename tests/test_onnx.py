@@ -1,0 +1,80 @@
+"""The ONNX Runtime embedders: exported here from the packaged weights, served without PyTorch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from promptclf import PromptClassifier
+from promptclf.embedders import get_embedder
+from tests.conftest import read_csv
+
+pytestmark = pytest.mark.integration
+pytest.importorskip("onnxruntime")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    import os
+
+    path = tmp_path_factory.mktemp("onnx-cache")
+    old = os.environ.get("PROMPTCLF_CACHE")
+    os.environ["PROMPTCLF_CACHE"] = str(path)
+    yield path
+    if old is None:
+        del os.environ["PROMPTCLF_CACHE"]
+    else:
+        os.environ["PROMPTCLF_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return [r["text"] for r in read_csv("sst2", "test")[:200]]
+
+
+def test_fp32_matches_pytorch_and_int8_stays_close(cache, texts):
+    ref = get_embedder(None).embed(texts)
+    fp32 = get_embedder("onnx:all-MiniLM-L6-v2").embed(texts)
+    int8 = get_embedder("onnx-int8:all-MiniLM-L6-v2").embed(texts)
+    assert (fp32 * ref).sum(1).min() > 0.99
+    assert (int8 * ref).sum(1).mean() > 0.9
+    assert list(cache.glob("onnx/*/model*.onnx"))  # exported once, cached
+
+
+def test_pytorch_trained_model_served_with_onnx(cache, texts, tmp_path):
+    clf = PromptClassifier(progress=False)
+    rows = read_csv("sst2", "train")[:64]
+    for r in rows:
+        clf.add_data_to_class(r["label"], r["text"])
+    path = tmp_path / "m.clf"
+    clf.train().save(path)
+    torch_pred = clf.predict(texts)
+    fp32 = PromptClassifier.load(path, embedder="onnx:all-MiniLM-L6-v2")
+    assert np.allclose(fp32.predict_proba(texts), clf.predict_proba(texts), atol=1e-3)
+    int8 = PromptClassifier.load(path, embedder="onnx-int8:all-MiniLM-L6-v2")
+    agreement = np.mean([a == b for a, b in zip(int8.predict(texts), torch_pred)])
+    print(f"int8 prediction agreement with PyTorch: {agreement:.3f}")
+    assert agreement > 0.85
+
+
+def test_predict_path_imports_no_torch(cache, tmp_path):
+    clf = PromptClassifier(progress=False)
+    clf.add_data_to_class("sports", ["The team won the match.", "A late goal decided the final."])
+    clf.add_data_to_class("business", ["Shares rose after earnings.", "The merger was approved."])
+    path = tmp_path / "m.clf"
+    clf.train().save(path)
+    get_embedder("onnx-int8:all-MiniLM-L6-v2").embed(["warm the export cache"])
+    code = (
+        "import sys, json, promptclf\n"
+        f"clf = promptclf.load({str(path)!r}, embedder='onnx-int8:all-MiniLM-L6-v2')\n"
+        "print(json.dumps({'pred': clf.predict(['The striker scored twice.']),"
+        " 'torch': 'torch' in sys.modules, 'st': 'sentence_transformers' in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"pred": ["sports"], "torch": False, "st": False}
