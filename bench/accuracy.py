@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import time
 
@@ -58,7 +59,7 @@ def zero_shot(emb, cache, descs: dict[str, str], X: np.ndarray) -> list[str]:
 
 def probe(emb, cache, data: dict[str, list[str]], texts: list[str]) -> list[str]:
     clf = PromptClassifier(embedder=emb, progress=False)
-    clf._cache_obj = cache
+    clf._cache = cache
     for c, xs in data.items():
         clf.add_data_to_class(c, xs)
     return clf.train().predict(texts)
@@ -75,13 +76,27 @@ def calibration_honesty(clf: PromptClassifier, texts: list[str], labels: list[st
 def from_store(emb, cache, descs, path, **settings) -> PromptClassifier:
     """A classifier over already generated examples (no LLM calls): for comparing training choices."""
     clf = PromptClassifier(embedder=emb, progress=False, **settings)
-    clf._cache_obj = cache
+    clf._cache = cache
     clf.prompts_ = dict(descs)
     for c in descs:
         clf._store.add_class(c)
     if path is not None and path.exists():
         clf._store.extend(ExampleStore.load(path, attach=False), persist=False)
     return clf
+
+
+def accumulate_cost(path, report: dict, seconds: float) -> dict:
+    """Add this run's generation cost to what earlier runs spent making the same cached examples."""
+    keys = ("calls", "prompt_tokens", "completion_tokens", "kept")
+    total = json.loads(path.read_text()) if path.exists() else {k: 0 for k in (*keys, "seconds", "text_calls")}
+    for k in keys:
+        total[k] += report[k]
+    total["seconds"] += seconds
+    total["text_calls"] += sum(c["expand_calls"] for c in report["classes"].values())
+    total["kept_ratio"] = round(total["kept"] / total["text_calls"], 3) if total["text_calls"] else None
+    total["llm"] = report["llm"]
+    path.write_text(json.dumps(total, indent=1))
+    return total
 
 
 def llm_labeler_check(clf: PromptClassifier, pool: list[str], truth: dict[str, str], budget: int) -> dict:
@@ -111,18 +126,20 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
 
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}-{strategy}-n{n}.jsonl"
-    if fresh and path.exists():
-        path.unlink()
+    cost_path = path.with_suffix(".cost.json")  # what making the cached examples cost, over all runs
+    if fresh:
+        path.unlink(missing_ok=True)
+        cost_path.unlink(missing_ok=True)
     clf = PromptClassifier(
         embedder=emb, examples_per_class=n, strategy=strategy, saved_examples_path=path, progress=False
     )
-    clf._cache_obj = cache
+    clf._cache = cache
     t0 = time.perf_counter()
     clf.prompt_train(descs)
     res["train_seconds"] = time.perf_counter() - t0
     res["prompt"] = scores(labels, clf.predict(texts))
     res["abstain_precision"], res["abstain_coverage"] = calibration_honesty(clf, texts, labels)
-    res["generation"] = clf.generation_report_
+    res["generation"] = accumulate_cost(cost_path, clf.generation_report_, res["train_seconds"])
     res["summary"] = clf.training_summary_
 
     # ablation: the same generated data under other training choices
@@ -193,7 +210,7 @@ def main() -> None:
     for r in results:
         g = r["generation"]
         gen_rows.append(
-            [r["dataset"], g["calls"], g["prompt_tokens"] + g["completion_tokens"], f"{r['train_seconds']:.0f}",
+            [r["dataset"], g["calls"], g["prompt_tokens"] + g["completion_tokens"], f"{g['seconds']:.0f}",
              g["kept"], g["kept_ratio"], r["summary"]["dropped_by_confident_learning"]]
         )  # fmt: skip
     cal_rows = [
@@ -241,7 +258,8 @@ model and the local LLM (as a labeler, constrained to the class names) are right
 
 {table(ST_HEADER, st_rows)}
 
-Generation cost (default local LLM, 2 cores; wall s includes embedding and training):
+Generation cost of the cached examples (default local LLM, 2 cores; summed over the runs that made them;
+wall s includes embedding and training):
 
 {table(GEN_HEADER, gen_rows)}
 

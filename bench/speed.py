@@ -52,13 +52,22 @@ def fresh_process(code: str, repeat: int = 3) -> float:
 
 
 def peak_rss_mib(args: list[str], stdin_path: Path) -> float:
-    """Peak RSS of a child process, read from wait4's rusage (KiB on Linux)."""
+    """Peak RSS of a ``promptclf`` CLI run, reported by the child itself at exit (RUSAGE_SELF, KiB on Linux)."""
+    assert args[:3] == [PY, "-m", "promptclf"]
+    code = (
+        "import atexit, resource, runpy, sys\n"
+        "atexit.register(lambda: print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
+        f"sys.argv = ['promptclf', *{args[3:]!r}]\n"
+        "runpy.run_module('promptclf', run_name='__main__')\n"
+    )
     with open(stdin_path, "rb") as f:
-        proc = subprocess.Popen(args, stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise RuntimeError(proc.stderr.read().decode()[-2000:])
-    return usage.ru_maxrss / 1024
+        out = subprocess.run(
+            [PY, "-c", code], stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=ROOT
+        )
+    lines = [x for x in out.stderr.decode().splitlines() if x.startswith("RSS ")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(out.stderr.decode()[-2000:])
+    return int(lines[-1].split()[1]) / 1024
 
 
 def main() -> None:

@@ -31,6 +31,33 @@ def make_client(base_url: str | None, api_key: str | None, timeout: float):
     return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
 
 
+class OpenAICompatible:
+    """Connection settings shared by the hosted backends; the client is made on first use."""
+
+    base_url: str | None = None
+    api_key: str | None = None
+    timeout: float = 60.0
+    max_retries: int = 4
+    _client = None
+
+    def _connect(self, base_url: str | None, api_key: str | None, timeout: float, max_retries: int) -> None:
+        self.base_url, self.api_key, self.timeout, self.max_retries = base_url, api_key, timeout, max_retries
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = make_client(self.base_url, self.api_key, self.timeout)
+        return self._client
+
+    def to_spec(self) -> dict:
+        return {"kind": self.kind, "model": self.model, "base_url": self.base_url}  # never the key
+
+    @classmethod
+    def from_spec(cls, spec: dict):
+        return cls(spec["model"], base_url=spec.get("base_url"))
+
+
 def is_transient(exc: BaseException) -> bool:
     import openai
 

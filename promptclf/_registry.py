@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from .errors import ConfigurationError
 
 T = TypeVar("T")
+
+
+class Backend:
+    """What every embedder and LLM backend has: a kind (its registry key), a model, and a JSON spec."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    @property
+    def id(self) -> str:
+        """Identity in caches, reports and model files."""
+        return f"{self.kind}:{self.model}"
+
+    def to_spec(self) -> dict[str, Any]:
+        """JSON-safe settings that rebuild this backend (never secrets)."""
+        return {"kind": self.kind, "model": self.model}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Backend:
+        return cls(spec["model"])
 
 
 class Registry(Generic[T]):

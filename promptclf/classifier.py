@@ -8,6 +8,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -96,27 +97,25 @@ class PromptClassifier:
         return f"PromptClassifier(embedder={self._embedder.id!r}{fitted})"
 
     # ------------------------------------------------------------------ lazy working state
-    @property
+    # Made on first use, so __init__ stays settings-only and nothing heavy loads until needed.
+    @cached_property
     def _store(self) -> ExampleStore:
-        if "_store_obj" not in self.__dict__:
-            path = self.saved_examples_path
-            if path is not None and Path(path).exists():
-                self._store_obj = ExampleStore.load(path)
-            else:
-                self._store_obj = ExampleStore(path)
-        return self._store_obj
+        path = self.saved_examples_path
+        return ExampleStore.load(path) if path is not None and Path(path).exists() else ExampleStore(path)
 
-    @property
+    @cached_property
     def _embedder(self) -> Embedder:
-        if "_embedder_obj" not in self.__dict__:
-            self._embedder_obj = get_embedder(self.embedder)
-        return self._embedder_obj
+        return get_embedder(self.embedder)
 
-    @property
+    @cached_property
     def _cache(self) -> EmbeddingCache:
-        if "_cache_obj" not in self.__dict__:
-            self._cache_obj = EmbeddingCache()
-        return self._cache_obj
+        return EmbeddingCache()
+
+    @cached_property
+    def _llm(self) -> Any:
+        from .llms import get_llm
+
+        return get_llm(self.llm)
 
     def _is_fitted(self) -> bool:
         return "head_" in self.__dict__
@@ -152,8 +151,8 @@ class PromptClassifier:
             raise ConfigurationError("no path: pass one or set saved_examples_path")
         loaded = ExampleStore.load(path, attach=False)
         same = self.saved_examples_path is not None and Path(path) == Path(self.saved_examples_path)
-        if same and "_store_obj" not in self.__dict__:
-            self._store_obj = ExampleStore.load(path)
+        if same and "_store" not in self.__dict__:
+            self._store = ExampleStore.load(path)
             return self
         for c in loaded.classes:
             self._store.add_class(c)
@@ -292,13 +291,7 @@ class PromptClassifier:
         XU = self._embedder.embed(pool, cache=self._cache, progress=self.progress)
         labeler = None
         if self.llm_label_budget > 0:
-            if "_llm_obj" not in self.__dict__:
-                from .llms import get_llm
-
-                self._llm_obj = get_llm(self.llm)
-            labeler = LLMLabeler(
-                self._llm_obj, getattr(self, "prompts_", {}), np.unique(y), pool, self.llm_label_budget
-            )
+            labeler = LLMLabeler(self._llm, getattr(self, "prompts_", {}), np.unique(y), pool, self.llm_label_budget)
         prior = self._prior(np.unique(y))
         res = self_train(
             X,
@@ -511,7 +504,7 @@ class PromptClassifier:
             target_precision=float(m.get("target_precision", 0.9)),
         )
         try:
-            clf._store_obj = ExampleStore.from_jsonl(mf.examples_jsonl, origin=f"{where}:examples.jsonl")
+            clf._store = ExampleStore.from_jsonl(mf.examples_jsonl, origin=f"{where}:examples.jsonl")
         except InvalidInputError as e:
             raise ModelFileError(str(e)) from None
         clf.prompts_ = dict(mf.prompts)

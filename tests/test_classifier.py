@@ -134,7 +134,7 @@ def test_init_stores_settings_only(tmp_path):
     path = tmp_path / "never-created.jsonl"
     clf = PromptClassifier(saved_examples_path=path, examples_per_class=7)
     assert clf.examples_per_class == 7 and not path.exists()
-    assert "_store_obj" not in clf.__dict__ and "_embedder_obj" not in clf.__dict__
+    assert "_store" not in clf.__dict__ and "_embedder" not in clf.__dict__
 
 
 def test_plot_precision_recall(trained, tmp_path):

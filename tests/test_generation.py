@@ -104,7 +104,7 @@ def test_changed_prompt_replaces_generated_examples_only(fake_embedder):
     clf.add_data_to_class("pos", "my own glowing review of a charming film")
     clf.prompt_train(PROMPTS)
     old = set(clf.get_data()["pos"])
-    clf._llm_obj = topic_llm(seed=5)
+    clf._llm = topic_llm(seed=5)
     clf.prompt_train({"pos": "Reviews full of praise for a film.", "neg": PROMPTS["neg"]})
     new = set(clf.get_data()["pos"])
     assert "my own glowing review of a charming film" in new

@@ -60,5 +60,5 @@ def test_classifier_uses_the_description_prior(fake_embedder):
     assert clf.predict(["joy and delight"]) == ["pos"]
     off = PromptClassifier(embedder=fake_embedder, prior_weight=0, progress=False)
     off.prompts_ = clf.prompts_
-    off._store_obj = clf._store
+    off._store = clf._store
     assert off.train().training_summary_["prior_weight"] == 0.0

@@ -126,7 +126,7 @@ def test_llm_labels_the_least_confident_texts():
         return {"category": "A" if "alpha" in text else "B"}
 
     clf = make(llm_label_budget=5)
-    clf._llm_obj = FakeLLM(fallback=answer)
+    clf._llm = FakeLLM(fallback=answer)
     clf.train(unlabeled=pool())
     rep = clf.self_training_report_
     assert rep["llm"] == {"asked": 5, "answered": 5} and rep["by_labeler"]["llm"] == 5

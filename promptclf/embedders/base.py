@@ -9,41 +9,24 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from .._registry import Registry
+from .._registry import Backend, Registry
 from ..errors import BackendError
 
 log = logging.getLogger("promptclf")
 
 
-class Embedder(ABC):
+class Embedder(Backend, ABC):
     """Turns texts into vectors. Subclasses set ``kind`` and implement ``embed_batch``."""
 
-    kind: ClassVar[str] = ""
     batch_size: int = 64
-
-    def __init__(self, model: str) -> None:
-        self.model = model
 
     @abstractmethod
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         """Return one row per text (any scale; normalisation happens in ``embed``)."""
-
-    @property
-    def id(self) -> str:
-        """Identity for the cache and the model file: same id, same vectors."""
-        return f"{self.kind}:{self.model}"
-
-    def to_spec(self) -> dict[str, Any]:
-        """JSON-safe settings to rebuild this embedder at load time (never secrets)."""
-        return {"kind": self.kind, "model": self.model}
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> Embedder:
-        return cls(spec["model"])
 
     def embed(
         self,

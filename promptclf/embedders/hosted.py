@@ -6,13 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from .._openai import call_with_retries, make_client
+from .._openai import OpenAICompatible, call_with_retries
 from ..errors import BackendError
 from .base import Embedder, register_embedder
 
 
 @register_embedder
-class OpenAIEmbedder(Embedder):
+class OpenAIEmbedder(OpenAICompatible, Embedder):
     kind = "openai"
 
     def __init__(
@@ -26,28 +26,15 @@ class OpenAIEmbedder(Embedder):
         max_retries: int = 4,
     ) -> None:
         super().__init__(model)
-        self.base_url = base_url
-        self.api_key = api_key
+        self._connect(base_url, api_key, timeout, max_retries)
         self.batch_size = batch_size
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self._client = None
-
-    def to_spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model": self.model, "base_url": self.base_url}  # never the key
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> OpenAIEmbedder:
-        return cls(spec["model"], base_url=spec.get("base_url"))
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
-        if self._client is None:
-            self._client = make_client(self.base_url, self.api_key, self.timeout)
         out: list[np.ndarray] = []
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
             resp = call_with_retries(
-                lambda chunk=chunk: self._client.embeddings.create(model=self.model, input=chunk),
+                lambda chunk=chunk: self.client.embeddings.create(model=self.model, input=chunk),
                 what=f"embedding with {self.model!r}",
                 max_retries=self.max_retries,
             )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..llms import LLM, Request, get_llm
+from ..llms import LLM, Request
 from .filters import dedup_key, normalize, reject_reason, words
 from .templates import EXAMPLES_BLOCK, bullets, resolve_templates
 
@@ -249,9 +249,7 @@ def _embedding_filter(clf: PromptClassifier, class_name: str, gen: ClassGenerato
 
 def generate_for_classes(clf: PromptClassifier, prompts: dict[str, str], shas: dict[str, str]) -> dict[str, Any]:
     """Fill every prompted class up to ``clf.examples_per_class`` generated examples."""
-    if "_llm_obj" not in clf.__dict__:
-        clf._llm_obj = get_llm(clf.llm)
-    llm: LLM = clf._llm_obj
+    llm: LLM = clf._llm
     templates = resolve_templates(clf.templates)
     if clf.strategy not in STRATEGIES:
         from ..errors import ConfigurationError

@@ -12,9 +12,9 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-from .._registry import Registry
+from .._registry import Backend, Registry
 from ..errors import GenerationError
 
 Messages = list[dict[str, str]]
@@ -50,14 +50,13 @@ class Request:
     seed: int | None = None
 
 
-class LLM(ABC):
+class LLM(Backend, ABC):
     """Structured-output text generator. Subclasses set ``kind`` and implement ``generate_json``."""
 
-    kind: ClassVar[str] = ""
     max_concurrency: int = 1
 
     def __init__(self, model: str) -> None:
-        self.model = model
+        super().__init__(model)
         self.usage = Usage()
 
     @abstractmethod
@@ -71,17 +70,6 @@ class LLM(ABC):
         seed: int | None = None,
     ) -> dict[str, Any]:
         """Return the object the model wrote; raise ``MalformedOutput`` if it wrote something else."""
-
-    @property
-    def id(self) -> str:
-        return f"{self.kind}:{self.model}"
-
-    def to_spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model": self.model}
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> LLM:
-        return cls(spec["model"])
 
     def generate_json_many(self, requests: Sequence[Request]) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
         """Yield ``(index, object or MalformedOutput)`` as answers arrive; other errors propagate.

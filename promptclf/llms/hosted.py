@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
-from .._openai import call_with_retries, make_client
+from .._openai import OpenAICompatible, call_with_retries
 from .base import LLM, Messages, Request, parse_json_object, register_llm
 
 log = logging.getLogger("promptclf")
@@ -18,7 +18,7 @@ _UNSUPPORTED_FORMAT = {400, 422, 500, 501}
 
 
 @register_llm
-class OpenAILLM(LLM):
+class OpenAILLM(OpenAICompatible, LLM):
     kind = "openai"
 
     def __init__(
@@ -32,21 +32,10 @@ class OpenAILLM(LLM):
         max_retries: int = 4,
     ) -> None:
         super().__init__(model)
-        self.base_url = base_url
-        self.api_key = api_key
+        self._connect(base_url, api_key, timeout, max_retries)
         self.max_concurrency = max_concurrency
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self._client = None
         self._mode: str | None = None  # "json_schema" or "json_object", learnt on the first answer
         self._mode_lock = threading.Lock()
-
-    def to_spec(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model": self.model, "base_url": self.base_url}
-
-    @classmethod
-    def from_spec(cls, spec: dict[str, Any]) -> OpenAILLM:
-        return cls(spec["model"], base_url=spec.get("base_url"))
 
     def _request(self, mode: str, messages: Messages, schema: dict[str, Any], **kw: Any):
         if mode == "json_schema":
@@ -54,7 +43,7 @@ class OpenAILLM(LLM):
         else:
             fmt = {"type": "json_object", "schema": schema}  # the schema is honoured by llama.cpp-style servers
         kw = {k: v for k, v in kw.items() if v is not None}
-        return self._client.chat.completions.create(model=self.model, messages=messages, response_format=fmt, **kw)
+        return self.client.chat.completions.create(model=self.model, messages=messages, response_format=fmt, **kw)
 
     def _attempt(self, messages: Messages, schema: dict[str, Any], **kw: Any):
         import openai
@@ -83,8 +72,6 @@ class OpenAILLM(LLM):
         max_tokens: int = 256,
         seed: int | None = None,
     ) -> dict[str, Any]:
-        if self._client is None:
-            self._client = make_client(self.base_url, self.api_key, self.timeout)
         resp = call_with_retries(
             lambda: self._attempt(messages, schema, temperature=temperature, max_tokens=max_tokens, seed=seed),
             what=f"generation with {self.model!r}",
@@ -101,8 +88,7 @@ class OpenAILLM(LLM):
         if self.max_concurrency <= 1 or len(requests) <= 1:
             yield from super().generate_json_many(requests)
             return
-        if self._client is None:
-            self._client = make_client(self.base_url, self.api_key, self.timeout)
+        self.client  # noqa: B018  (make the client once, before the threads start)
         pending = iter(enumerate(requests))
         with ThreadPoolExecutor(self.max_concurrency) as pool:
             running = {}
