@@ -52,11 +52,18 @@ def fresh_process(code: str, repeat: int = 3) -> float:
 
 
 def peak_rss_mib(args: list[str], stdin_path: Path) -> float:
-    """Peak RSS of a ``promptclf`` CLI run, reported by the child itself at exit (RUSAGE_SELF, KiB on Linux)."""
+    """Peak RSS of a ``promptclf`` CLI run, reported by the child itself at exit.
+
+    VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork and exec, so a child of this (large)
+    process would report this process's peak.
+    """
     assert args[:3] == [PY, "-m", "promptclf"]
     code = (
-        "import atexit, resource, runpy, sys\n"
-        "atexit.register(lambda: print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
+        "import atexit, runpy, sys\n"
+        "def hwm():\n"
+        "    kb = next(x.split()[1] for x in open('/proc/self/status') if x.startswith('VmHWM'))\n"
+        "    print('RSS', kb, file=sys.stderr)\n"
+        "atexit.register(hwm)\n"
         f"sys.argv = ['promptclf', *{args[3:]!r}]\n"
         "runpy.run_module('promptclf', run_name='__main__')\n"
     )
