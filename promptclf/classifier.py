@@ -149,15 +149,14 @@ class PromptClassifier:
         path = path or self.saved_examples_path
         if path is None:
             raise ConfigurationError("no path: pass one or set saved_examples_path")
-        loaded = ExampleStore.load(path, attach=False)
         same = self.saved_examples_path is not None and Path(path) == Path(self.saved_examples_path)
         if same and "_store" not in self.__dict__:
-            self._store = ExampleStore.load(path)
+            self._store  # noqa: B018  (the store reads its own file when first made)
             return self
+        loaded = ExampleStore.load(path, attach=False)
         for c in loaded.classes:
             self._store.add_class(c)
-        for e in loaded:
-            self._store.add(e.class_name, [e.text], e.source, e.meta)
+        self._store.extend(loaded)  # one append for the lot
         return self
 
     # ------------------------------------------------------------------ training
