@@ -17,7 +17,7 @@ import logging
 import time
 
 import numpy as np
-from common import OUT, SEED, machine, per_class_sample, prompts, read_rows, scores, table, test_sample, write_section
+from common import OUT, SEED, machine, per_class_sample, prompts, publish, read_rows, scores, table, test_sample
 
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
@@ -272,9 +272,7 @@ out-of-fold training data, measured on the real test rows:
 
 {table(CAL_HEADER, cal_rows)}
 """
-    print(body)
-    if not args.no_write:
-        write_section("accuracy", body)
+    publish("accuracy", body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,13 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def publish(name: str, body: str, write: bool) -> None:
+    """Print a benchmark's markdown and, unless told not to, put it in BENCHMARKS.md."""
+    print(body)
+    if write:
+        write_section(name, body)
+
+
 def write_section(name: str, body: str) -> None:
     """Replace the section ``<!-- name -->...<!-- /name -->`` of BENCHMARKS.md, keeping the others."""
     path = ROOT / "BENCHMARKS.md"

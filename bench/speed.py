@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine, per_class_sample, prompts, read_rows, scores, table, test_sample, write_section
+from common import ROOT, machine, per_class_sample, prompts, publish, read_rows, scores, table, test_sample
 
 from promptclf import PromptClassifier
 from promptclf.embedders.local import resolve_model_path
@@ -179,9 +179,7 @@ Generation with the default local LLM (`examples_per_class=8`, sst2 descriptions
 
 {table(GEN_HEADER, gen_rows)}
 """
-    print(body)
-    if not args.no_write:
-        write_section("speed", body)
+    publish("speed", body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,6 @@ def evaluate(
     """Accuracy, macro-F1, per-class precision and recall, confusion matrix."""
     import csv
 
-    import numpy as np
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     from .classifier import PromptClassifier
@@ -143,7 +142,6 @@ def evaluate(
         known = [i for i, lab in enumerate(labels) if lab in classes]
         clf.plot_precision_recall(plot, texts=[texts[i] for i in known], labels=[labels[i] for i in known])
         typer.echo(f"wrote {plot}", err=True)
-    del np
 
 
 @app.command()

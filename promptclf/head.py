@@ -33,13 +33,17 @@ class LinearHead:
         return X @ self.coef_.T + self.intercept_
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        z = self.decision_function(X)
-        if len(self.classes_) == 2:  # scikit-learn's binary case: sigmoid of one score
-            p1 = 1.0 / (1.0 + np.exp(-z[:, 0]))
-            return np.column_stack([1.0 - p1, p1])
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return scores_to_proba(self.decision_function(X))
+
+
+def scores_to_proba(z: np.ndarray) -> np.ndarray:
+    """scikit-learn's link: sigmoid of the one score of a binary head, softmax over several."""
+    if z.shape[1] == 1:
+        p1 = 1.0 / (1.0 + np.exp(-z[:, 0]))
+        return np.column_stack([1.0 - p1, p1])
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def prior_coef(classes: np.ndarray, D: dict[str, np.ndarray], weight: float) -> np.ndarray | None:
@@ -165,5 +169,4 @@ def out_of_fold_proba(
     z = z.reshape(len(X), -1)
     if prior is not None:
         z = z + X @ prior.T
-    classes = np.unique(y)
-    return LinearHead(classes, np.eye(z.shape[1], dtype=np.float32), np.zeros(z.shape[1]), C).predict_proba(z)
+    return scores_to_proba(z)

@@ -124,7 +124,7 @@ def self_train(
             labeler = np.concatenate([labeler, np.array(["llm"] * len(got), dtype=object)])
 
     # the guard
-    guard = _guard(X, y, XU, sel, sel_labels, classes, fit, proba0)
+    guard = _guard(X, y, XU, sel, sel_labels, classes, C, fit, proba0)
     report = {
         "pool": len(XU),
         "rounds": rounds,
@@ -149,6 +149,7 @@ def _guard(
     sel: np.ndarray,
     sel_labels: np.ndarray,
     classes: np.ndarray,
+    C: float,
     fit: Any,
     proba0: np.ndarray,
 ) -> dict[str, Any]:
@@ -162,7 +163,6 @@ def _guard(
     if len(set(sel_labels.tolist())) < len(classes):
         out.update(fallback=True, reason="a class received no pseudo-labels")
         return out
-    C = fit(X, y).C_
     oof = out_of_fold_proba(X, y, C)
     anchors_self = float(np.mean(classes[oof.argmax(1)] == y)) if oof is not None else None
     pseudo_only = fit_head(XU[sel], sel_labels, C=C)  # the pseudo-labels alone, without the prior

@@ -44,8 +44,8 @@ def _check_source(source: str) -> None:
         raise InvalidInputError(f"unknown source {source!r}; expected one of {SOURCES}")
 
 
-def parse_records(lines: Iterable[str], origin: str = "examples") -> Iterator[Example]:
-    """Parse Lamini-style JSONL lines; a bad line is an error naming the line, not a JSON traceback."""
+def parse_records(lines: Iterable[str], origin: str = "examples") -> Iterator[tuple[str, list[Example]]]:
+    """Parse Lamini-style JSONL lines into (class name, its examples); a bad line is an error naming the line."""
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -67,8 +67,7 @@ def parse_records(lines: Iterable[str], origin: str = "examples") -> Iterator[Ex
         meta = rec.get("meta") or {}
         if not isinstance(meta, dict):
             raise InvalidInputError(f"{origin}, line {lineno}: 'meta' must be an object")
-        for t in texts:
-            yield Example(t, name, source, dict(meta))
+        yield name, [Example(t, name, source, dict(meta)) for t in texts]
 
 
 class ExampleStore:
@@ -204,11 +203,9 @@ class ExampleStore:
         cls, text: str, origin: str = "examples", path: str | os.PathLike[str] | None = None
     ) -> ExampleStore:
         store = cls(path)
-        for e in parse_records(text.splitlines(), origin):
-            store.add(e.class_name, [e.text], e.source, e.meta, persist=False)
-        for line in text.splitlines():  # classes declared with no examples
-            if line.strip():
-                store.add_class(json.loads(line)["class_name"])
+        for name, examples in parse_records(text.splitlines(), origin):
+            store.add_class(name)  # a record with no examples still declares its class
+            store.extend(examples, persist=False)
         return store
 
     @classmethod

@@ -110,9 +110,9 @@ def test_guard_falls_back_when_pseudo_labels_contradict_the_anchors():
 
     proba0 = fit(X, y).predict_proba(XU)
     right = np.array(["A"] * 30 + ["B"] * 30)
-    assert not _guard(X, y, XU, sel, right, classes, fit, proba0)["fallback"]
+    assert not _guard(X, y, XU, sel, right, classes, 1.0, fit, proba0)["fallback"]
     wrong = right[::-1]  # every pseudo-label backwards
-    guard = _guard(X, y, XU, sel, wrong, classes, fit, proba0)
+    guard = _guard(X, y, XU, sel, wrong, classes, 1.0, fit, proba0)
     assert guard["fallback"] and guard["reason"].startswith("anchors")
     assert guard["anchor_accuracy_pseudo_only"] < guard["anchor_accuracy_without"] - 0.1
 

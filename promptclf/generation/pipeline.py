@@ -227,17 +227,21 @@ def _embedding_filter(clf: PromptClassifier, class_name: str, gen: ClassGenerato
     if not exs:
         return 0
     X = clf._embedder.embed([e.text for e in exs], cache=clf._cache)
-    kept_rows: list[np.ndarray] = [D[own]] if own is not None else []
+    sim = X @ X.T  # all pairwise cosines at once
+    to_desc = X @ D[own] if own is not None else np.full(len(exs), -np.inf)
+    nearest_desc = (X @ D.T).argmax(1) if len(names) else None
+    kept = np.zeros(len(exs), dtype=bool)  # earlier examples still in; the description counts as kept
     drop: dict[str, str] = {}
-    for x, e in zip(X, exs):
+    for j, e in enumerate(exs):
         if e.source == "generated":
-            if kept_rows and float(np.max(np.stack(kept_rows) @ x)) > NEAR_DUPLICATE_COSINE:
+            closest = max(float(to_desc[j]), float(sim[j, :j][kept[:j]].max(initial=-np.inf)))
+            if closest > NEAR_DUPLICATE_COSINE:
                 drop[e.text] = "near_duplicate"
                 continue
-            if DESCRIPTION_AGREEMENT and own is not None and len(names) > 1 and int(np.argmax(D @ x)) != own:
+            if DESCRIPTION_AGREEMENT and own is not None and len(names) > 1 and nearest_desc[j] != own:
                 drop[e.text] = "closer_to_other_class"
                 continue
-        kept_rows.append(x)
+        kept[j] = True
     if drop:
         clf._store.remove(lambda e: e.class_name == class_name and e.source == "generated" and e.text in drop)
         for text, reason in drop.items():
