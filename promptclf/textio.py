@@ -57,7 +57,9 @@ def iter_texts(path: str | Path, *, column: str | None = None, field: str | None
     except csv.Error as e:
         raise InvalidInputError(f"{path}: not valid CSV ({e})") from None
     finally:
-        if f is not getattr(sys.stdin, "buffer", None):
+        if str(path) == "-":
+            f.detach()  # leave the caller's stdin open
+        else:
             f.close()
 
 

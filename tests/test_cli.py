@@ -140,3 +140,14 @@ def test_entry_point_runs_as_module(tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["label"] == "sports"
+
+
+def test_reading_stdin_leaves_it_open(monkeypatch):
+    import io
+
+    from promptclf.textio import iter_texts
+
+    raw = io.BytesIO(b"one\ntwo\n")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(raw))
+    assert list(iter_texts("-")) == ["one", "two"]
+    assert not raw.closed
