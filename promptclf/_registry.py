@@ -13,6 +13,9 @@ class Backend:
     """What every embedder and LLM backend has: a kind (its registry key), a model, and a JSON spec."""
 
     kind: ClassVar[str] = ""
+    # True for backends that send texts over the network: a model file may name one (its model
+    # only), but never chooses one; the user passes it, or allows it, in their own code.
+    hosted: ClassVar[bool] = False
 
     def __init__(self, model: str) -> None:
         self.model = model
@@ -31,6 +34,10 @@ class Backend:
         return cls(spec["model"])
 
 
+def spec_id(spec: dict[str, Any]) -> str:
+    return f"{spec.get('kind')}:{spec.get('model')}"
+
+
 class Registry(Generic[T]):
     def __init__(self, what: str, base: type, default: str) -> None:
         self.what, self.base, self.default = what, base, default
@@ -40,6 +47,10 @@ class Registry(Generic[T]):
         """Class decorator: make ``cls`` reachable as ``"<cls.kind>:<model>"``."""
         self.kinds[cls.kind] = cls
         return cls
+
+    def unregister(self, kind: str) -> None:
+        """Forget a kind (for plugins and tests that register a backend for a while)."""
+        self.kinds.pop(kind, None)
 
     def resolve(self, spec: Any) -> T:
         if spec is None:
@@ -58,6 +69,11 @@ class Registry(Generic[T]):
         cls = self.kinds.get(spec["kind"])
         if cls is None:
             raise ConfigurationError(f"unknown {self.what} kind {spec['kind']!r}; known: {sorted(self.kinds)}")
-        if not spec.get("model"):
+        if not isinstance(spec.get("model"), str) or not spec["model"]:
             raise ConfigurationError(f"{self.what} spec {spec!r} names no model")
         return cls.from_spec(spec)
+
+    def is_hosted(self, spec: dict[str, Any]) -> bool:
+        """Would this spec send texts over the network? Unknown kinds count as hosted (refused)."""
+        cls = self.kinds.get(spec.get("kind"))  # type: ignore[arg-type]
+        return cls is None or bool(cls.hosted)

@@ -70,3 +70,47 @@ def label_issues(y_idx: np.ndarray, proba: np.ndarray) -> np.ndarray:
     has_any = above.any(axis=1)
     own = proba[np.arange(len(y_idx)), y_idx]
     return has_any & (best != y_idx) & (masked[np.arange(len(y_idx)), best] > own)
+
+
+def plot_precision_recall(
+    curves: dict[str, dict[str, np.ndarray]],
+    classes: np.ndarray,
+    thresholds: np.ndarray,
+    target_precision: float,
+    path: str,
+) -> None:
+    """Write a PNG of each class's precision-recall curve with its threshold marked (needs matplotlib)."""
+    from .errors import ConfigurationError, InvalidInputError
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigurationError("plotting needs matplotlib: pip install 'promptclf[plot]'") from None
+    import os
+
+    folder = os.path.dirname(os.fspath(path)) or "."
+    if not os.path.isdir(folder):
+        raise InvalidInputError(f"cannot write {path}: folder {folder} does not exist", argument="path")
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for j, c in enumerate(classes):
+        cur = curves.get(str(c))
+        if cur is None:
+            continue
+        (line,) = ax.plot(cur["recall"], cur["precision"], label=str(c))
+        t = cur["thresholds"]
+        if len(t):
+            i = min(np.searchsorted(t, thresholds[j]), len(t) - 1)
+            ax.plot(cur["recall"][i], cur["precision"][i], "o", color=line.get_color())
+    ax.axhline(target_precision, ls="--", color="grey", lw=0.8)
+    ax.set(xlabel="recall", ylabel="precision", title="precision-recall per class", ylim=(0, 1.02))
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        raise InvalidInputError(f"cannot write {path}: {e}", argument="path") from None
+    finally:
+        plt.close(fig)

@@ -15,12 +15,19 @@ from typing import Any
 import numpy as np
 
 from . import modelfile
-from ._validation import check_class_name, check_examples, check_prompts, check_texts
-from ._version import __version__
+from ._validation import (
+    check_class_name,
+    check_examples,
+    check_positive_int,
+    check_probability,
+    check_prompts,
+    check_texts,
+)
 from .calibration import label_issues, pr_curves, thresholds_for_precision
 from .embedders import Embedder, EmbeddingCache, get_embedder
-from .errors import ConfigurationError, InvalidInputError, ModelFileError, NotFittedError
+from .errors import ConfigurationError, InvalidInputError, NotFittedError
 from .head import LinearHead, choose_C, fit_head, out_of_fold_proba, prior_coef, with_prior
+from .settings import SAVED, ParamsMixin, check_setting, validate
 from .store import ExampleStore
 
 log = logging.getLogger("promptclf")
@@ -32,33 +39,77 @@ def prompt_sha(description: str) -> str:
     return hashlib.sha256(description.encode()).hexdigest()[:16]
 
 
-class PromptClassifier:
+class PromptClassifier(ParamsMixin):
     """Text classifier trained from class descriptions, your examples, or both.
 
-    Parameters follow scikit-learn's conventions: ``__init__`` stores settings only; fitted state
-    ends in ``_`` (``classes_``, ``thresholds_``); ``predict_proba`` columns follow ``classes_``.
+    scikit-learn's conventions: ``__init__`` stores settings only and they are checked when training
+    starts; ``get_params``/``set_params`` work (so does ``sklearn.base.clone``); fitted state ends in
+    ``_``; ``predict_proba`` columns follow ``classes_``. Every setting but the machine-local ones
+    (``saved_examples_path``, ``progress``) travels in the ``.clf``, so ``load(path).train()`` trains
+    the same model.
 
-    llm, embedder:
-        ``None`` for the local defaults (SmolLM2-135M via llama.cpp, all-MiniLM-L6-v2), a spec
-        string such as ``"openai:gpt-4o-mini"``, or a backend object.
-    examples_per_class:
-        How many synthetic examples ``prompt_train`` keeps per class.
-    saved_examples_path:
+    Parameters
+    ----------
+    llm : str, dict, LLM or None
+        ``None`` for the local default (SmolLM2-135M via llama.cpp), a spec string such as
+        ``"llama-cpp:gemma3-270m"`` or ``"openai:gpt-4o-mini"``, or an ``LLM`` object.
+    embedder : str, dict, Embedder or None
+        ``None`` for the packaged all-MiniLM-L6-v2, a spec string, or an ``Embedder`` object.
+    examples_per_class : int, default 32
+        How many synthetic examples ``prompt_train`` keeps per class (1 to 10,000).
+    saved_examples_path : str or path, optional
         JSONL file backing the example store. Every example is appended as it is made, so an
         interrupted ``prompt_train`` resumes. ``None`` keeps examples in memory (and in the ``.clf``).
-    target_precision:
+    target_precision : float, default 0.9
         Precision each class's abstention threshold aims for (``predict(..., abstain=True)``).
-    strategy:
+    random_state : int, default 0
+        Seed of generation and of the cross-validation folds (0 to 2**32 - 1).
+    strategy : {"direct", "summaries"}, default "direct"
         ``"direct"`` writes each example straight from the description (and your examples);
         ``"summaries"`` is Lamini's generate-diversify-expand. BENCHMARKS.md has the comparison.
-    llm_label_budget:
+    templates : dict, optional
+        Replacements for the generation prompts, by name (see ``promptclf.generation.templates``).
+    filter_generated : bool, default True
+        Drop generated examples that are near-duplicates, sit nearer another class's description,
+        or that confident learning flags at training.
+    llm_label_budget : int, default 0
         With ``unlabeled`` texts, how many of the least confident ones the LLM may label (0: none).
-    prior_weight:
+    prior_weight : float, default 10.0
         Weight of the zero-shot prior (cosine to each class description) added to the head's scores
-        when every class has a description; 0 turns it off. Chosen on the benchmark (BENCHMARKS.md).
-    C:
+        when every class has a description; 0 turns it off.
+    C : float, "cv" or None
         Inverse regularisation of the head. ``None``: cross-validated when every class has at least
         8 of your own examples, else 1.0; ``"cv"``: always cross-validated; a number: fixed.
+    progress : bool, default True
+        Show progress bars for long generation and embedding runs.
+
+    Attributes
+    ----------
+    classes_ : ndarray of str
+        The classes, sorted; the columns of ``predict_proba``.
+    head_ : LinearHead
+        Coefficients and intercepts of the logistic-regression head (the prior folded in).
+    thresholds_ : ndarray of float
+        Per-class abstention thresholds on the class probability.
+    calibration_ : dict
+        Where the thresholds come from: ``source`` (``"out-of-fold"`` on the training data, or
+        ``"labelled"`` from ``calibrate``), ``target_precision``, ``n`` rows, ``precision`` reached.
+    embedder_spec_ : dict
+        The embedder the head was trained with (its vector space), as saved in the ``.clf``.
+    n_features_in_ : int
+        Embedding dimension.
+    prompts_ : dict
+        Class descriptions.
+    training_summary_, generation_report_, self_training_report_ : dict
+        What training used, what generation made and dropped, what self-training did.
+
+    Examples
+    --------
+    >>> clf = PromptClassifier()  # doctest: +SKIP
+    >>> prompts = {"spam": "Unsolicited offers and scams.", "ham": "Ordinary personal messages."}
+    >>> clf.prompt_train(prompts)  # doctest: +SKIP
+    >>> clf.predict(["WIN a FREE cruise, text YES now"])  # doctest: +SKIP
+    ['spam']
     """
 
     def __init__(
@@ -117,6 +168,14 @@ class PromptClassifier:
 
         return get_llm(self.llm)
 
+    def _settings_changed(self, name: str) -> None:
+        # a backend resolved from the old value must not outlive it
+        if name in ("embedder", "llm"):
+            self.__dict__.pop(f"_{name}", None)
+
+    def _validate_settings(self) -> None:
+        validate(self.get_params())
+
     def _is_fitted(self) -> bool:
         return "head_" in self.__dict__
 
@@ -125,9 +184,19 @@ class PromptClassifier:
             raise NotFittedError("this PromptClassifier is not trained yet: call train(), prompt_train() or load()")
         return self.head_
 
+    def use_embedding_cache(self, cache: EmbeddingCache) -> PromptClassifier:
+        """Share an ``EmbeddingCache`` with other classifiers (vectors are keyed by embedder and text).
+
+        Returns ``self``. Useful when several models are trained over the same texts.
+        """
+        if not isinstance(cache, EmbeddingCache):
+            raise InvalidInputError(f"cache must be an EmbeddingCache, got {type(cache).__name__}", argument="cache")
+        self._cache = cache
+        return self
+
     # ------------------------------------------------------------------ examples
     def add_data_to_class(self, class_name: str, examples: str | Iterable[str]) -> PromptClassifier:
-        """Add your own examples to a class (a new class name creates the class)."""
+        """Add your own examples to a class (a new class name creates the class). Returns ``self``."""
         check_class_name(class_name)
         self._store.add(class_name, check_examples(examples), source="user")
         return self
@@ -137,18 +206,25 @@ class PromptClassifier:
         sources = ["user"] + (["generated"] if include_generated else []) + (["pseudo"] if include_pseudo else [])
         return self._store.by_class(sources)
 
+    def example_counts(self) -> dict[str, dict[str, int]]:
+        """Per class, how many examples of each provenance (user, generated, pseudo) the store holds."""
+        counts: dict[str, dict[str, int]] = {c: {} for c in self._store.classes}
+        for e in self._store:
+            counts[e.class_name][e.source] = counts[e.class_name].get(e.source, 0) + 1
+        return counts
+
     def save_examples(self, path: str | os.PathLike[str] | None = None) -> None:
         """Write the example store as Lamini-compatible JSONL (atomically)."""
         path = path or self.saved_examples_path
         if path is None:
-            raise ConfigurationError("no path: pass one or set saved_examples_path")
+            raise ConfigurationError("no path: pass one or set saved_examples_path", setting="saved_examples_path")
         self._store.save(path)
 
     def load_examples(self, path: str | os.PathLike[str] | None = None) -> PromptClassifier:
-        """Add the examples of a JSONL file (Lamini's format or ours) to the store."""
+        """Add the examples of a JSONL file (Lamini's format or ours) to the store. Returns ``self``."""
         path = path or self.saved_examples_path
         if path is None:
-            raise ConfigurationError("no path: pass one or set saved_examples_path")
+            raise ConfigurationError("no path: pass one or set saved_examples_path", setting="saved_examples_path")
         same = self.saved_examples_path is not None and Path(path) == Path(self.saved_examples_path)
         if same and "_store" not in self.__dict__:
             self._store  # noqa: B018  (the store reads its own file when first made)
@@ -160,18 +236,41 @@ class PromptClassifier:
         return self
 
     # ------------------------------------------------------------------ training
-    def prompt_train(self, prompts: Mapping[str, str], *, unlabeled: Iterable[str] | None = None) -> PromptClassifier:
-        """Generate synthetic examples from class descriptions, then train.
+    def prompt_train(
+        self,
+        prompts: Mapping[str, str],
+        *,
+        unlabeled: Iterable[str] | None = None,
+        generate: bool = True,
+        regenerate: bool = False,
+    ) -> PromptClassifier:
+        """Generate synthetic examples from class descriptions, then train. Returns ``self``.
 
+        Parameters
+        ----------
+        prompts : dict
+            Class name -> description.
+        unlabeled : iterable of str, optional
+            Your unlabeled texts, pseudo-labelled during training (see ``train``).
+        generate : bool, default True
+            ``False`` trains from the descriptions (and stored examples) alone, without the LLM.
+        regenerate : bool, default False
+            Classes whose generation with the same description already ran to its end and came up
+            short are not tried again (it costs minutes and would fall short again); ``True`` tries.
+
+        Notes
+        -----
         Classes that already have enough generated examples for the same description generate
         nothing; a changed description replaces that class's generated examples (never yours).
+        Raises ``GenerationError`` if a class ends with no usable example at all.
         """
-        from .generation import generate_for_classes
+        from .generation import GenerationContext, generate_for_classes
 
         prompts = check_prompts(prompts)
+        self._validate_settings()
         classes = set(prompts) | set(self._store.classes)
         if len(classes) < 2:
-            raise InvalidInputError(f"need at least two classes, got {sorted(classes)}")
+            raise InvalidInputError(f"need at least two classes, got {sorted(classes)}", argument="prompts")
         merged = dict(getattr(self, "prompts_", {}))
         merged.update(prompts)
         shas = {c: prompt_sha(d) for c, d in merged.items()}
@@ -183,7 +282,22 @@ class PromptClassifier:
         if stale:
             log.info("dropped %d generated examples made from older descriptions", stale)
         self.prompts_ = merged
-        self.generation_report_ = generate_for_classes(self, prompts, shas)
+        if generate:
+            ctx = GenerationContext(
+                store=self._store,
+                llm=self._llm,
+                embedder=self._embedder,
+                cache=self._cache,
+                descriptions=merged,
+                examples_per_class=self.examples_per_class,
+                strategy=self.strategy,
+                templates=dict(self.templates) if self.templates else None,
+                random_state=self.random_state,
+                filter_generated=self.filter_generated,
+                progress=self.progress,
+                regenerate=regenerate,
+            )
+            self.generation_report_ = generate_for_classes(ctx, list(prompts), shas)
         return self.train(unlabeled=unlabeled)
 
     def _training_set(
@@ -203,12 +317,19 @@ class PromptClassifier:
             sources.append(e.source)
         return texts, np.asarray(labels, dtype=str), np.asarray(sources, dtype=str)
 
+    def training_data(self) -> tuple[list[str], list[str]]:
+        """The texts and labels ``train`` fits on: class descriptions, then every stored example."""
+        texts, y, _ = self._training_set()
+        return texts, [str(c) for c in y]
+
     def train(self, *, unlabeled: Iterable[str] | None = None) -> PromptClassifier:
-        """Fit the head on every stored example (and class description), then calibrate thresholds.
+        """Fit the head on every stored example (and class description), then set thresholds.
 
         With ``unlabeled`` texts, first pseudo-label them (see ``promptclf.selftrain``); they replace
         earlier pseudo-labels in the store, with provenance ``pseudo`` and their confidence.
+        Returns ``self``.
         """
+        self._validate_settings()
         if unlabeled is not None:
             self._pseudo_label(unlabeled)
         texts, y, sources = self._training_set()
@@ -231,6 +352,7 @@ class PromptClassifier:
         self.head_ = with_prior(fit_head(X[keep], y[keep], C=C, random_state=self.random_state), prior)
         self.classes_ = self.head_.classes_
         self.n_features_in_ = self.head_.n_features_in_
+        self.embedder_spec_ = self._embedder.space()
         self._set_calibration(oof, np.searchsorted(self.classes_, y[keep]) if oof is not None else None)
         by_source = Counter(zip(y[keep].tolist(), sources[keep].tolist()))
         self.training_summary_ = {
@@ -256,9 +378,7 @@ class PromptClassifier:
             return choose_C(X, y, trusted, self.random_state)
         if self.C == "cv":
             return choose_C(X, y, None, self.random_state)
-        if isinstance(self.C, (int, float)) and not isinstance(self.C, bool) and self.C > 0:
-            return float(self.C)
-        raise ConfigurationError(f"C must be None, 'cv' or a positive number, got {self.C!r}")
+        return float(self.C)
 
     def _prior(self, classes: np.ndarray) -> np.ndarray | None:
         prompts = getattr(self, "prompts_", {})
@@ -285,7 +405,9 @@ class PromptClassifier:
         known = set(texts)
         pool = [t for t in dict.fromkeys(check_texts(unlabeled, "unlabeled")) if t.strip() and t not in known]
         if not pool:
-            raise InvalidInputError("unlabeled: no texts left after removing empty ones and known examples")
+            raise InvalidInputError(
+                "unlabeled: no texts left after removing empty ones and known examples", argument="unlabeled"
+            )
         X = self._embedder.embed(texts, cache=self._cache, progress=self.progress)
         XU = self._embedder.embed(pool, cache=self._cache, progress=self.progress)
         labeler = None
@@ -308,33 +430,62 @@ class PromptClassifier:
         )
         self.self_training_report_ = res.report
 
-    def _set_calibration(self, proba: np.ndarray | None, y_idx: np.ndarray | None, target: float | None = None) -> None:
-        target = self.target_precision if target is None else target
+    def _set_calibration(
+        self,
+        proba: np.ndarray | None,
+        y_idx: np.ndarray | None,
+        *,
+        target: float | None = None,
+        source: str = "out-of-fold",
+    ) -> None:
+        target = float(self.target_precision if target is None else target)
         self._oof_proba_, self._oof_labels_ = proba, y_idx
         if proba is None:
             log.warning("too few examples per class for cross-validation: thresholds set to 0 (never abstain)")
             self.thresholds_ = np.zeros(len(self.classes_))
-            self.precision_at_threshold_ = {}
-            return
-        curves = pr_curves(y_idx, proba, self.classes_)
-        self.thresholds_, self.precision_at_threshold_ = thresholds_for_precision(curves, self.classes_, target)
+            reached: dict[str, float] = {}
+        else:
+            curves = pr_curves(y_idx, proba, self.classes_)
+            self.thresholds_, reached = thresholds_for_precision(curves, self.classes_, target)
+        n = None if proba is None else len(proba)
+        self.calibration_ = {"source": source, "target_precision": target, "n": n, "precision": reached}
+
+    @property
+    def precision_at_threshold_(self) -> dict[str, float]:
+        """Per class, the precision its threshold reached on the calibration data."""
+        self._check_fitted()
+        return dict(self.calibration_.get("precision", {}))
 
     def calibrate(
         self, texts: Iterable[str], labels: Iterable[str], *, target_precision: float | None = None
     ) -> PromptClassifier:
-        """Recompute abstention thresholds from real labelled data (better than the synthetic default)."""
+        """Recompute abstention thresholds from real labelled data (better than the synthetic default).
+
+        ``target_precision`` applies to this calibration only (kept in ``calibration_``); the
+        constructor setting is not changed. Returns ``self``.
+        """
         head = self._check_fitted()
+        target = check_probability(target_precision, "target_precision")
+        if target is not None and target == 0:
+            raise InvalidInputError("target_precision must be over 0", argument="target_precision")
         texts = check_texts(texts)
         labels = check_texts(labels, "labels")
         if len(texts) != len(labels):
-            raise InvalidInputError(f"{len(texts)} texts but {len(labels)} labels")
+            raise InvalidInputError(f"{len(texts)} texts but {len(labels)} labels", argument="labels")
+        if not texts:
+            raise InvalidInputError("calibrate needs labelled texts, got none", argument="texts")
         unknown = sorted(set(labels) - set(self.classes_))
         if unknown:
-            raise InvalidInputError(f"labels {unknown} are not classes of this model ({list(self.classes_)})")
+            raise InvalidInputError(
+                f"labels {unknown} are not classes of this model ({list(self.classes_)})", argument="labels"
+            )
+        missing = sorted(set(map(str, self.classes_)) - set(labels))
+        if missing:
+            log.warning("calibrate: no labelled texts of class(es) %s; their thresholds are set to 0", missing)
         proba = head.predict_proba(self._embed(texts))
-        if target_precision is not None:
-            self.target_precision = target_precision
-        self._set_calibration(proba, np.searchsorted(self.classes_, np.asarray(labels, dtype=str)))
+        self._set_calibration(
+            proba, np.searchsorted(self.classes_, np.asarray(labels, dtype=str)), target=target, source="labelled"
+        )
         return self
 
     # ------------------------------------------------------------------ prediction
@@ -343,7 +494,8 @@ class PromptClassifier:
         if len(texts) and X.shape[1] != self.n_features_in_:
             raise ConfigurationError(
                 f"embedder {self._embedder.id} gives {X.shape[1]}-dimensional vectors but this model was trained "
-                f"on {self.n_features_in_}: use the embedder it was trained with"
+                f"on {self.n_features_in_}: use the embedder it was trained with",
+                setting="embedder",
             )
         return X
 
@@ -373,6 +525,8 @@ class PromptClassifier:
         self, texts: TextInput, *, top_n: int | None = None, threshold: float | None = None
     ) -> list[list[dict[str, Any]]]:
         """Per text, ``[{"class_name", "prob"}, ...]`` by falling probability (Lamini's shape)."""
+        top_n = check_positive_int(top_n, "top_n")
+        threshold = check_probability(threshold, "threshold")
         proba = self.predict_proba(texts)
         out = []
         for row in proba:
@@ -396,135 +550,136 @@ class PromptClassifier:
     ) -> None:
         """Write a PNG of each class's precision-recall curve with its threshold marked.
 
-        Curves come from the training out-of-fold probabilities, or from ``texts``/``labels`` if given.
+        Curves come from the calibration probabilities, or from ``texts``/``labels`` if given.
         """
-        try:
-            import matplotlib
+        from .calibration import plot_precision_recall
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise ConfigurationError("plotting needs matplotlib: pip install 'promptclf[plot]'") from None
+        self._check_fitted()
         if texts is not None and labels is not None:
             labels = check_texts(labels, "labels")
             y_idx = np.searchsorted(self.classes_, np.asarray(labels, dtype=str))
             curves = pr_curves(y_idx, self.predict_proba(texts), self.classes_)
         else:
             curves = self.precision_recall_curves()
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        for j, c in enumerate(self.classes_):
-            cur = curves.get(str(c))
-            if cur is None:
-                continue
-            (line,) = ax.plot(cur["recall"], cur["precision"], label=str(c))
-            t = cur["thresholds"]
-            if len(t):
-                i = min(np.searchsorted(t, self.thresholds_[j]), len(t) - 1)
-                ax.plot(cur["recall"][i], cur["precision"][i], "o", color=line.get_color())
-        ax.axhline(self.target_precision, ls="--", color="grey", lw=0.8)
-        ax.set(xlabel="recall", ylabel="precision", title="precision-recall per class", ylim=(0, 1.02))
-        ax.legend(loc="lower left", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        plot_precision_recall(curves, self.classes_, self.thresholds_, self.calibration_["target_precision"], path)
+
+    # ------------------------------------------------------------------ summary
+    def summary(self) -> dict[str, Any]:
+        """What ``promptclf info`` prints: classes, examples, embedders, thresholds, training metrics."""
+        self._check_fitted()
+        s = self.training_summary_
+        return {
+            "classes": [str(c) for c in self.classes_],
+            "examples": self.example_counts(),
+            "embedder": dict(self.embedder_spec_),
+            "serving_embedder": self._embedder.to_spec(),
+            "llm": self._llm_spec(),
+            "dimension": self.n_features_in_,
+            "thresholds": {str(c): round(float(t), 4) for c, t in zip(self.classes_, self.thresholds_)},
+            "calibration": {k: v for k, v in self.calibration_.items() if k != "precision"},
+            "settings": {k: self.get_params()[k] for k in SAVED},
+            "cv_accuracy": s.get("cv_accuracy"),
+            "C": s.get("C"),
+            "trained_at": s.get("trained_at"),
+            "generation": {
+                k: v for k, v in (getattr(self, "generation_report_", None) or {}).items() if k != "classes"
+            },
+        }
+
+    def _llm_spec(self) -> dict[str, Any] | None:
+        """The LLM as a model file records it (its spec, never an address), without loading it."""
+        if "_llm" in self.__dict__:
+            return self._llm.to_spec()
+        if self.llm is None:
+            return None
+        try:
+            return self._llm.to_spec()
+        except ConfigurationError:
+            return None
 
     # ------------------------------------------------------------------ model file
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write one ``.clf`` file (atomic: a failure never damages an existing file)."""
         head = self._check_fitted()
+        for name in SAVED:  # a bad value set after training must not reach the file
+            check_setting(name, getattr(self, name))
         store_texts = [e.text for e in self._store] + list(getattr(self, "prompts_", {}).values())
-        cached = self._cache.export(self._embedder.id, store_texts)
-        arrays = {"head/coef.npy": head.coef_, "head/intercept.npy": head.intercept_}
-        if self._oof_proba_ is not None:
-            arrays["calibration/proba.npy"] = self._oof_proba_.astype(np.float32)
-            arrays["calibration/labels.npy"] = self._oof_labels_.astype(np.int32)
-        if cached is not None:
-            arrays["cache/embeddings.npy"] = cached[1].astype(np.float32)
-        manifest = {
-            "promptclf_version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "classes": [str(c) for c in self.classes_],
-            "embedder": {**self._embedder.to_spec(), "dimension": self.n_features_in_},
-            "head": {"kind": "logistic-regression", "C": head.C_},
-            "thresholds": [float(t) for t in self.thresholds_],
-            "target_precision": float(self.target_precision),
-            "settings": {"examples_per_class": self.examples_per_class, "random_state": self.random_state},
-            "training_summary": self.training_summary_,
-            "generation_report": getattr(self, "generation_report_", None),
-            "self_training_report": getattr(self, "self_training_report_", None),
-        }
-        modelfile.write(
+        space = dict(self.embedder_spec_)
+        modelfile.save(
             path,
-            modelfile.ModelFile(
-                manifest=manifest,
+            modelfile.ModelState(
+                classes=[str(c) for c in self.classes_],
+                embedder=space,
+                dimension=self.n_features_in_,
+                head=head,
+                thresholds=self.thresholds_,
                 prompts=dict(getattr(self, "prompts_", {})),
-                examples_jsonl=self._store.to_jsonl(),
-                arrays=arrays,
-                cache_texts=cached[0] if cached is not None else None,
+                store=self._store,
+                settings={name: getattr(self, name) for name in SAVED},
+                llm=self._llm_spec(),
+                calibration=self.calibration_,
+                calibration_arrays=(self._oof_proba_, self._oof_labels_) if self._oof_proba_ is not None else None,
+                cached=self._cache.export(f"{space['kind']}:{space['model']}", store_texts),
+                training_summary=self.training_summary_,
+                generation_report=getattr(self, "generation_report_", None),
+                self_training_report=getattr(self, "self_training_report_", None),
             ),
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, embedder: Any = None, llm: Any = None) -> PromptClassifier:
+    def load(
+        cls, path: str | os.PathLike[str], *, embedder: Any = None, llm: Any = None, allow_hosted: bool = False
+    ) -> PromptClassifier:
         """Read a ``.clf``: ready to predict at once, and to keep learning (the examples travel inside).
 
-        A model trained with the packaged sentence-transformers MiniLM is served through ONNX Runtime
-        (same vectors, no PyTorch import, faster; exported once and cached). Pass ``embedder=`` to
-        choose: ``"sentence-transformers:all-MiniLM-L6-v2"`` for PyTorch, ``"onnx-int8:..."`` for int8.
+        Parameters
+        ----------
+        path : str or path
+            The model file. Everything in it is checked; any problem is a ``ModelFileError``.
+        embedder, llm : optional
+            Backends to use instead of those the file names. A model trained with the packaged
+            sentence-transformers MiniLM is served through ONNX Runtime by default (same vectors, no
+            PyTorch import, faster; exported once and cached); ``"onnx-int8:..."`` picks int8.
+        allow_hosted : bool, default False
+            A file may name a hosted (network) embedder or LLM, by model name only. It is never
+            contacted unless you pass the backend yourself or set this flag, which uses it with
+            your own credentials and ``OPENAI_BASE_URL``.
         """
-        mf = modelfile.read(path)
-        m = mf.manifest
-        where = str(path)
-        try:
-            classes = np.asarray(m["classes"], dtype=str)
-            emb_spec = dict(m["embedder"])
-            dim = int(emb_spec.pop("dimension"))
-            thresholds = np.asarray(m["thresholds"], dtype=np.float64)
-            C = float(m["head"]["C"])
-            settings = dict(m.get("settings") or {})
-        except (KeyError, TypeError, ValueError) as e:
-            raise ModelFileError(f"{where}: manifest is incomplete or malformed ({e})") from None
-        coef, intercept = mf.arrays["head/coef.npy"], mf.arrays["head/intercept.npy"]
-        k = len(classes)
-        rows = 1 if k == 2 else k
-        if k < 2 or coef.ndim != 2 or coef.shape[0] != rows or intercept.shape != (rows,) or thresholds.shape != (k,):
-            raise ModelFileError(f"{where}: head arrays do not match the {k} classes in the manifest")
-        if coef.shape[1] != dim:
-            raise ModelFileError(f"{where}: head has {coef.shape[1]} features but the manifest says dimension {dim}")
-        if embedder is None:
-            from .embedders.onnx_backend import fast_equivalent
+        from ._registry import spec_id
+        from .embedders.base import RefusedEmbedder, embedders
+        from .llms.base import RefusedLLM, llms
 
-            embedder = fast_equivalent(emb_spec) or emb_spec
-        clf = cls(
-            llm=llm,
-            embedder=embedder,
-            examples_per_class=int(settings.get("examples_per_class", 32)),
-            random_state=int(settings.get("random_state", 0)),
-            target_precision=float(m.get("target_precision", 0.9)),
-        )
-        try:
-            clf._store = ExampleStore.from_jsonl(mf.examples_jsonl, origin=f"{where}:examples.jsonl")
-        except InvalidInputError as e:
-            raise ModelFileError(str(e)) from None
-        clf.prompts_ = dict(mf.prompts)
-        clf.head_ = LinearHead(
-            classes_=classes, coef_=coef.astype(np.float32), intercept_=intercept.astype(np.float32), C_=C
-        )
-        clf.classes_ = classes
-        clf.n_features_in_ = dim
-        clf.thresholds_ = thresholds
-        clf.precision_at_threshold_ = {}
-        clf.training_summary_ = m.get("training_summary") or {}
-        clf.generation_report_ = m.get("generation_report")
-        clf.self_training_report_ = m.get("self_training_report")
-        proba, labels = mf.arrays.get("calibration/proba.npy"), mf.arrays.get("calibration/labels.npy")
-        clf._oof_proba_, clf._oof_labels_ = (
-            (proba, labels.astype(np.int64)) if proba is not None and labels is not None else (None, None)
-        )
-        if mf.cache_texts is not None and "cache/embeddings.npy" in mf.arrays:
-            vecs = mf.arrays["cache/embeddings.npy"]
-            if vecs.shape != (len(mf.cache_texts), dim):
-                raise ModelFileError(f"{where}: cached embeddings do not match their texts")
-            spec_id = f"{emb_spec.get('kind')}:{emb_spec.get('model')}"
-            clf._cache.load(spec_id, mf.cache_texts, vecs)  # used only by an embedder with the same id
+        EMBEDDERS, LLMS = embedders(), llms()
+
+        state = modelfile.read(path)
+        where = str(path)
+        if embedder is None:
+            spec = state.embedder
+            if EMBEDDERS.is_hosted(spec) and spec["kind"] in EMBEDDERS.kinds and not allow_hosted:
+                embedder = RefusedEmbedder(spec, where)
+            else:
+                from .embedders.onnx_backend import fast_equivalent
+
+                embedder = fast_equivalent(spec) or dict(spec)
+        if llm is None and state.llm is not None:
+            if LLMS.is_hosted(state.llm) and state.llm["kind"] in LLMS.kinds and not allow_hosted:
+                llm = RefusedLLM(state.llm, where)
+            elif state.llm["kind"] in LLMS.kinds:
+                llm = dict(state.llm)
+        clf = cls(llm=llm, embedder=embedder, **state.settings)
+        clf._store = state.store
+        clf.prompts_ = dict(state.prompts)
+        clf.head_ = state.head
+        clf.classes_ = state.head.classes_
+        clf.n_features_in_ = state.dimension
+        clf.embedder_spec_ = dict(state.embedder)
+        clf.thresholds_ = state.thresholds
+        clf.calibration_ = dict(state.calibration)
+        clf.training_summary_ = state.training_summary
+        clf.generation_report_ = state.generation_report
+        clf.self_training_report_ = state.self_training_report
+        clf.model_sha256_ = state.sha256
+        clf._oof_proba_, clf._oof_labels_ = state.calibration_arrays or (None, None)
+        if state.cached is not None:  # filed under the vector space, which is what an embedder asks for
+            clf._cache.load(spec_id(state.embedder), *state.cached)
         return clf

@@ -24,12 +24,27 @@ def _fail(msg: str) -> None:
     raise typer.Exit(1)
 
 
-def _pool(path: str | None, column: str | None, field: str | None):
+Encoding = Annotated[str, typer.Option(help="text encoding of the input file(s)")]
+
+
+def _pool(path: str | None, column: str | None, field: str | None, encoding: str = "utf-8"):
     if path is None:
         return None
     from .textio import iter_texts
 
-    return iter_texts(path, column=column, field=field)
+    return iter_texts(path, column=column, field=field, encoding=encoding)
+
+
+def _read_prompts(path: Path, encoding: str) -> dict:
+    from .safejson import UnsafeJSON, loads
+
+    try:
+        desc = loads(path.read_text(encoding=encoding))
+    except (OSError, UnicodeDecodeError, LookupError, UnsafeJSON) as e:
+        _fail(f"cannot read prompts from {path}: {e}")
+    if not isinstance(desc, dict):
+        _fail(f"{path}: expected a JSON object of class name -> description")
+    return desc
 
 
 @app.callback()
@@ -49,18 +64,16 @@ def train(
     unlabeled: Annotated[str | None, typer.Option(help="your unlabeled texts: lines, CSV or JSONL")] = None,
     column: Annotated[str | None, typer.Option(help="CSV column of --unlabeled")] = None,
     field: Annotated[str | None, typer.Option(help="JSONL field of --unlabeled")] = None,
+    encoding: Encoding = "utf-8",
 ) -> None:
     """Generate examples from class descriptions (and learn from unlabeled texts), then train a model."""
     from .classifier import PromptClassifier
 
-    try:
-        desc = json.loads(prompts.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        _fail(f"cannot read prompts from {prompts}: {e}")
+    desc = _read_prompts(prompts, encoding)
     clf = PromptClassifier(llm=llm, embedder=embedder, examples_per_class=examples_per_class, saved_examples_path=store)
     if examples is not None:
         clf.load_examples(examples)
-    clf.prompt_train(desc, unlabeled=_pool(unlabeled, column, field))
+    clf.prompt_train(desc, unlabeled=_pool(unlabeled, column, field, encoding))
     clf.save(output)
     s = clf.training_summary_
     typer.echo(f"wrote {output}: {len(clf.classes_)} classes, {s['n_examples']} examples", err=True)
@@ -77,15 +90,18 @@ def predict(
     embedder: Annotated[
         str | None, typer.Option(help="serve with this embedder, e.g. onnx-int8:all-MiniLM-L6-v2")
     ] = None,
+    encoding: Encoding = "utf-8",
 ) -> None:
     """Write one JSON line per input text: text, label, prob."""
     from .classifier import PromptClassifier
     from .textio import batched, iter_texts
 
+    if batch_size < 1:
+        _fail(f"--batch-size must be at least 1, got {batch_size}")
     clf = PromptClassifier.load(model, embedder=embedder)
     clf.progress = False
     out = sys.stdout
-    for batch in batched(iter_texts(input, column=column, field=field), batch_size):
+    for batch in batched(iter_texts(input, column=column, field=field, encoding=encoding), batch_size):
         proba = clf.predict_proba(batch)
         labels = clf.predict_from_proba(proba, abstain=abstain)
         for text, label, row in zip(batch, labels, proba):
@@ -100,6 +116,7 @@ def evaluate(
     text_column: Annotated[str, typer.Option(help="column with the text")] = "text",
     label_column: Annotated[str, typer.Option(help="column with the label")] = "label",
     plot: Annotated[Path | None, typer.Option(help="write precision-recall curves on this data to a PNG")] = None,
+    encoding: Encoding = "utf-8",
 ) -> None:
     """Accuracy, macro-F1, per-class precision and recall, confusion matrix."""
     import csv
@@ -108,12 +125,23 @@ def evaluate(
 
     from .classifier import PromptClassifier
 
+    if plot is not None and not plot.resolve().parent.is_dir():
+        _fail(f"cannot write {plot}: folder {plot.resolve().parent} does not exist")
     clf = PromptClassifier.load(model)
     clf.progress = False
     try:
-        with open(data, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        with open(data, newline="", encoding=encoding) as f:
+            reader = csv.DictReader(f)
+            rows = []
+            for row in reader:
+                if row.get(text_column) is None or row.get(label_column) is None:
+                    _fail(f"{data}, line {reader.line_num}: the row has fewer columns than the header")
+                rows.append(row)
     except OSError as e:
+        _fail(f"cannot read {data}: {e}")
+    except UnicodeDecodeError:
+        _fail(f"{data}: not {encoding} text; pass --encoding (e.g. --encoding latin-1)")
+    except (csv.Error, LookupError) as e:
         _fail(f"cannot read {data}: {e}")
     if not rows or text_column not in rows[0] or label_column not in rows[0]:
         _fail(f"{data}: needs columns {text_column!r} and {label_column!r}")
@@ -165,40 +193,24 @@ def retrain(
     unlabeled: Annotated[str | None, typer.Option(help="your unlabeled texts: lines, CSV or JSONL")] = None,
     column: Annotated[str | None, typer.Option(help="CSV column of --unlabeled")] = None,
     field: Annotated[str | None, typer.Option(help="JSONL field of --unlabeled")] = None,
+    encoding: Encoding = "utf-8",
 ) -> None:
     """Refit the model on everything stored in it (cached embeddings make this fast)."""
     from .classifier import PromptClassifier
 
     clf = PromptClassifier.load(model)
     clf.progress = False
-    clf.train(unlabeled=_pool(unlabeled, column, field))
+    clf.train(unlabeled=_pool(unlabeled, column, field, encoding))
     clf.save(model)
     typer.echo(f"retrained {model}: {clf.training_summary_['n_examples']} examples", err=True)
 
 
 @app.command()
 def info(model: Model, as_json: Annotated[bool, typer.Option("--json", help="machine-readable")] = False) -> None:
-    """Classes, example counts, embedder, thresholds and training metrics."""
+    """Classes, example counts, embedders, thresholds, calibration and training metrics."""
     from .classifier import PromptClassifier
 
-    clf = PromptClassifier.load(model)
-    counts = {c: {} for c in map(str, clf.classes_)}
-    for e in clf._store:
-        counts.setdefault(e.class_name, {})
-        counts[e.class_name][e.source] = counts[e.class_name].get(e.source, 0) + 1
-    summary = clf.training_summary_
-    data = {
-        "classes": [str(c) for c in clf.classes_],
-        "examples": counts,
-        "embedder": clf._embedder.to_spec(),
-        "dimension": clf.n_features_in_,
-        "thresholds": {str(c): round(float(t), 4) for c, t in zip(clf.classes_, clf.thresholds_)},
-        "target_precision": clf.target_precision,
-        "cv_accuracy": summary.get("cv_accuracy"),
-        "C": summary.get("C"),
-        "trained_at": summary.get("trained_at"),
-        "generation": {k: v for k, v in (clf.generation_report_ or {}).items() if k != "classes"},
-    }
+    data = PromptClassifier.load(model).summary()
     if as_json:
         typer.echo(json.dumps(data, indent=1))
         return

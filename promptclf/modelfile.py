@@ -1,7 +1,17 @@
 """The ``.clf`` model file: a zip of JSON, JSONL and ``.npy`` members. No pickle anywhere.
 
-Load reads only members it knows by name, bounds every size before reading, checks a sha256 per
-member, and turns every failure into a ``ModelFileError`` that says what is wrong.
+A model file is something people download and share, so load trusts nothing in it:
+
+- only members it knows by name are read, each bounded in size, all together bounded too;
+- every member's sha256 must match the manifest;
+- the manifest is validated against a schema (pydantic), JSON is parsed with bounded nesting and
+  numbers (``safejson``), ``.npy`` headers are checked (dtype, shape against the manifest and the
+  bytes present) before anything is allocated, and every array must be finite;
+- everything else the classifier will use later (prompts, examples, calibration, cached vectors)
+  is checked here too, so a file that loads does not fail later in ``info``, ``train`` or
+  ``precision_recall_curves``.
+
+Every failure is a ``ModelFileError`` naming the file and the member.
 """
 
 from __future__ import annotations
@@ -9,18 +19,25 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import math
 import os
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
-from .errors import ModelFileError
-from .store import atomic_write
+from ._atomic import atomic_write
+from ._version import __version__
+from .errors import ConfigurationError, InvalidInputError, ModelFileError
+from .head import LinearHead
+from .safejson import UnsafeJSON
+from .safejson import loads as safe_loads
+from .store import ExampleStore
 
+log = logging.getLogger("promptclf")
 MAGIC = "promptclf-model"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -29,161 +46,455 @@ MiB = 1 << 20
 MEMBER_LIMITS = {
     MANIFEST: 4 * MiB,
     "prompts.json": 16 * MiB,
-    "examples.jsonl": 512 * MiB,
+    "examples.jsonl": 256 * MiB,
     "head/coef.npy": 256 * MiB,
     "head/intercept.npy": 1 * MiB,
-    "calibration/proba.npy": 512 * MiB,
+    "calibration/proba.npy": 256 * MiB,
     "calibration/labels.npy": 64 * MiB,
-    "cache/texts.json": 512 * MiB,
-    "cache/embeddings.npy": 1024 * MiB,
+    "cache/texts.json": 256 * MiB,
+    "cache/embeddings.npy": 768 * MiB,
 }
+# All members together: each at its own limit would need several GB of memory to load.
+TOTAL_LIMIT = 1024 * MiB
+MAX_LINES = 2_000_000  # lines of examples.jsonl; also the most examples and cached texts
+MAX_CLASSES = 10_000
+MAX_NAME = 1_000  # characters of a class name, embedder or LLM model name
+MAX_DIMENSION = 65_536
 ARRAY_MEMBERS = {m for m in MEMBER_LIMITS if m.endswith(".npy")}
 REQUIRED = {MANIFEST, "prompts.json", "examples.jsonl", "head/coef.npy", "head/intercept.npy"}
 
 
 @dataclass
-class ModelFile:
-    """The parsed contents of a ``.clf``: the classifier decides what they mean."""
+class ModelState:
+    """Everything a ``.clf`` holds, checked and typed; the classifier maps it to its attributes."""
 
-    manifest: dict[str, Any]
+    classes: list[str]
+    embedder: dict[str, str]  # kind, model: the vector space the head was trained in
+    dimension: int
+    head: LinearHead
+    thresholds: np.ndarray
     prompts: dict[str, str]
-    examples_jsonl: str
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    cache_texts: list[str] | None = None
+    store: ExampleStore
+    settings: dict[str, Any] = field(default_factory=dict)
+    llm: dict[str, str] | None = None
+    calibration: dict[str, Any] = field(default_factory=dict)  # source, target_precision, n, precision
+    calibration_arrays: tuple[np.ndarray, np.ndarray] | None = None  # probabilities, label indices
+    cached: tuple[list[str], np.ndarray] | None = None  # texts and their vectors in ``embedder``'s space
+    training_summary: dict[str, Any] = field(default_factory=dict)
+    generation_report: dict[str, Any] | None = None
+    self_training_report: dict[str, Any] | None = None
+    promptclf_version: str = __version__
+    sha256: str = ""  # of the whole file, as read
 
 
+# ---------------------------------------------------------------------------------------- schema
+def _schema():
+    """The manifest's pydantic models, built on first use so ``import promptclf`` stays light."""
+    from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+    Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+    Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+    class Model(BaseModel):
+        # strict: a "3" is not a number; extra keys are ignored (a newer minor version may add some)
+        model_config = ConfigDict(strict=True, extra="ignore")
+
+    class Spec(Model):
+        kind: Name
+        model: Name
+
+    class EmbedderSpec(Spec):
+        dimension: Annotated[int, Field(ge=1, le=MAX_DIMENSION)]
+
+    class Head(Model):
+        kind: Literal["logistic-regression"]
+        C: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)]
+
+    class Member(Model):
+        sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+        size: Annotated[int, Field(ge=0, le=TOTAL_LIMIT)]
+
+    class Calibration(Model):
+        source: Literal["out-of-fold", "labelled"] = "out-of-fold"
+        target_precision: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.9
+        n: Annotated[int, Field(ge=0, le=10**9)] | None = None
+        precision: dict[Name, Unit] = Field(default_factory=dict)
+
+    class Manifest(Model):
+        format: Literal["promptclf-model"]
+        format_version: Annotated[int, Field(ge=1, le=FORMAT_VERSION)]
+        promptclf_version: Annotated[str, Field(max_length=64)] = "0"
+        created: Annotated[str, Field(max_length=64)] | None = None
+        classes: Annotated[list[Name], Field(min_length=2, max_length=MAX_CLASSES)]
+        embedder: EmbedderSpec
+        llm: Spec | None = None
+        head: Head
+        thresholds: list[Unit]
+        target_precision: Unit = 0.9  # format 1 before calibration info; superseded by calibration
+        calibration: Calibration | None = None
+        settings: dict[str, Any] = Field(default_factory=dict)
+        training_summary: dict[str, Any] = Field(default_factory=dict)
+        generation_report: dict[str, Any] | None = None
+        self_training_report: dict[str, Any] | None = None
+        members: dict[str, Member]
+
+        @field_validator("classes")
+        @classmethod
+        def _unique(cls, v: list[str]) -> list[str]:
+            if len(set(v)) != len(v):
+                raise ValueError("class names must be unique")
+            if any(not c.strip() for c in v):
+                raise ValueError("class names must not be blank")
+            return v
+
+        @field_validator("training_summary")
+        @classmethod
+        def _summary(cls, v: dict[str, Any]) -> dict[str, Any]:
+            # the fields info and the API read back
+            cv = v.get("cv_accuracy")
+            if cv is not None and (not isinstance(cv, (int, float)) or not 0 <= cv <= 1):
+                raise ValueError("cv_accuracy must be a number from 0 to 1")
+            for k in ("trained_at",):
+                if v.get(k) is not None and not isinstance(v[k], str):
+                    raise ValueError(f"{k} must be a string")
+            for k in ("C", "prior_weight"):
+                if v.get(k) is not None and not isinstance(v[k], (int, float)):
+                    raise ValueError(f"{k} must be a number")
+            if not isinstance(v.get("per_class", {}), dict):
+                raise ValueError("per_class must be an object")
+            return v
+
+    return Manifest
+
+
+_MANIFEST_MODEL = None
+
+
+def _manifest_model():
+    global _MANIFEST_MODEL
+    if _MANIFEST_MODEL is None:
+        _MANIFEST_MODEL = _schema()
+    return _MANIFEST_MODEL
+
+
+# ---------------------------------------------------------------------------------------- write
 def _npy_bytes(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
     return buf.getvalue()
 
 
-def write(path: str | os.PathLike[str], mf: ModelFile) -> None:
-    """Serialise and write atomically: a failed save leaves any existing file untouched."""
+def _json_safe(obj: Any) -> Any:
+    """Reports hold numpy scalars here and there; the file holds plain JSON."""
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def save(path: str | os.PathLike[str], state: ModelState) -> None:
+    """Serialise ``state`` and write it atomically: a failed save leaves any existing file untouched."""
+    k = len(state.classes)
+    arrays = {"head/coef.npy": state.head.coef_, "head/intercept.npy": state.head.intercept_}
+    if state.calibration_arrays is not None:
+        proba, labels = state.calibration_arrays
+        arrays["calibration/proba.npy"] = proba.astype(np.float32)
+        arrays["calibration/labels.npy"] = labels.astype(np.int32)
     members: dict[str, bytes] = {
-        "prompts.json": json.dumps(mf.prompts, ensure_ascii=False, indent=1).encode(),
-        "examples.jsonl": mf.examples_jsonl.encode(),
+        "prompts.json": json.dumps(state.prompts, ensure_ascii=False, indent=1).encode(),
+        "examples.jsonl": state.store.to_jsonl().encode(),
     }
-    for name, arr in mf.arrays.items():
-        if name not in ARRAY_MEMBERS:
-            raise ValueError(f"unknown array member {name}")
-        if arr.dtype == object:
-            raise ValueError(f"array {name} has dtype object, which cannot be stored without pickle")
+    if state.cached is not None:
+        arrays["cache/embeddings.npy"] = state.cached[1].astype(np.float32)
+        members["cache/texts.json"] = json.dumps(state.cached[0], ensure_ascii=False).encode()
+    for name, arr in arrays.items():
         members[name] = _npy_bytes(arr)
-    if mf.cache_texts is not None:
-        members["cache/texts.json"] = json.dumps(mf.cache_texts, ensure_ascii=False).encode()
-    manifest = dict(mf.manifest)
-    manifest["format"] = MAGIC
-    manifest["format_version"] = FORMAT_VERSION
-    manifest["members"] = {n: {"sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for n, b in members.items()}
+    manifest = {
+        "format": MAGIC,
+        "format_version": FORMAT_VERSION,
+        "promptclf_version": __version__,
+        "created": _now(),
+        "classes": list(state.classes),
+        "embedder": {**state.embedder, "dimension": int(state.dimension)},
+        "llm": state.llm,
+        "head": {"kind": "logistic-regression", "C": float(state.head.C_)},
+        "thresholds": [float(t) for t in state.thresholds],
+        "target_precision": float(state.calibration.get("target_precision", 0.9)),
+        "calibration": state.calibration,
+        "settings": state.settings,
+        "training_summary": state.training_summary,
+        "generation_report": state.generation_report,
+        "self_training_report": state.self_training_report,
+        "members": {n: {"sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for n, b in members.items()},
+    }
+    assert len(manifest["thresholds"]) == k
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1))
+        zf.writestr(MANIFEST, json.dumps(_json_safe(manifest), ensure_ascii=False, indent=1))
         for name, data in members.items():
             zf.writestr(name, data)
     try:
         atomic_write(Path(path), buf.getvalue())
     except OSError as e:
-        raise ModelFileError(f"cannot write model file {path}: {e}") from e
+        raise ModelFileError(f"cannot write model file {path}: {e}", path=str(path)) from e
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
-    limit = MEMBER_LIMITS[info.filename]
-    if info.file_size > limit:
-        raise ModelFileError(f"{where}: member {info.filename} declares {info.file_size} bytes, over the {limit} limit")
-    try:
-        with zf.open(info) as f:
-            data = f.read(limit + 1)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as e:
-        raise ModelFileError(f"{where}: member {info.filename} is corrupt ({e})") from None
-    if len(data) > limit:
-        raise ModelFileError(f"{where}: member {info.filename} is larger than the {limit}-byte limit")
-    return data
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def read(path: str | os.PathLike[str]) -> ModelFile:
-    where = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise ModelFileError(f"model file not found: {where}")
-    if p.is_dir():
-        raise ModelFileError(f"{where} is a folder, not a model file")
-    try:
-        zf = zipfile.ZipFile(p)
-    except zipfile.BadZipFile:
-        raise ModelFileError(f"{where} is not a promptclf model file (not a zip archive, or truncated)") from None
-    except OSError as e:
-        raise ModelFileError(f"cannot read {where}: {e}") from None
-    with zf:
-        infos: dict[str, zipfile.ZipInfo] = {}
-        for info in zf.infolist():
-            if info.filename not in MEMBER_LIMITS:
-                raise ModelFileError(f"{where}: unexpected member {info.filename!r}; refusing to load")
-            if info.filename in infos:
-                raise ModelFileError(f"{where}: member {info.filename!r} appears twice")
-            infos[info.filename] = info
-        if MANIFEST not in infos:
-            raise ModelFileError(f"{where} is not a promptclf model file (no {MANIFEST})")
-        manifest = _parse_json(_read_member(zf, infos[MANIFEST], where), MANIFEST, where)
-        if not isinstance(manifest, dict) or manifest.get("format") != MAGIC:
-            raise ModelFileError(f"{where} is not a promptclf model file (bad manifest)")
-        version = manifest.get("format_version")
-        if not isinstance(version, int):
-            raise ModelFileError(f"{where}: manifest has no valid format_version")
-        if version > FORMAT_VERSION:
-            raise ModelFileError(
-                f"{where} uses model format {version}, newer than this promptclf reads "
-                f"({FORMAT_VERSION}): upgrade promptclf"
-            )
-        declared = manifest.get("members")
-        if not isinstance(declared, dict):
-            raise ModelFileError(f"{where}: manifest lists no members")
-        for name in REQUIRED - {MANIFEST}:
-            if name not in infos:
-                raise ModelFileError(f"{where}: member {name} is missing")
-        data: dict[str, bytes] = {}
-        for name, info in infos.items():
-            if name == MANIFEST:
-                continue
-            raw = _read_member(zf, info, where)
-            want = declared.get(name, {}).get("sha256") if isinstance(declared.get(name), dict) else None
-            if want is None:
-                raise ModelFileError(f"{where}: member {name} is not listed in the manifest")
-            if hashlib.sha256(raw).hexdigest() != want:
-                raise ModelFileError(f"{where}: checksum mismatch in {name}; the file is damaged or was modified")
-            data[name] = raw
-        for name in declared:
-            if name not in data:
-                raise ModelFileError(f"{where}: member {name} is missing")
+# ---------------------------------------------------------------------------------------- read
+class _Reader:
+    """Reads one file; ``fail`` makes every error name the file and the member."""
 
-    arrays = {}
-    for name in ARRAY_MEMBERS & data.keys():
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = path
+        self.where = str(path)
+
+    def fail(self, msg: str, member: str | None = None) -> ModelFileError:
+        prefix = f"{self.where}: {member}: " if member else f"{self.where}: "
+        return ModelFileError(prefix + msg, path=self.where, member=member)
+
+    # -- the archive ---------------------------------------------------------------------------
+    def members(self) -> tuple[dict[str, bytes], str]:
+        p = Path(self.path)
+        if not p.exists():
+            raise ModelFileError(f"model file not found: {self.where}", path=self.where)
+        if p.is_dir():
+            raise ModelFileError(f"{self.where} is a folder, not a model file", path=self.where)
         try:
-            arr = np.load(io.BytesIO(data[name]), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise ModelFileError(f"{where}: member {name} is not a valid array ({e})") from None
-        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
-            raise ModelFileError(f"{where}: member {name} has unexpected type {getattr(arr, 'dtype', type(arr))}")
-        arrays[name] = arr
-    prompts = _parse_json(data["prompts.json"], "prompts.json", where)
-    if not isinstance(prompts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items()):
-        raise ModelFileError(f"{where}: prompts.json is not a mapping of class name to description")
-    cache_texts = None
-    if "cache/texts.json" in data:
-        cache_texts = _parse_json(data["cache/texts.json"], "cache/texts.json", where)
-        if not isinstance(cache_texts, list) or not all(isinstance(t, str) for t in cache_texts):
-            raise ModelFileError(f"{where}: cache/texts.json is not a list of strings")
+            raw = p.read_bytes() if p.stat().st_size <= TOTAL_LIMIT else None
+        except OSError as e:
+            raise ModelFileError(f"cannot read {self.where}: {e}", path=self.where) from None
+        if raw is None:
+            raise self.fail(f"the file is larger than {TOTAL_LIMIT} bytes")
+        digest = hashlib.sha256(raw).hexdigest()
+        # zipfile raises a dozen kinds of exception on a damaged archive (BadZipFile, struct and
+        # zlib errors, NotImplementedError for an unknown "version needed", EOFError, ...): any of
+        # them means the same thing here, a file that is not a model we can read.
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(raw))
+        except Exception:
+            raise ModelFileError(
+                f"{self.where} is not a promptclf model file (not a zip archive, or truncated)", path=self.where
+            ) from None
+        with zf:
+            infos: dict[str, zipfile.ZipInfo] = {}
+            for info in zf.infolist():
+                if info.filename not in MEMBER_LIMITS:
+                    raise self.fail(f"unexpected member {info.filename!r}; refusing to load")
+                if info.filename in infos:
+                    raise self.fail(f"member {info.filename!r} appears twice")
+                if info.file_size > MEMBER_LIMITS[info.filename]:
+                    raise self.fail(
+                        f"declares {info.file_size} bytes, over the {MEMBER_LIMITS[info.filename]} limit",
+                        info.filename,
+                    )
+                infos[info.filename] = info
+            total = sum(i.file_size for i in infos.values())
+            if total > TOTAL_LIMIT:
+                raise self.fail(f"members declare {total} bytes in all, over the {TOTAL_LIMIT} limit")
+            if MANIFEST not in infos:
+                raise ModelFileError(f"{self.where} is not a promptclf model file (no {MANIFEST})", path=self.where)
+            return {name: self._read(zf, info) for name, info in infos.items()}, digest
+
+    def _read(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+        limit = MEMBER_LIMITS[info.filename]
+        try:
+            with zf.open(info) as f:
+                data = f.read(limit + 1)
+        except Exception as e:
+            raise self.fail(f"is corrupt ({type(e).__name__}: {e})", info.filename) from None
+        if len(data) > limit:
+            raise self.fail(f"is larger than the {limit}-byte limit", info.filename)
+        return data
+
+    def json(self, raw: bytes, member: str) -> Any:
+        try:
+            return safe_loads(raw)
+        except UnsafeJSON as e:
+            raise self.fail(f"is not valid JSON ({e})", member) from None
+
+    # -- the manifest --------------------------------------------------------------------------
+    def manifest(self, raw: bytes) -> Any:
+        obj = self.json(raw, MANIFEST)
+        if not isinstance(obj, dict) or obj.get("format") != MAGIC:
+            raise ModelFileError(f"{self.where} is not a promptclf model file (bad manifest)", path=self.where)
+        version = obj.get("format_version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+            raise self.fail(
+                f"uses model format {version}, newer than this promptclf reads ({FORMAT_VERSION}): upgrade promptclf",
+                MANIFEST,
+            )
+        from pydantic import ValidationError
+
+        try:
+            return _manifest_model().model_validate(obj)
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = ".".join(str(x) for x in first["loc"]) or "(top)"
+            raise self.fail(f"{loc}: {first['msg']} ({e.error_count()} problem(s) in all)", MANIFEST) from None
+
+    # -- arrays --------------------------------------------------------------------------------
+    def array(self, raw: bytes, member: str, shape: tuple[int | None, ...], kinds: str = "f") -> np.ndarray:
+        """Parse a ``.npy`` after checking its header: dtype kind, shape (``None`` = any), byte count."""
+        f = io.BytesIO(raw)
+        try:
+            major, _ = np.lib.format.read_magic(f)
+            if major == 1:
+                got_shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif major in (2, 3):
+                got_shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unknown .npy version {major}")
+        except Exception as e:
+            raise self.fail(f"is not a valid array ({type(e).__name__}: {e})", member) from None
+        if dtype.hasobject or dtype.kind not in kinds or dtype.itemsize > 8:
+            raise self.fail(f"has unexpected type {dtype}", member)
+        if len(got_shape) != len(shape) or any(w is not None and g != w for g, w in zip(got_shape, shape)):
+            want = tuple("*" if w is None else w for w in shape)
+            raise self.fail(f"has shape {got_shape}, expected {want}", member)
+        count = math.prod(got_shape)
+        offset = f.tell()
+        if count * dtype.itemsize != len(raw) - offset:
+            raise self.fail(
+                f"holds {len(raw) - offset} bytes of data, not the {count * dtype.itemsize} its header says", member
+            )
+        arr = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)
+        arr = arr.reshape(got_shape, order="F" if fortran else "C")
+        if dtype.kind == "f" and not np.isfinite(arr).all():
+            raise self.fail("holds NaN or infinite values", member)
+        return arr
+
+
+def read(path: str | os.PathLike[str]) -> ModelState:
+    """Read and check a ``.clf``; every problem is a ``ModelFileError``."""
+    r = _Reader(path)
+    data, digest = r.members()
+    m = r.manifest(data[MANIFEST])
+    for name in REQUIRED - {MANIFEST}:
+        if name not in data:
+            raise r.fail("is missing", name)
+    for name, raw in data.items():
+        if name == MANIFEST:
+            continue
+        want = m.members.get(name)
+        if want is None:
+            raise r.fail("is not listed in the manifest", name)
+        if hashlib.sha256(raw).hexdigest() != want.sha256:
+            raise r.fail("checksum mismatch; the file is damaged or was modified", name)
+    for name in m.members:
+        if name not in data:
+            raise r.fail("is missing", name)
+    _check_version(r, m.promptclf_version)
+
+    k, dim = len(m.classes), m.embedder.dimension
+    if len(m.thresholds) != k:
+        raise r.fail(f"has {len(m.thresholds)} thresholds for {k} classes", MANIFEST)
+    rows = 1 if k == 2 else k
+    coef = r.array(data["head/coef.npy"], "head/coef.npy", (rows, None))
+    if coef.shape[1] != dim:
+        raise r.fail(f"has {coef.shape[1]} features but the manifest says dimension {dim}", "head/coef.npy")
+    intercept = r.array(data["head/intercept.npy"], "head/intercept.npy", (rows,))
+    classes = np.asarray(m.classes, dtype=str)
+    head = LinearHead(classes, coef.astype(np.float32), intercept.astype(np.float32), float(m.head.C))
+
+    calibration_arrays = None
+    if ("calibration/proba.npy" in data) != ("calibration/labels.npy" in data):
+        raise r.fail("calibration needs both calibration/proba.npy and calibration/labels.npy")
+    if "calibration/proba.npy" in data:
+        proba = r.array(data["calibration/proba.npy"], "calibration/proba.npy", (None, k))
+        labels = r.array(data["calibration/labels.npy"], "calibration/labels.npy", (proba.shape[0],), kinds="iu")
+        if proba.size and (proba.min() < 0 or proba.max() > 1):
+            raise r.fail("holds values outside [0, 1]", "calibration/proba.npy")
+        if labels.size and (labels.min() < 0 or labels.max() >= k):
+            raise r.fail(f"holds class indices outside 0..{k - 1}", "calibration/labels.npy")
+        calibration_arrays = (proba, labels.astype(np.int64))
+
+    prompts = r.json(data["prompts.json"], "prompts.json")
+    if not isinstance(prompts, dict):
+        raise r.fail("is not a mapping of class name to description", "prompts.json")
+    from ._validation import check_prompts
+
     try:
-        examples = data["examples.jsonl"].decode("utf-8")
-    except UnicodeDecodeError:
-        raise ModelFileError(f"{where}: examples.jsonl is not UTF-8") from None
-    return ModelFile(
-        manifest=manifest, prompts=prompts, examples_jsonl=examples, arrays=arrays, cache_texts=cache_texts
+        prompts = check_prompts(prompts) if prompts else {}
+    except InvalidInputError as e:
+        raise r.fail(str(e), "prompts.json") from None
+
+    store = _store(r, data["examples.jsonl"])
+    cached = None
+    if ("cache/texts.json" in data) != ("cache/embeddings.npy" in data):
+        raise r.fail("the embedding cache needs both cache/texts.json and cache/embeddings.npy")
+    if "cache/texts.json" in data:
+        texts = r.json(data["cache/texts.json"], "cache/texts.json")
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or len(texts) > MAX_LINES:
+            raise r.fail(f"is not a list of at most {MAX_LINES} strings", "cache/texts.json")
+        vecs = r.array(data["cache/embeddings.npy"], "cache/embeddings.npy", (len(texts), dim))
+        cached = (texts, vecs)
+
+    from .settings import SAVED, validate
+
+    settings = {k2: v for k2, v in m.settings.items() if k2 in SAVED}
+    try:
+        validate(settings)
+    except ConfigurationError as e:
+        raise r.fail(f"settings: {e}", MANIFEST) from None
+    cal = m.calibration.model_dump() if m.calibration is not None else {"target_precision": m.target_precision}
+    unknown = set(cal.get("precision", {})) - set(m.classes)
+    if unknown:
+        raise r.fail(f"calibration names classes not in the model: {sorted(unknown)[:5]}", MANIFEST)
+    return ModelState(
+        classes=list(m.classes),
+        embedder={"kind": m.embedder.kind, "model": m.embedder.model},
+        dimension=dim,
+        head=head,
+        thresholds=np.asarray(m.thresholds, dtype=np.float64),
+        prompts=prompts,
+        store=store,
+        settings=settings,
+        llm={"kind": m.llm.kind, "model": m.llm.model} if m.llm is not None else None,
+        calibration=cal,
+        calibration_arrays=calibration_arrays,
+        cached=cached,
+        training_summary=m.training_summary,
+        generation_report=m.generation_report,
+        self_training_report=m.self_training_report,
+        promptclf_version=m.promptclf_version,
+        sha256=digest,
     )
 
 
-def _parse_json(raw: bytes, name: str, where: str) -> Any:
+def _store(r: _Reader, raw: bytes) -> ExampleStore:
+    # count lines before decoding: 512 MiB of newlines would otherwise become 512M empty strings
+    if raw.count(b"\n") > MAX_LINES:
+        raise r.fail(f"has more than {MAX_LINES} lines", "examples.jsonl")
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{where}: {name} is not valid JSON ({e})") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise r.fail("is not UTF-8", "examples.jsonl") from None
+    try:
+        store = ExampleStore.from_jsonl(text, origin=f"{r.where}:examples.jsonl")
+    except InvalidInputError as e:
+        raise ModelFileError(str(e), path=r.where, member="examples.jsonl") from None
+    if len(store) > MAX_LINES:
+        raise r.fail(f"holds more than {MAX_LINES} examples", "examples.jsonl")
+    return store
+
+
+def _check_version(r: _Reader, version: str) -> None:
+    """Warn when the file comes from a newer minor version than this one: it may use what we ignore."""
+
+    def minor(v: str) -> tuple[int, int] | None:
+        parts = v.split(".")
+        try:
+            return int(parts[0]), int(parts[1])
+        except (IndexError, ValueError):
+            return None
+
+    theirs, ours = minor(version), minor(__version__)
+    if theirs is not None and ours is not None and theirs > ours:
+        log.warning(
+            "%s was written by promptclf %s, newer than this %s: settings it added are ignored; upgrade promptclf",
+            r.where,
+            version,
+            __version__,
+        )

@@ -8,14 +8,15 @@ generation keeps everything it made.
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._atomic import atomic_write
 from ._validation import check_class_name, check_examples
 from .errors import InvalidInputError
 
@@ -39,35 +40,52 @@ def _record(class_name: str, texts: list[str], source: str, meta: dict[str, Any]
     return rec
 
 
+def _mark_record(class_name: str, mark: dict[str, Any]) -> dict[str, Any]:
+    # an empty Lamini record (it only declares the class) with the mark in our additive meta
+    return {"class_name": class_name, "examples": [], "source": "generated", "meta": {"exhausted": mark}}
+
+
 def _check_source(source: str) -> None:
     if source not in SOURCES:
         raise InvalidInputError(f"unknown source {source!r}; expected one of {SOURCES}")
 
 
-def parse_records(lines: Iterable[str], origin: str = "examples") -> Iterator[tuple[str, list[Example]]]:
-    """Parse Lamini-style JSONL lines into (class name, its examples); a bad line is an error naming the line."""
+@dataclass
+class Record:
+    """One JSONL line: a class, its source and meta, and its examples (possibly none)."""
+
+    class_name: str
+    source: str
+    meta: dict[str, Any]
+    examples: list[Example]
+
+
+def parse_records(lines: Iterable[str], origin: str = "examples") -> Iterator[Record]:
+    """Parse Lamini-style JSONL lines; a bad line is an ``InvalidInputError`` naming the line."""
+    from .safejson import UnsafeJSON, loads
+
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InvalidInputError(f"{origin}, line {lineno}: not valid JSON ({e.msg})") from None
+            rec = loads(line)
+        except UnsafeJSON as e:
+            raise InvalidInputError(f"{origin}, line {lineno}: {e}", argument=origin) from None
         if not isinstance(rec, dict) or "class_name" not in rec:
-            raise InvalidInputError(f"{origin}, line {lineno}: expected an object with 'class_name'")
+            raise InvalidInputError(f"{origin}, line {lineno}: expected an object with 'class_name'", argument=origin)
         try:
             name = check_class_name(rec["class_name"])
             texts = rec.get("examples", rec.get("example", []))
             texts = check_examples(texts) if texts else []
         except InvalidInputError as e:
-            raise InvalidInputError(f"{origin}, line {lineno}: {e}") from None
+            raise InvalidInputError(f"{origin}, line {lineno}: {e}", argument=origin) from None
         source = rec.get("source", "user")
         if source not in SOURCES:
-            raise InvalidInputError(f"{origin}, line {lineno}: unknown source {source!r}")
+            raise InvalidInputError(f"{origin}, line {lineno}: unknown source {source!r}", argument=origin)
         meta = rec.get("meta") or {}
         if not isinstance(meta, dict):
-            raise InvalidInputError(f"{origin}, line {lineno}: 'meta' must be an object")
-        yield name, [Example(t, name, source, dict(meta)) for t in texts]
+            raise InvalidInputError(f"{origin}, line {lineno}: 'meta' must be an object", argument=origin)
+        yield Record(name, source, meta, [Example(t, name, source, dict(meta)) for t in texts])
 
 
 class ExampleStore:
@@ -78,6 +96,9 @@ class ExampleStore:
         self._examples: list[Example] = []
         self._keys: set[tuple[str, str, str]] = set()
         self._classes: list[str] = []  # insertion order, includes classes with no examples yet
+        # class -> {"prompt_sha", "examples_per_class"}: generation for that description ran to its end
+        # and still came up short; a later prompt_train does not try again unless asked (or asked for more)
+        self._exhausted: dict[str, dict[str, Any]] = {}
 
     # -- reading -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -102,6 +123,22 @@ class ExampleStore:
 
     def count(self, class_name: str, source: str | None = None) -> int:
         return sum(1 for e in self._examples if e.class_name == class_name and (source is None or e.source == source))
+
+    def exhausted(self, class_name: str) -> dict[str, Any] | None:
+        """The shortfall remembered for a class's generation, if any (see ``mark_exhausted``)."""
+        return self._exhausted.get(class_name)
+
+    def mark_exhausted(
+        self, class_name: str, prompt_sha: str, examples_per_class: int, *, persist: bool = True
+    ) -> None:
+        """Remember that generating ``examples_per_class`` for this description ended short."""
+        mark = {"prompt_sha": prompt_sha, "examples_per_class": int(examples_per_class)}
+        if self._exhausted.get(class_name) == mark:
+            return
+        self.add_class(class_name)
+        self._exhausted[class_name] = mark
+        if persist:
+            self._append([_mark_record(class_name, mark)])
 
     # -- writing -------------------------------------------------------------------------------
     def add_class(self, class_name: str) -> None:
@@ -190,8 +227,10 @@ class ExampleStore:
         flush()
         seen = {e.class_name for e in self._examples}
         for c in self._classes:  # classes declared without examples survive a round trip
-            if c not in seen:
+            if c not in seen and c not in self._exhausted:
                 lines.append(json.dumps({"class_name": c, "examples": []}, ensure_ascii=False))
+        for c, mark in self._exhausted.items():
+            lines.append(json.dumps(_mark_record(c, mark), ensure_ascii=False))
         return "".join(line + "\n" for line in lines)
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -203,9 +242,14 @@ class ExampleStore:
         cls, text: str, origin: str = "examples", path: str | os.PathLike[str] | None = None
     ) -> ExampleStore:
         store = cls(path)
-        for name, examples in parse_records(text.splitlines(), origin):
-            store.add_class(name)  # a record with no examples still declares its class
-            store.extend(examples, persist=False)
+        for rec in parse_records(io.StringIO(text), origin):
+            store.add_class(rec.class_name)  # a record with no examples still declares its class
+            store.extend(rec.examples, persist=False)
+            mark = rec.meta.get("exhausted") if not rec.examples and rec.source == "generated" else None
+            if isinstance(mark, dict) and isinstance(mark.get("prompt_sha"), str):
+                n = mark.get("examples_per_class")
+                if isinstance(n, int) and not isinstance(n, bool):
+                    store.mark_exhausted(rec.class_name, mark["prompt_sha"], n, persist=False)
         return store
 
     @classmethod
@@ -218,21 +262,3 @@ class ExampleStore:
         except (OSError, UnicodeDecodeError) as e:
             raise InvalidInputError(f"cannot read examples file {p}: {e}") from None
         return cls.from_jsonl(text, origin=str(p), path=p if attach else None)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: the old file survives any crash."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

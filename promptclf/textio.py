@@ -12,27 +12,36 @@ from pathlib import Path
 from .errors import InvalidInputError
 
 
-def _open(path: str | Path):
-    if str(path) == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+def _open(path: str | Path, encoding: str):
+    import codecs
+
     try:
-        return open(path, encoding="utf-8", newline="")
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InvalidInputError(f"unknown encoding {encoding!r}", argument="encoding") from None
+    if str(path) == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, newline="")
+    try:
+        return open(path, encoding=encoding, newline="")
     except FileNotFoundError:
         raise InvalidInputError(f"input file not found: {path}") from None
     except OSError as e:
         raise InvalidInputError(f"cannot read {path}: {e}") from None
 
 
-def iter_texts(path: str | Path, *, column: str | None = None, field: str | None = None) -> Iterator[str]:
+def iter_texts(
+    path: str | Path, *, column: str | None = None, field: str | None = None, encoding: str = "utf-8"
+) -> Iterator[str]:
     """Yield texts one at a time: memory stays flat however long the input.
 
     A ``.csv`` file (or ``column``) reads a CSV column (default ``text``); a ``.jsonl`` file (or
-    ``field``) reads a JSON field (default ``text``); anything else is one text per line.
+    ``field``) reads a JSON field (default ``text``); anything else is one text per line. Text that
+    is not in ``encoding`` is an ``InvalidInputError`` naming the file, never a guess.
     """
     import jsonlines
 
     name = str(path).lower()
-    f = _open(path)
+    f = _open(path, encoding)
     try:
         if column is not None or name.endswith(".csv"):
             col = column or "text"
@@ -40,7 +49,10 @@ def iter_texts(path: str | Path, *, column: str | None = None, field: str | None
             if reader.fieldnames is None or col not in reader.fieldnames:
                 raise InvalidInputError(f"{path}: no column {col!r} (columns: {reader.fieldnames})")
             for row in reader:
-                yield row[col] or ""
+                value = row.get(col)
+                if value is None:
+                    raise InvalidInputError(f"{path}, line {reader.line_num}: the row has no {col!r} value")
+                yield value
         elif field is not None or name.endswith((".jsonl", ".ndjson")):
             key = field or "text"
             for i, obj in enumerate(jsonlines.Reader(f), 1):
@@ -52,6 +64,12 @@ def iter_texts(path: str | Path, *, column: str | None = None, field: str | None
                 line = line.rstrip("\r\n")
                 if line.strip():
                     yield line
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(
+            f"{path}: not {encoding} text (byte 0x{e.object[e.start]:02x} at offset {e.start} of a block); "
+            "pass --encoding (e.g. --encoding latin-1)",
+            argument="encoding",
+        ) from None
     except jsonlines.InvalidLineError as e:
         raise InvalidInputError(f"{path}: not valid JSON Lines ({e})") from None
     except csv.Error as e:

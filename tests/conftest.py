@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from promptclf.embedders import Embedder, register_embedder
-from promptclf.llms import LLM, parse_json_object, register_llm
+from promptclf.embedders import Embedder
+from promptclf.embedders.base import embedders
+from promptclf.llms import LLM, parse_json_object
+from promptclf.llms.base import llms
 
 # ONNX exports made by the tests live beside the repo's other caches (git ignores .pytest_cache)
 os.environ.setdefault("PROMPTCLF_CACHE", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "promptclf"))
@@ -24,7 +26,6 @@ if not DATASETS.exists():  # CI clones the repo beside shared/
     DATASETS = Path(os.environ.get("PROMPTCLF_DATASETS", "../shared/datasets")).resolve()
 
 
-@register_embedder
 class FakeEmbedder(Embedder):
     """Hashed bag of words: texts sharing words get similar vectors; records what it embedded."""
 
@@ -50,7 +51,6 @@ class FakeEmbedder(Embedder):
         return [t for call in self.calls for t in call]
 
 
-@register_llm
 class FakeLLM(LLM):
     """Answers from a queue of canned outputs (dicts, raw strings or exceptions), then from ``fallback``."""
 
@@ -132,7 +132,6 @@ def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
-@register_llm
 class TopicLLM(FakeLLM):
     """``--llm fake-topic:x`` from the command line: the on-topic fake."""
 
@@ -140,3 +139,23 @@ class TopicLLM(FakeLLM):
 
     def __init__(self, model: str = "x") -> None:
         super().__init__(model, fallback=topic_llm().fallback)
+
+
+FAKE_EMBEDDERS = (FakeEmbedder,)
+FAKE_LLMS = (FakeLLM, TopicLLM)
+
+
+@pytest.fixture(autouse=True)
+def fake_backends():
+    """Register the fakes for one test and remove them after, so no test sees another's backends."""
+    for cls in FAKE_EMBEDDERS:
+        embedders().register(cls)
+    for cls in FAKE_LLMS:
+        llms().register(cls)
+    yield
+    for cls in FAKE_EMBEDDERS:
+        embedders().unregister(cls.kind)
+    for cls in FAKE_LLMS:
+        llms().unregister(cls.kind)
+    for kind in [k for k in embedders().kinds if k.endswith("-test")]:  # registered by a test itself
+        embedders().unregister(kind)

@@ -66,7 +66,13 @@ def test_calibrate_from_labelled_data(trained):
     texts = ["a wonderful film", "a dreadful film", "superb", "boring", "charming story", "tedious story"]
     labels = ["pos", "neg", "pos", "neg", "pos", "neg"]
     trained.calibrate(texts, labels, target_precision=0.8)
-    assert trained.target_precision == 0.8
+    assert trained.target_precision == 0.9  # the constructor's setting is not rewritten
+    assert trained.calibration_ == {
+        "source": "labelled",
+        "target_precision": 0.8,
+        "n": 6,
+        "precision": trained.precision_at_threshold_,
+    }
     assert set(trained.precision_recall_curves()) == {"neg", "pos"}
     with pytest.raises(InvalidInputError, match="not classes"):
         trained.calibrate(["x"], ["other"])

@@ -57,7 +57,7 @@ def test_predict_lines_csv_jsonl_and_stdin(model, tmp_path, monkeypatch, capsys)
 
 def test_predict_abstain_writes_null(model, monkeypatch, capsys):
     clf = PromptClassifier.load(model)
-    clf.thresholds_[:] = 1.01
+    clf.thresholds_[:] = 1.0  # no probability of 'something' reaches 1
     clf.save(model)
     code, out, _ = run(monkeypatch, capsys, "predict", model, "-", "--abstain", stdin="something\n")
     assert code == 0 and json.loads(out)["label"] is None
@@ -151,3 +151,50 @@ def test_reading_stdin_leaves_it_open(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(raw))
     assert list(iter_texts("-")) == ["one", "two"]
     assert not raw.closed
+
+
+@pytest.mark.parametrize("command", ["predict", "eval", "train", "retrain"])
+def test_non_utf8_input_is_one_line_with_a_way_out(model, tmp_path, monkeypatch, capsys, command):
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("text,label\ncaf\xe9 cr\xe8me,pos\n".encode("latin-1"))
+    prompts = tmp_path / "p.json"
+    prompts.write_bytes('{"pos": "Cr\xe8me praise.", "neg": "Criticism."}'.encode("latin-1"))
+    args = {
+        "predict": ["predict", model, latin],
+        "eval": ["eval", model, latin],
+        "train": ["train", prompts, "-o", tmp_path / "o.clf", "--llm", "fake-topic:x", "--embedder", "fake:bow64"],
+        "retrain": ["retrain", model, "--unlabeled", latin],
+    }[command]
+    code, _, err = run(monkeypatch, capsys, *args)
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "utf-8" in err.lower() or "decode" in err.lower()
+    if command in ("predict", "eval"):
+        code, out, err = run(monkeypatch, capsys, *args, "--encoding", "latin-1")
+        assert code == 0, err
+        assert json.loads(out.splitlines()[0])["text"] == "café crème" if command == "predict" else "rows      1" in out
+
+
+@pytest.mark.parametrize("size", ["0", "-1"])
+def test_batch_size_must_be_positive(model, monkeypatch, capsys, size):
+    code, out, err = run(monkeypatch, capsys, "predict", model, "-", "--batch-size", size, stdin="a film\n")
+    assert code == 1 and out == "" and f"--batch-size must be at least 1, got {size}" in err
+
+
+def test_eval_short_row_and_missing_plot_folder(model, tmp_path, monkeypatch, capsys):
+    short = tmp_path / "s.csv"
+    short.write_text("text,label\na wonderful film,pos\na boring film\n")
+    code, _, err = run(monkeypatch, capsys, "eval", model, short)
+    assert code == 1 and "line 3: the row has fewer columns than the header" in err
+    good = tmp_path / "g.csv"
+    good.write_text("text,label\na wonderful film,pos\n")
+    code, _, err = run(monkeypatch, capsys, "eval", model, good, "--plot", tmp_path / "nope" / "pr.png")
+    assert code == 1 and "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_info_names_training_and_serving_embedders(model, monkeypatch, capsys):
+    code, out, _ = run(monkeypatch, capsys, "info", model, "--json")
+    info = json.loads(out)
+    assert code == 0
+    assert info["embedder"] == {"kind": "fake", "model": "bow64"}
+    assert info["serving_embedder"] == {"kind": "fake", "model": "bow64"}
+    assert info["calibration"]["source"] == "out-of-fold" and info["settings"]["examples_per_class"] == 32

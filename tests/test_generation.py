@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from promptclf import BackendError, ConfigurationError, InvalidInputError, PromptClassifier
+from promptclf import BackendError, ConfigurationError, GenerationError, InvalidInputError, PromptClassifier
 from promptclf.generation.filters import normalize, reject_reason
 from promptclf.llms import MalformedOutput, parse_json_object
 from tests.conftest import FakeEmbedder, FakeLLM, topic_llm
@@ -153,8 +153,11 @@ def test_same_seed_same_data(fake_embedder):
 
 
 def test_unknown_strategy(fake_embedder):
-    with pytest.raises(ConfigurationError, match="unknown strategy 'magic'"):
+    with pytest.raises(
+        ConfigurationError, match=r"strategy must be one of \['direct', 'summaries'\], got 'magic'"
+    ) as e:
         make(fake_embedder, topic_llm(), strategy="magic").prompt_train(PROMPTS)
+    assert e.value.setting == "strategy"
 
 
 def test_off_class_generations_are_dropped(fake_embedder):
@@ -162,9 +165,10 @@ def test_off_class_generations_are_dropped(fake_embedder):
         return {"text": f"reviews that criticise the film, take {n}"}
 
     clf = make(FakeEmbedder(dim=1024), FakeLLM(fallback=drift))
-    clf.prompt_train(PROMPTS)
-    rep = clf.generation_report_["classes"]["pos"]["dropped"]
-    assert rep.get("closer_to_other_class", 0) > 0
+    with pytest.raises(GenerationError, match="class 'pos': the LLM produced no usable example") as e:
+        clf.prompt_train(PROMPTS)
+    assert e.value.class_name == "pos" and e.value.dropped.get("closer_to_other_class", 0) > 0
+    assert set(e.value.report["classes"]) == {"pos", "neg"}  # every class was tried before the error
     assert clf._store.count("pos", "generated") == 0
 
 
@@ -172,7 +176,7 @@ def test_template_override_and_validation(fake_embedder):
     llm = topic_llm()
     make(fake_embedder, llm, templates={"system": "SYSTEM-X"}).prompt_train(PROMPTS)
     assert all(c["messages"][0]["content"] == "SYSTEM-X" for c in llm.calls)
-    with pytest.raises(ConfigurationError, match="unknown template 'nope'"):
+    with pytest.raises(ConfigurationError, match=r"templates must be a dict whose keys are among .*\(got 'nope'\)"):
         make(fake_embedder, topic_llm(), templates={"nope": "x"}).prompt_train(PROMPTS)
 
 
@@ -190,3 +194,63 @@ def test_parse_json_object():
     for bad in ["", "[1, 2]", '{"a": ', "no json"]:
         with pytest.raises(MalformedOutput):
             parse_json_object(bad)
+
+
+def test_resume_filters_what_an_interrupted_run_made(fake_embedder, tmp_path):
+    """A run that stopped after a class had its examples but before the embedding filter ran:
+    the next run filters them, and its report never counts negative examples."""
+    from promptclf.classifier import prompt_sha
+    from promptclf.store import ExampleStore
+
+    store = ExampleStore(tmp_path / "ex.jsonl")
+    meta = {"model": "fake:fake", "phase": "direct", "prompt_sha": prompt_sha(PROMPTS["pos"])}
+    made = [f"a wonderful superb film take {i}" for i in range(6)]
+    made[5] = "a wonderful superb film take 0."  # the same words as take 0: a near-duplicate
+    for t in made:
+        store.add("pos", [t], source="generated", meta=meta)
+    llm = topic_llm()
+    clf = make(fake_embedder, llm, tmp_path).prompt_train(PROMPTS)
+    rep = clf.generation_report_["classes"]["pos"]
+    assert rep["dropped"] == {"near_duplicate": 1}
+    assert "a wonderful superb film take 0." not in clf.get_data()["pos"]
+    assert clf._store.count("pos", "generated") == 6  # topped up again
+    assert rep["kept"] == 1 and all(r["kept"] >= 0 for r in clf.generation_report_["classes"].values())
+
+
+def short_llm():
+    """Writes three distinct texts per class, then only repeats itself."""
+    from tests.conftest import WORDS
+
+    def answer(messages, schema, n):
+        cls = "pos" if "praise" in messages[-1]["content"] else "neg"
+        return {"text": f"{WORDS[cls][n % 3]} film, scene {n % 3}, i really {cls}-rate it"}
+
+    return FakeLLM(fallback=answer)
+
+
+def test_a_class_that_came_up_short_is_not_regenerated_on_every_run(fake_embedder, tmp_path):
+    llm = short_llm()
+    clf = make(fake_embedder, llm, tmp_path, filter_generated=False)
+    clf.prompt_train(PROMPTS)
+    assert 0 < clf._store.count("pos", "generated") < 6
+    calls = len(llm.calls)
+    clf.prompt_train(PROMPTS)  # same descriptions, same setting: nothing new to try
+    assert len(llm.calls) == calls
+    assert set(clf.generation_report_["skipped_short_before"]) == {"pos", "neg"}
+    # remembered on disk too: a new process with the same store does not try again either
+    llm2 = short_llm()
+    make(fake_embedder, llm2, tmp_path, filter_generated=False).prompt_train(PROMPTS)
+    assert llm2.calls == []
+    # asked to, or asked for more, it tries again
+    clf.prompt_train(PROMPTS, regenerate=True)
+    assert len(llm.calls) > calls
+    calls = len(llm.calls)
+    clf.set_params(examples_per_class=8).prompt_train(PROMPTS)
+    assert len(llm.calls) > calls
+
+
+def test_descriptions_alone_train_without_the_llm(fake_embedder):
+    llm = topic_llm()
+    clf = make(fake_embedder, llm).prompt_train(PROMPTS, generate=False)
+    assert llm.calls == [] and list(clf.classes_) == ["neg", "pos"]
+    assert clf.predict("the film deserves praise") == "pos"

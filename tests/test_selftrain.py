@@ -85,7 +85,7 @@ def test_user_examples_are_never_pseudo_labelled_twice():
     assert "alpha text 0" not in {e.text for e in clf._store if e.source == "pseudo"}
 
 
-def test_guard_falls_back_when_a_class_collapses():
+def test_guard_falls_back_when_a_class_gets_no_pseudo_labels():
     clf = make().train(unlabeled=[f"alpha only {i}" for i in range(60)])
     rep = clf.self_training_report_
     assert rep["guard"]["fallback"] and "no pseudo-labels" in rep["guard"]["reason"]
@@ -117,6 +117,31 @@ def test_guard_falls_back_when_pseudo_labels_contradict_the_anchors():
     assert guard["anchor_accuracy_pseudo_only"] < guard["anchor_accuracy_without"] - 0.1
 
 
+def test_guard_falls_back_when_a_class_collapses():
+    """The collapse check itself: pseudo-labels that agree with the anchors, but a final model that
+    predicts one class for the whole pool (B held half of the predictions before)."""
+    from promptclf.head import LinearHead, fit_head
+    from promptclf.selftrain import _guard
+
+    rng = np.random.default_rng(0)
+    a, b = np.array([1.0, 0.2]), np.array([0.2, 1.0])
+    X = np.vstack([a + 0.05 * rng.normal(size=(10, 2)), b + 0.05 * rng.normal(size=(10, 2))])
+    y = np.array(["A"] * 10 + ["B"] * 10)
+    XU = np.vstack([a + 0.05 * rng.normal(size=(30, 2)), b + 0.05 * rng.normal(size=(30, 2))])
+    classes = np.array(["A", "B"])
+    right = np.array(["A"] * 30 + ["B"] * 30)
+    proba0 = fit_head(X, y, C=1.0).predict_proba(XU)
+
+    def always_a(Xf, yf):  # a final model that has lost class B
+        return LinearHead(classes, np.zeros((1, 2), np.float32), np.array([-10.0], np.float32), 1.0)
+
+    guard = _guard(X, y, XU, np.arange(60), right, classes, 1.0, always_a, proba0)
+    assert guard["fallback"] and guard["reason"] == "class(es) ['B'] collapsed"
+    assert guard["class_share_before"]["B"] == 0.5 and guard["class_share_after"]["B"] == 0.0
+    ok = _guard(X, y, XU, np.arange(60), right, classes, 1.0, lambda Xf, yf: fit_head(Xf, yf, C=1.0), proba0)
+    assert not ok["fallback"]
+
+
 def test_llm_labels_the_least_confident_texts():
     calls = []
 
@@ -138,7 +163,7 @@ def test_llm_labels_the_least_confident_texts():
 def test_pseudo_labels_travel_in_the_model_file(tmp_path):
     from promptclf.embedders import register_embedder
 
-    register_embedder(ClusterEmbedder)
+    register_embedder(ClusterEmbedder)  # removed after the test by conftest's fake_backends
     clf = make().train(unlabeled=pool())
     clf.save(tmp_path / "m.clf")
     back = PromptClassifier.load(tmp_path / "m.clf")

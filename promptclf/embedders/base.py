@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .._registry import Backend, Registry
-from ..errors import BackendError
+from .._registry import Backend, Registry, spec_id
+from ..errors import BackendError, ConfigurationError
 
 log = logging.getLogger("promptclf")
 
@@ -23,6 +23,20 @@ class Embedder(Backend, ABC):
     """Turns texts into vectors. Subclasses set ``kind`` and implement ``embed_batch``."""
 
     batch_size: int = 64
+
+    def space(self) -> dict[str, Any]:
+        """The spec of the embedder whose vectors these are.
+
+        Usually ``to_spec()``; a backend that reproduces another's vectors (ONNX fp32 serving the
+        PyTorch MiniLM) names that one, so cached vectors and model files stay in one space however
+        the model is served.
+        """
+        return self.to_spec()
+
+    @property
+    def id(self) -> str:
+        """Identity of the vector space, the key of cached embeddings."""
+        return spec_id(self.space())
 
     @abstractmethod
     def embed_batch(self, texts: list[str]) -> np.ndarray:
@@ -100,6 +114,33 @@ class EmbeddingCache:
             self._data[(embedder_id, t)] = v
 
 
+class RefusedEmbedder(Embedder):
+    """Stands in for a hosted embedder that a model file names but the user has not passed.
+
+    Loading works (``info``, ``get_data``); the first attempt to embed raises a
+    ``ConfigurationError`` that says what to pass, before anything is sent anywhere.
+    """
+
+    kind = "refused"
+
+    def __init__(self, spec: dict[str, Any], where: str) -> None:
+        super().__init__(str(spec.get("model")))
+        self._spec = {"kind": spec.get("kind"), "model": spec.get("model")}
+        self.where = where
+
+    def space(self) -> dict[str, Any]:
+        return dict(self._spec)
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        raise ConfigurationError(
+            f"{self.where} was trained with the hosted embedder {spec_id(self._spec)}; a model file never "
+            "chooses where your texts are sent, so pass it yourself: "
+            f'load(path, embedder="{spec_id(self._spec)}") (key and base_url from OPENAI_API_KEY / '
+            "OPENAI_BASE_URL, or an OpenAIEmbedder(...) object), or load(path, allow_hosted=True)",
+            setting="embedder",
+        )
+
+
 def _progress(total: int, enabled: bool, desc: str):
     if not enabled or total < 256:
         return None
@@ -113,8 +154,13 @@ EMBEDDERS: Registry[Embedder] = Registry("embedder", Embedder, DEFAULT_EMBEDDER)
 register_embedder = EMBEDDERS.register
 
 
+def embedders() -> Registry[Embedder]:
+    """The registry, with the built-in kinds registered (their modules import nothing heavy)."""
+    from . import hosted, local, onnx_backend  # noqa: F401
+
+    return EMBEDDERS
+
+
 def get_embedder(spec: str | dict[str, Any] | Embedder | None) -> Embedder:
     """Resolve ``None`` (the packaged MiniLM), a spec string ``"kind:model"``, a spec dict, or an instance."""
-    from . import hosted, local, onnx_backend  # noqa: F401  (register the built-in kinds)
-
-    return EMBEDDERS.resolve(spec)
+    return embedders().resolve(spec)

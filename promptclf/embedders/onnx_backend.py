@@ -8,16 +8,19 @@ the PyTorch embedder is served with this one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._cpu import available_cpus
 from ..errors import ConfigurationError
 from .base import Embedder, register_embedder
 from .local import resolve_model_path
@@ -33,55 +36,88 @@ def cache_dir() -> Path:
 
 
 def onnx_file(model: str, quantized: bool) -> Path:
-    """The exported model for ``model``, exporting it first if this machine has not yet."""
+    """The exported model for ``model``, exporting (and, for int8, quantising) it first if needed.
+
+    Only what is asked for is made: serving fp32 never pays for the int8 quantisation.
+    """
     folder = Path(resolve_model_path(model))
     weights = folder / "model.safetensors"
     stamp = f"{folder}:{weights.stat().st_size if weights.exists() else 0}"
     out = cache_dir() / "onnx" / f"{folder.name}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
-    path = out / ("model-int8.onnx" if quantized else "model.onnx")
-    if not path.exists():
+    fp32 = out / "model.onnx"
+    if not fp32.exists():
         export(folder, out)
-    return path
+    if not quantized:
+        return fp32
+    int8 = out / "model-int8.onnx"
+    if not int8.exists():
+        quantize(fp32, int8)
+    return int8
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporters' warnings and log lines: first use prints nothing but our own progress."""
+    loggers = [logging.getLogger(n) for n in ("", "torch", "torch.onnx", "onnx", "onnxruntime")]
+    levels = [lg.level for lg in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+                yield
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
 
 
 def export(folder: Path, out: Path) -> None:
-    """Export the transformer of a sentence-transformers folder to ONNX (fp32 and int8); atomic renames."""
+    """Export the transformer of a sentence-transformers folder to ONNX fp32 (atomic rename)."""
     try:
         import torch
-        from onnxruntime.quantization import QuantType, quantize_dynamic
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
         raise ConfigurationError(f"exporting to ONNX needs torch, onnx and sentence-transformers ({e})") from None
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out.mkdir(parents=True, exist_ok=True)
     log.info("exporting %s to ONNX in %s (once)", folder, out)
-    st = SentenceTransformer(str(folder), device="cpu")
-    hf = st[0].auto_model.eval()
-
-    class LastHidden(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.m = hf
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
-
-    sample = st.tokenizer(["an example", "a slightly longer example text"], padding=True, return_tensors="pt")
     tmp = out / f".model.{os.getpid()}.onnx"
-    torch.onnx.export(
-        LastHidden(),
-        tuple(sample[k] for k in INPUTS),
-        str(tmp),
-        input_names=list(INPUTS),
-        output_names=["last_hidden_state"],
-        dynamic_axes={k: {0: "batch", 1: "seq"} for k in (*INPUTS, "last_hidden_state")},
-        opset_version=17,
-        dynamo=False,
-    )
-    tmp8 = out / f".model-int8.{os.getpid()}.onnx"
-    quantize_dynamic(str(tmp), str(tmp8), weight_type=QuantType.QInt8)
-    os.replace(tmp8, out / "model-int8.onnx")
+    with _quiet():
+        st = SentenceTransformer(str(folder), device="cpu")
+        hf = st[0].auto_model.eval()
+
+        class LastHidden(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.m = hf
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
+
+        sample = st.tokenizer(["an example", "a slightly longer example text"], padding=True, return_tensors="pt")
+        torch.onnx.export(
+            LastHidden(),
+            tuple(sample[k] for k in INPUTS),
+            str(tmp),
+            input_names=list(INPUTS),
+            output_names=["last_hidden_state"],
+            dynamic_axes={k: {0: "batch", 1: "seq"} for k in (*INPUTS, "last_hidden_state")},
+            opset_version=17,
+            dynamo=False,
+        )
     os.replace(tmp, out / "model.onnx")
+
+
+def quantize(fp32: Path, int8: Path) -> None:
+    """Dynamic int8 quantisation of an exported model (onnxruntime), atomic rename."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    log.info("quantising %s to int8 (once)", fp32)
+    tmp = int8.with_name(f".{int8.stem}.{os.getpid()}.onnx")
+    with _quiet():
+        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+    os.replace(tmp, int8)
 
 
 def _load(model: str, quantized: bool) -> tuple[Any, Any, int]:
@@ -100,7 +136,7 @@ def _load(model: str, quantized: bool) -> tuple[Any, Any, int]:
             tok.enable_truncation(max_length=max_len)
             tok.no_padding()
             opts = ort.SessionOptions()
-            opts.intra_op_num_threads = os.cpu_count() or 1
+            opts.intra_op_num_threads = available_cpus()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             sess = ort.InferenceSession(str(onnx_file(model, quantized)), opts, providers=["CPUExecutionProvider"])
             pad = tok.token_to_id("[PAD]") or 0
@@ -145,11 +181,11 @@ class OnnxEmbedder(Embedder):
     def dimension_hint(self) -> int:
         return 384
 
-    @property
-    def id(self) -> str:
+    def space(self) -> dict[str, Any]:
         # fp32 ONNX gives the PyTorch vectors (cosine > 0.99 in the tests, identical macro-F1 on
-        # every dev set), so both share cached embeddings; int8 vectors differ and keep their own.
-        return f"{self.kind}:{self.model}" if self.quantized else f"sentence-transformers:{self.model}"
+        # every dev set), so both share cached embeddings and model files name the PyTorch one;
+        # int8 vectors differ and keep their own space.
+        return self.to_spec() if self.quantized else {"kind": "sentence-transformers", "model": self.model}
 
 
 def fast_equivalent(spec: dict[str, Any]) -> dict[str, Any] | None:

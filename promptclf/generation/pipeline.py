@@ -17,19 +17,18 @@ import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from ..embedders import Embedder, EmbeddingCache
+from ..errors import GenerationError
 from ..llms import LLM, Request
+from ..store import ExampleStore
 from .filters import dedup_key, normalize, reject_reason, words
 from .templates import EXAMPLES_BLOCK, bullets, resolve_templates
 
-if TYPE_CHECKING:
-    from ..classifier import PromptClassifier
-
 log = logging.getLogger("promptclf")
-STRATEGIES = ("direct", "summaries")
 SUMMARIES_PER_CALL = 8
 SUMMARY_TEMPERATURE = 1.0  # summaries are short: spread them out
 TEXT_TEMPERATURE = 0.8  # measured: 0.5 repeats itself, 1.0 drifts off the class
@@ -60,6 +59,28 @@ TEXT_SCHEMA = {
 }
 
 
+@dataclass
+class GenerationContext:
+    """What generation needs from the classifier, and nothing else.
+
+    ``descriptions`` holds every class's description (the agreement filter compares against all of
+    them); ``generate_for_classes`` is told which classes to fill.
+    """
+
+    store: ExampleStore
+    llm: LLM
+    embedder: Embedder
+    cache: EmbeddingCache
+    descriptions: dict[str, str]
+    examples_per_class: int = 32
+    strategy: str = "direct"
+    templates: dict[str, str] | None = None
+    random_state: int = 0
+    filter_generated: bool = True
+    progress: bool = False
+    regenerate: bool = False
+
+
 def _seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "big")
 
@@ -87,21 +108,20 @@ class ClassReport:
 class ClassGenerator:
     """Runs the three phases for one class until it has enough kept examples or its call budget is spent."""
 
-    def __init__(
-        self, clf: PromptClassifier, llm: LLM, templates: dict[str, str], class_name: str, description: str, sha: str
-    ) -> None:
-        self.clf, self.llm, self.t = clf, llm, templates
-        self.class_name, self.description, self.sha = class_name, description, sha
-        self.rng = random.Random(_seed(clf.random_state, class_name, sha))
+    def __init__(self, ctx: GenerationContext, templates: dict[str, str], class_name: str, sha: str) -> None:
+        self.ctx, self.llm, self.t = ctx, ctx.llm, templates
+        self.class_name, self.description, self.sha = class_name, ctx.descriptions[class_name], sha
+        self.rng = random.Random(_seed(ctx.random_state, class_name, sha))
         self.summaries: list[str] = []
         self.unused: list[str] = []
         self.report = ClassReport()
-        self.strategy = clf.strategy
+        self.strategy = ctx.strategy
         self.rejected: set[str] = set()  # keys of texts dropped later (near duplicates) so they are not re-added
+        self.made: set[str] = set()  # texts this run added, so the report counts only its own
 
     # -- prompts ---------------------------------------------------------------------------------
     def _messages(self, template: str, **fields: Any) -> list[dict[str, str]]:
-        user = self.clf._store.examples(["user"])
+        user = self.ctx.store.examples(["user"])
         mine = [e.text for e in user if e.class_name == self.class_name]
         self.rng.shuffle(mine)
         block = EXAMPLES_BLOCK.format(items=bullets(mine[:3])) if mine else ""
@@ -176,18 +196,13 @@ class ClassGenerator:
                 text = normalize(out["text"])
                 self.report.expanded += 1
                 taken[dedup_key(text)] = self.class_name
-                self.clf._store.add(
-                    self.class_name,
-                    [text],
-                    source="generated",
-                    meta=self._meta(batch[i]),
-                )
+                self.ctx.store.add(self.class_name, [text], source="generated", meta=self._meta(batch[i]))
+                self.made.add(text)
                 kept += 1
                 if bar is not None:
                     bar.update(1)
                 if kept >= need:
                     break
-        self.report.kept += kept
         return kept
 
     def _meta(self, summary: str | None) -> dict[str, Any]:
@@ -216,17 +231,19 @@ class ClassGenerator:
         return None
 
 
-def _embedding_filter(clf: PromptClassifier, class_name: str, gen: ClassGenerator) -> int:
+def _embedding_filter(ctx: GenerationContext, class_name: str, gen: ClassGenerator) -> int:
     """Drop generated examples that are near-duplicates of an earlier one of their class, or that sit
-    closer to another class's description than to their own (the tiny model drifted)."""
-    prompts = getattr(clf, "prompts_", {})
-    names = list(prompts)
-    D = clf._embedder.embed([prompts[c] for c in names], cache=clf._cache)
-    own = names.index(class_name) if class_name in prompts else None
-    exs = [e for e in clf._store if e.class_name == class_name and e.source in ("user", "generated")]
+    closer to another class's description than to their own (the tiny model drifted).
+
+    Idempotent, so it can run again over examples an interrupted run made but never filtered.
+    """
+    names = list(ctx.descriptions)
+    D = ctx.embedder.embed([ctx.descriptions[c] for c in names], cache=ctx.cache)
+    own = names.index(class_name) if class_name in ctx.descriptions else None
+    exs = [e for e in ctx.store if e.class_name == class_name and e.source in ("user", "generated")]
     if not exs:
         return 0
-    X = clf._embedder.embed([e.text for e in exs], cache=clf._cache)
+    X = ctx.embedder.embed([e.text for e in exs], cache=ctx.cache)
     sim = X @ X.T  # all pairwise cosines at once
     to_desc = X @ D[own] if own is not None else np.full(len(exs), -np.inf)
     nearest_desc = (X @ D.T).argmax(1) if len(names) else None
@@ -243,64 +260,100 @@ def _embedding_filter(clf: PromptClassifier, class_name: str, gen: ClassGenerato
                 continue
         kept[j] = True
     if drop:
-        clf._store.remove(lambda e: e.class_name == class_name and e.source == "generated" and e.text in drop)
+        ctx.store.remove(lambda e: e.class_name == class_name and e.source == "generated" and e.text in drop)
         for text, reason in drop.items():
             gen.rejected.add(dedup_key(text))
             gen.report.dropped[reason] += 1
-        gen.report.kept -= len(drop)
     return len(drop)
 
 
-def generate_for_classes(clf: PromptClassifier, prompts: dict[str, str], shas: dict[str, str]) -> dict[str, Any]:
-    """Fill every prompted class up to ``clf.examples_per_class`` generated examples."""
-    llm: LLM = clf._llm
-    templates = resolve_templates(clf.templates)
-    if clf.strategy not in STRATEGIES:
-        from ..errors import ConfigurationError
+def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[str, str]) -> dict[str, Any]:
+    """Fill each of ``classes`` up to ``ctx.examples_per_class`` generated examples.
 
-        raise ConfigurationError(f"unknown strategy {clf.strategy!r}; expected one of {STRATEGIES}")
+    A class whose generation for the same description already ran to its end and came up short is
+    not tried again (it would fall short again, at the same cost) unless ``ctx.regenerate`` is set
+    or more examples per class are asked for than that run was. Raises ``GenerationError`` if a
+    class ends with no usable example at all (after the other classes are done and stored).
+    """
+    llm = ctx.llm
+    templates = resolve_templates(ctx.templates)
     start, usage0 = time.perf_counter(), dict(llm.usage.as_dict())
-    taken = {dedup_key(e.text): e.class_name for e in clf._store}
-    for d_class, d in clf.prompts_.items():
+    taken = {dedup_key(e.text): e.class_name for e in ctx.store}
+    for d_class, d in ctx.descriptions.items():
         taken.setdefault(dedup_key(d), d_class)
     reports: dict[str, ClassReport] = {}
-    for c, desc in prompts.items():
-        gen = ClassGenerator(clf, llm, templates, c, desc, shas[c])
+    skipped: list[str] = []
+    for c in classes:
+        gen = ClassGenerator(ctx, templates, c, shas[c])
         reports[c] = gen.report
+        mark = ctx.store.exhausted(c)
+        if (
+            not ctx.regenerate
+            and mark is not None
+            and mark["prompt_sha"] == shas[c]
+            and mark["examples_per_class"] >= ctx.examples_per_class
+        ):
+            skipped.append(c)
+            continue
+        # first, examples an interrupted run made but never filtered
+        removed = _embedding_filter(ctx, c, gen) if ctx.filter_generated else 0
+        finished = True
         for _ in range(MAX_ROUNDS):
-            need = clf.examples_per_class - clf._store.count(c, "generated")
+            need = ctx.examples_per_class - ctx.store.count(c, "generated")
             if need <= 0:
                 break
             gen.report.requested += need
-            bar = _bar(need, f"generating {c}", clf.progress)
+            bar = _bar(need, f"generating {c}", ctx.progress)
             try:
                 got = gen.run(need, taken, bar)
+            except BaseException:
+                finished = False
+                raise
             finally:
                 if bar is not None:
                     bar.close()
-            removed = _embedding_filter(clf, c, gen) if clf.filter_generated else 0
+                gen.report.kept = len(gen.made & {e.text for e in ctx.store.examples(["generated"])})
+            removed = _embedding_filter(ctx, c, gen) if ctx.filter_generated else 0
             if got == 0 or (removed == 0 and got < need):
                 break
-        have = clf._store.count(c, "generated")
-        if have < clf.examples_per_class:
+        gen.report.kept = len(gen.made & {e.text for e in ctx.store.examples(["generated"])})
+        have = ctx.store.count(c, "generated")
+        if finished and have < ctx.examples_per_class:
+            ctx.store.mark_exhausted(c, shas[c], ctx.examples_per_class)
             log.warning(
-                "class %r: kept %d of %d generated examples (the model's output was mostly filtered out: %s)",
+                "class %r: kept %d of %d generated examples (the model's output was mostly filtered out: %s); "
+                "later runs with this description keep them; prompt_train(..., regenerate=True) tries again",
                 c,
                 have,
-                clf.examples_per_class,
+                ctx.examples_per_class,
                 dict(gen.report.dropped),
             )
+    if skipped:
+        log.info("not generating again for %s: an earlier run with the same description came up short", skipped)
     used = {k: v - usage0[k] for k, v in llm.usage.as_dict().items()}
     kept = sum(r.kept for r in reports.values())
     expanded = sum(r.expand_calls for r in reports.values())
-    return {
+    report = {
         "llm": llm.id,
         "seconds": round(time.perf_counter() - start, 2),
         **used,
         "kept": kept,
         "kept_ratio": round(kept / expanded, 3) if expanded else None,
+        "skipped_short_before": skipped,
         "classes": {c: r.as_dict() for c, r in reports.items()},
     }
+    for c in classes:
+        if ctx.store.count(c, "generated") == 0 and ctx.store.count(c, "user") == 0:
+            dropped = reports[c].as_dict()["dropped"]
+            raise GenerationError(
+                f"class {c!r}: the LLM produced no usable example ({reports[c].expand_calls} tries; dropped: "
+                f"{dropped or 'nothing made'}); reword its description, add a few examples of your own with "
+                "add_data_to_class, or use a stronger LLM",
+                class_name=c,
+                dropped=dropped,
+                report=report,
+            )
+    return report
 
 
 def _bar(total: int, desc: str, enabled: bool):

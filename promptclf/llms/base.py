@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._registry import Backend, Registry
-from ..errors import GenerationError
+from .._registry import Backend, Registry, spec_id
+from ..errors import ConfigurationError, GenerationError
 
 Messages = list[dict[str, str]]
 
@@ -111,13 +111,43 @@ def parse_json_object(text: str | None) -> dict[str, Any]:
     return obj
 
 
+class RefusedLLM(LLM):
+    """Stands in for a hosted LLM that a model file names but the user has not passed.
+
+    The first request raises a ``ConfigurationError`` that says what to pass; nothing is sent.
+    """
+
+    kind = "refused"
+
+    def __init__(self, spec: dict[str, Any], where: str) -> None:
+        super().__init__(str(spec.get("model")))
+        self._spec = {"kind": spec.get("kind"), "model": spec.get("model")}
+        self.where = where
+
+    def to_spec(self) -> dict[str, Any]:
+        return dict(self._spec)
+
+    def generate_json(self, messages, schema, *, temperature=0.8, max_tokens=256, seed=None):
+        raise ConfigurationError(
+            f"{self.where} was made with the hosted LLM {spec_id(self._spec)}; a model file never chooses "
+            f'where your texts are sent, so pass it yourself: load(path, llm="{spec_id(self._spec)}") or an '
+            "OpenAILLM(...) object, or load(path, allow_hosted=True)",
+            setting="llm",
+        )
+
+
 DEFAULT_LLM = "llama-cpp:smollm2"
 LLMS: Registry[LLM] = Registry("llm", LLM, DEFAULT_LLM)
 register_llm = LLMS.register
 
 
+def llms() -> Registry[LLM]:
+    """The registry, with the built-in kinds registered (their modules import nothing heavy)."""
+    from . import hosted, local  # noqa: F401
+
+    return LLMS
+
+
 def get_llm(spec: str | dict[str, Any] | LLM | None) -> LLM:
     """Resolve ``None`` (local SmolLM2), ``"llama-cpp:PATH|smollm2|gemma3-270m"``, ``"openai:MODEL"``, or an LLM."""
-    from . import hosted, local  # noqa: F401  (register the built-in kinds)
-
-    return LLMS.resolve(spec)
+    return llms().resolve(spec)

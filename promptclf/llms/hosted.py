@@ -8,13 +8,22 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
-from .._openai import OpenAICompatible, call_with_retries
+from .._openai import BadAnswer, OpenAICompatible, call_with_retries
 from .base import LLM, Messages, Request, parse_json_object, register_llm
 
 log = logging.getLogger("promptclf")
-# Status codes with which servers refuse a response_format they do not know. llama-cpp-python's
-# server answers ``json_schema`` with HTTP 500, so that code counts here too, but only once.
-_UNSUPPORTED_FORMAT = {400, 422, 500, 501}
+# Status codes with which servers refuse a response_format they do not know.
+_UNSUPPORTED_FORMAT = {400, 422, 501}
+# llama-cpp-python's server answers ``json_schema`` with HTTP 500; a 500 counts as a refusal only
+# when its message is about the format, so a passing server error is retried, not taken for one.
+_FORMAT_WORDS = ("json_schema", "response_format")
+
+
+def _refuses_format(e) -> bool:
+    if e.status_code in _UNSUPPORTED_FORMAT:
+        return True
+    text = f"{getattr(e, 'message', '')} {getattr(e, 'body', '')}".lower()
+    return e.status_code == 500 and any(w in text for w in _FORMAT_WORDS)
 
 
 @register_llm
@@ -43,7 +52,22 @@ class OpenAILLM(OpenAICompatible, LLM):
         else:
             fmt = {"type": "json_object", "schema": schema}  # the schema is honoured by llama.cpp-style servers
         kw = {k: v for k, v in kw.items() if v is not None}
-        return self.client.chat.completions.create(model=self.model, messages=messages, response_format=fmt, **kw)
+        raw = self.client.chat.completions.with_raw_response.create(
+            model=self.model, messages=messages, response_format=fmt, **kw
+        )
+        return self._completion(self._answer(raw))
+
+    def _completion(self, obj: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """The message content and usage of a chat completion, checked."""
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise BadAnswer(f"{self.server} answered without choices: {str(obj)[:120]!r}", 200)
+        message = choices[0].get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if content is not None and not isinstance(content, str):
+            raise BadAnswer(f"{self.server} answered with a non-text message: {str(message)[:120]!r}", 200)
+        usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
+        return content, usage
 
     def _attempt(self, messages: Messages, schema: dict[str, Any], **kw: Any):
         import openai
@@ -52,7 +76,7 @@ class OpenAILLM(OpenAICompatible, LLM):
         try:
             resp = self._request(mode, messages, schema, **kw)
         except openai.APIStatusError as e:
-            if self._mode is not None or e.status_code not in _UNSUPPORTED_FORMAT:
+            if self._mode is not None or not _refuses_format(e):
                 raise
             log.info("%s refused json_schema output (HTTP %s); using json_object with a schema", self.id, e.status_code)
             with self._mode_lock:
@@ -72,16 +96,15 @@ class OpenAILLM(OpenAICompatible, LLM):
         max_tokens: int = 256,
         seed: int | None = None,
     ) -> dict[str, Any]:
-        resp = call_with_retries(
+        content, usage = call_with_retries(
             lambda: self._attempt(messages, schema, temperature=temperature, max_tokens=max_tokens, seed=seed),
-            what=f"generation with {self.model!r}",
+            what=f"generation with {self.model!r} at {self.server}",
             max_retries=self.max_retries,
+            backend=self.id,
         )
-        if resp.usage is not None:
-            self.usage.add(resp.usage.prompt_tokens, resp.usage.completion_tokens)
-        else:
-            self.usage.add(0, 0)
-        return parse_json_object(resp.choices[0].message.content)
+        tokens = [usage.get(k) for k in ("prompt_tokens", "completion_tokens")]
+        self.usage.add(*(t if isinstance(t, int) and not isinstance(t, bool) else 0 for t in tokens))
+        return parse_json_object(content)
 
     def generate_json_many(self, requests: Sequence[Request]) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
         """Keep up to ``max_concurrency`` requests in flight; yield answers as they complete."""

@@ -1,0 +1,38 @@
+"""How many CPUs this process may really use: its affinity mask and its container's CPU quota.
+
+``os.cpu_count()`` counts the machine's CPUs; a process pinned to two of them, or a container
+limited to two, that starts one thread per machine CPU oversubscribes and slows down.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+
+def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs allowed by the cgroup (v2 ``cpu.max``, else v1 ``cfs_quota_us``); ``None`` if unlimited."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus(root: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPUs the process may run on: affinity mask, capped by the container's quota (at least 1)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        n = os.cpu_count() or 1
+    quota = _cgroup_quota(root)
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota)))
+    return max(1, n)
