@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: install test test-fast lint format bench clean
+.PHONY: install demo test test-fast lint format bench clean
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,9 @@ install:
 	# CPU build of PyTorch first (from this machine's disk); a plain `torch` would pull CUDA.
 	$(PIP) install --quiet torch==2.13.0
 	CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install --quiet -c constraints.txt -e '.[dev]'
+
+demo:
+	bash examples/demo.sh
 
 test:
 	$(PY) -m pytest -q -ra
@@ -30,6 +33,8 @@ format:
 bench:
 	$(PY) bench/accuracy.py
 	$(PY) bench/speed.py
+	$(PY) bench/first_model.py
+	$(PY) bench/fuzz.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

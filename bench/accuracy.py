@@ -23,7 +23,6 @@ from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
 from promptclf.llms import get_llm
 from promptclf.selftrain import LLMLabeler
-from promptclf.store import ExampleStore
 
 log = logging.getLogger("bench")
 LLM_CHECK = 100  # texts the LLM labeler is measured on, per dataset
@@ -58,8 +57,7 @@ def zero_shot(emb, cache, descs: dict[str, str], X: np.ndarray) -> list[str]:
 
 
 def probe(emb, cache, data: dict[str, list[str]], texts: list[str]) -> list[str]:
-    clf = PromptClassifier(embedder=emb, progress=False)
-    clf._cache = cache
+    clf = PromptClassifier(embedder=emb, progress=False).use_embedding_cache(cache)
     for c, xs in data.items():
         clf.add_data_to_class(c, xs)
     return clf.train().predict(texts)
@@ -75,14 +73,10 @@ def calibration_honesty(clf: PromptClassifier, texts: list[str], labels: list[st
 
 def from_store(emb, cache, descs, path, **settings) -> PromptClassifier:
     """A classifier over already generated examples (no LLM calls): for comparing training choices."""
-    clf = PromptClassifier(embedder=emb, progress=False, **settings)
-    clf._cache = cache
-    clf.prompts_ = dict(descs)
-    for c in descs:
-        clf._store.add_class(c)
+    clf = PromptClassifier(embedder=emb, progress=False, **settings).use_embedding_cache(cache)
     if path is not None and path.exists():
-        clf._store.extend(ExampleStore.load(path, attach=False), persist=False)
-    return clf
+        clf.load_examples(path)
+    return clf.prompt_train(descs, generate=False)
 
 
 def accumulate_cost(path, report: dict, seconds: float) -> dict:
@@ -132,8 +126,7 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
         cost_path.unlink(missing_ok=True)
     clf = PromptClassifier(
         embedder=emb, examples_per_class=n, strategy=strategy, saved_examples_path=path, progress=False
-    )
-    clf._cache = cache
+    ).use_embedding_cache(cache)
     t0 = time.perf_counter()
     clf.prompt_train(descs)
     res["train_seconds"] = time.perf_counter() - t0
@@ -154,7 +147,7 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
     for key, (p, settings) in variants.items():
         if p is not None and not p.exists():
             continue
-        res["ablation"][key] = scores(labels, from_store(emb, cache, descs, p, **settings).train().predict(texts))
+        res["ablation"][key] = scores(labels, from_store(emb, cache, descs, p, **settings).predict(texts))
 
     # unlabeled mode: the train split's texts, labels hidden
     rows = [train[i] for i in np.random.default_rng(SEED).permutation(len(train))[:pool_size]]
@@ -164,10 +157,11 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
     res["unlabeled_seconds"] = time.perf_counter() - t0
     res["unlabeled"] = scores(labels, clf.predict(texts))
     res["u_abstain_precision"], res["u_abstain_coverage"] = calibration_honesty(clf, texts, labels)
-    pseudo = [e for e in clf._store if e.source == "pseudo"]
+    by_class = clf.get_data(include_generated=False, include_pseudo=True)
+    pseudo = [(t, c) for c, ts in by_class.items() for t in ts if t in truth]  # pool texts: pseudo-labels
     res["self_training"] = {
         **{k: v for k, v in clf.self_training_report_.items() if k in ("pool", "pseudo_labels", "rounds")},
-        "pseudo_acc": float(np.mean([truth[e.text] == e.class_name for e in pseudo])) if pseudo else None,
+        "pseudo_acc": float(np.mean([truth[t] == c for t, c in pseudo])) if pseudo else None,
         "fallback": clf.self_training_report_["guard"]["fallback"],
     }
     res["ablation"]["descriptions_unlabeled"] = scores(

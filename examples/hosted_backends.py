@@ -12,5 +12,10 @@ from promptclf.llms.hosted import OpenAILLM
 
 model = sys.argv[1] if len(sys.argv) > 1 else "gpt-4o-mini"
 clf = PromptClassifier(llm=OpenAILLM(model, max_concurrency=8), examples_per_class=16)
-clf.prompt_train({"correct": "Questions with correct answers.", "incorrect": "Questions with incorrect answers."})
-print(clf.predict(["Q: What is 2+2? A: The answer is 3."]))
+clf.prompt_train(
+    {
+        "billing": "Customer support messages about invoices, charges, refunds and payment methods.",
+        "technical": "Customer support messages about errors, crashes, login problems and bugs.",
+    }
+)
+print(clf.predict(["I was charged twice this month", "The app crashes when I open settings"]))

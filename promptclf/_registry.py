@@ -74,6 +74,6 @@ class Registry(Generic[T]):
         return cls.from_spec(spec)
 
     def is_hosted(self, spec: dict[str, Any]) -> bool:
-        """Would this spec send texts over the network? Unknown kinds count as hosted (refused)."""
+        """Would this spec send texts over the network? (An unknown kind fails later, when resolved.)"""
         cls = self.kinds.get(spec.get("kind"))  # type: ignore[arg-type]
-        return cls is None or bool(cls.hosted)
+        return cls is not None and bool(cls.hosted)

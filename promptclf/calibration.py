@@ -45,8 +45,8 @@ def thresholds_for_precision(
         else:
             i = int(np.argmax(p))
             log.warning(
-                "class %r: no threshold reaches precision %.2f on the training data (best %.2f)",
-                c,
+                "class %r: no threshold reaches precision %.2f on the calibration data (best %.2f)",
+                str(c),
                 target_precision,
                 p[i],
             )

@@ -655,14 +655,14 @@ class PromptClassifier(ParamsMixin):
         where = str(path)
         if embedder is None:
             spec = state.embedder
-            if EMBEDDERS.is_hosted(spec) and spec["kind"] in EMBEDDERS.kinds and not allow_hosted:
+            if EMBEDDERS.is_hosted(spec) and not allow_hosted:
                 embedder = RefusedEmbedder(spec, where)
             else:
                 from .embedders.onnx_backend import fast_equivalent
 
                 embedder = fast_equivalent(spec) or dict(spec)
         if llm is None and state.llm is not None:
-            if LLMS.is_hosted(state.llm) and state.llm["kind"] in LLMS.kinds and not allow_hosted:
+            if LLMS.is_hosted(state.llm) and not allow_hosted:
                 llm = RefusedLLM(state.llm, where)
             elif state.llm["kind"] in LLMS.kinds:
                 llm = dict(state.llm)

@@ -65,18 +65,42 @@ def train(
     column: Annotated[str | None, typer.Option(help="CSV column of --unlabeled")] = None,
     field: Annotated[str | None, typer.Option(help="JSONL field of --unlabeled")] = None,
     encoding: Encoding = "utf-8",
+    quick_first: Annotated[
+        bool,
+        typer.Option(help="write a first model from the descriptions (and unlabeled texts) before generating"),
+    ] = True,
 ) -> None:
-    """Generate examples from class descriptions (and learn from unlabeled texts), then train a model."""
+    """Generate examples from class descriptions (and learn from unlabeled texts), then train a model.
+
+    By default a first model, trained in seconds from the descriptions (and your unlabeled texts),
+    is written to the output before the LLM starts; the finished model replaces it atomically.
+    """
+    import time
+
     from .classifier import PromptClassifier
 
     desc = _read_prompts(prompts, encoding)
     clf = PromptClassifier(llm=llm, embedder=embedder, examples_per_class=examples_per_class, saved_examples_path=store)
     if examples is not None:
         clf.load_examples(examples)
-    clf.prompt_train(desc, unlabeled=_pool(unlabeled, column, field, encoding))
+    pool = list(_pool(unlabeled, column, field, encoding)) if unlabeled is not None else None  # read once, used twice
+    start = time.perf_counter()
+    if quick_first:
+        clf.prompt_train(desc, unlabeled=pool, generate=False)
+        clf.save(output)
+        typer.echo(
+            f"wrote a first model to {output} in {time.perf_counter() - start:.0f} s (from the descriptions"
+            f"{' and unlabeled texts' if pool else ''}); generating examples to improve it",
+            err=True,
+        )
+    clf.prompt_train(desc, unlabeled=pool)
     clf.save(output)
     s = clf.training_summary_
-    typer.echo(f"wrote {output}: {len(clf.classes_)} classes, {s['n_examples']} examples", err=True)
+    typer.echo(
+        f"wrote {output}: {len(clf.classes_)} classes, {s['n_examples']} examples "
+        f"({time.perf_counter() - start:.0f} s)",
+        err=True,
+    )
 
 
 @app.command()

@@ -141,8 +141,24 @@ class TopicLLM(FakeLLM):
         super().__init__(model, fallback=topic_llm().fallback)
 
 
+class EchoLLM(FakeLLM):
+    """``--llm fake-echo:x``: writes each example from words of the description it is given (the
+    first line of the direct template), so any prompts file gets on-topic texts."""
+
+    kind = "fake-echo"
+
+    def __init__(self, model: str = "x") -> None:
+        rng = np.random.default_rng(0)
+
+        def answer(messages, schema, n):
+            desc = re.findall(r"[a-z]{4,}", messages[-1]["content"].splitlines()[0].lower())
+            return {"text": f"{' '.join(rng.choice(desc, size=6))} message {n}"}
+
+        super().__init__(model, fallback=answer)
+
+
 FAKE_EMBEDDERS = (FakeEmbedder,)
-FAKE_LLMS = (FakeLLM, TopicLLM)
+FAKE_LLMS = (FakeLLM, TopicLLM, EchoLLM)
 
 
 @pytest.fixture(autouse=True)

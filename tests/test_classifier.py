@@ -148,3 +148,26 @@ def test_plot_precision_recall(trained, tmp_path):
     out = tmp_path / "pr.png"
     trained.plot_precision_recall(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: c.predict(["fine", "\ud800"]), r"texts\[1\] is not valid Unicode \(a lone surrogate"),
+        (lambda c: c.predict("\udfff oops"), "texts is not valid Unicode"),
+        (lambda c: c.predict(np.array("a film")), "got a 0-d array"),
+        (lambda c: c.predict(np.array([["a"], ["b"]])), "got a 2-d array"),
+        (lambda c: c.predict(b"bytes"), "got bytes"),
+        (lambda c: c.classify(["a film"], top_n="x"), "top_n must be a positive integer or None, got 'x'"),
+        (lambda c: c.classify(["a film"], top_n=0), "top_n must be a positive integer"),
+        (lambda c: c.classify(["a film"], threshold=2), "threshold must be a number from 0 to 1"),
+        (lambda c: c.add_data_to_class("pos\ud800", "x"), "class name is not valid Unicode"),
+    ],
+)
+def test_hostile_api_input_is_a_clear_error(trained, call, message):
+    with pytest.raises(InvalidInputError, match=message):
+        call(trained)
+
+
+def test_numpy_arrays_of_strings_are_texts(trained):
+    assert trained.predict(np.array(["a wonderful superb film", "a dreadful boring film"])) == ["pos", "neg"]

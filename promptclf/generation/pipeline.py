@@ -295,9 +295,8 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
         ):
             skipped.append(c)
             continue
-        # first, examples an interrupted run made but never filtered
-        removed = _embedding_filter(ctx, c, gen) if ctx.filter_generated else 0
-        finished = True
+        if ctx.filter_generated:  # first, examples an interrupted run made but never filtered
+            _embedding_filter(ctx, c, gen)
         for _ in range(MAX_ROUNDS):
             need = ctx.examples_per_class - ctx.store.count(c, "generated")
             if need <= 0:
@@ -306,19 +305,16 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
             bar = _bar(need, f"generating {c}", ctx.progress)
             try:
                 got = gen.run(need, taken, bar)
-            except BaseException:
-                finished = False
-                raise
             finally:
                 if bar is not None:
                     bar.close()
-                gen.report.kept = len(gen.made & {e.text for e in ctx.store.examples(["generated"])})
             removed = _embedding_filter(ctx, c, gen) if ctx.filter_generated else 0
             if got == 0 or (removed == 0 and got < need):
                 break
+        # this run's examples that are still in (the filters may have dropped some it made)
         gen.report.kept = len(gen.made & {e.text for e in ctx.store.examples(["generated"])})
         have = ctx.store.count(c, "generated")
-        if finished and have < ctx.examples_per_class:
+        if have < ctx.examples_per_class:  # reached only when the run ended normally
             ctx.store.mark_exhausted(c, shas[c], ctx.examples_per_class)
             log.warning(
                 "class %r: kept %d of %d generated examples (the model's output was mostly filtered out: %s); "

@@ -1,0 +1,31 @@
+"""Threads from the CPUs the process may run on: affinity mask and container quota."""
+
+import os
+
+from promptclf._cpu import available_cpus
+
+
+def test_quota_caps_the_affinity_mask(tmp_path):
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # 1.5 CPUs -> 2 threads
+    assert available_cpus(tmp_path) == min(2, len(os.sched_getaffinity(0)))
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert available_cpus(tmp_path) == 1
+
+
+def test_no_quota_means_the_affinity_mask(tmp_path):
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(tmp_path) == len(os.sched_getaffinity(0))
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("100000")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000")
+    assert available_cpus(v1) == 1
+
+
+def test_affinity_is_respected():
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {sorted(before)[0]})
+        assert available_cpus() == 1
+    finally:
+        os.sched_setaffinity(0, before)
