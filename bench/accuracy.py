@@ -23,6 +23,7 @@ from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
 from promptclf.llms import get_llm
 from promptclf.selftrain import LLMLabeler
+from promptclf.store import ExampleStore
 
 log = logging.getLogger("bench")
 LLM_CHECK = 100  # texts the LLM labeler is measured on, per dataset
@@ -75,7 +76,7 @@ def from_store(emb, cache, descs, path, **settings) -> PromptClassifier:
     """A classifier over already generated examples (no LLM calls): for comparing training choices."""
     clf = PromptClassifier(embedder=emb, progress=False, **settings).use_embedding_cache(cache)
     if path is not None and path.exists():
-        clf.load_examples(path)
+        clf.load_examples(path, include_pseudo=False)
     return clf.prompt_train(descs, generate=False)
 
 
@@ -124,6 +125,8 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
     if fresh:
         path.unlink(missing_ok=True)
         cost_path.unlink(missing_ok=True)
+    elif path.exists():  # an earlier run's pseudo-labels are no part of the prompt-only model
+        ExampleStore.load(path).remove(lambda e: e.source == "pseudo")
     clf = PromptClassifier(
         embedder=emb, examples_per_class=n, strategy=strategy, saved_examples_path=path, progress=False
     ).use_embedding_cache(cache)

@@ -38,6 +38,30 @@ def spec_id(spec: dict[str, Any]) -> str:
     return f"{spec.get('kind')}:{spec.get('model')}"
 
 
+class Refused:
+    """Mixin for stand-ins of a hosted backend that a model file names but the user has not passed:
+    loading works, the first use raises a ``ConfigurationError`` saying what to pass; nothing is sent."""
+
+    kind = "refused"
+
+    def __init__(self, spec: dict[str, Any], where: str) -> None:
+        super().__init__(str(spec.get("model")))  # type: ignore[call-arg]
+        self._spec = {"kind": spec.get("kind"), "model": spec.get("model")}
+        self.where = where
+
+    def to_spec(self) -> dict[str, Any]:
+        return dict(self._spec)
+
+    def refusal(self, what: str, setting: str, cls: str) -> ConfigurationError:
+        sid = spec_id(self._spec)
+        return ConfigurationError(
+            f"{self.where} names the hosted {what} {sid}; a model file never chooses where your texts are sent, "
+            f'so pass it yourself: load(path, {setting}="{sid}") (key and address from OPENAI_API_KEY and '
+            f"OPENAI_BASE_URL) or an {cls}(...) object, or load(path, allow_hosted=True)",
+            setting=setting,
+        )
+
+
 class Registry(Generic[T]):
     def __init__(self, what: str, base: type, default: str) -> None:
         self.what, self.base, self.default = what, base, default

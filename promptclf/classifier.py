@@ -25,7 +25,7 @@ from ._validation import (
 )
 from .calibration import label_issues, pr_curves, thresholds_for_precision
 from .embedders import Embedder, EmbeddingCache, get_embedder
-from .errors import ConfigurationError, InvalidInputError, NotFittedError
+from .errors import ConfigurationError, InvalidInputError, ModelFileError, NotFittedError
 from .head import LinearHead, choose_C, fit_head, out_of_fold_proba, prior_coef, with_prior
 from .settings import SAVED, ParamsMixin, check_setting, validate
 from .store import ExampleStore
@@ -80,6 +80,14 @@ class PromptClassifier(ParamsMixin):
     C : float, "cv" or None
         Inverse regularisation of the head. ``None``: cross-validated when every class has at least
         8 of your own examples, else 1.0; ``"cv"``: always cross-validated; a number: fixed.
+    finetune : bool, default False
+        Fine-tune the encoder too (``promptclf.finetune``): on the descriptions, your examples,
+        generated examples and pseudo-labels, then relabel the unlabeled texts with it and fit the
+        head on its vectors. Needs a local sentence-transformers embedder (the packaged MiniLM) and
+        PyTorch at training; the fine-tuned encoder travels in the ``.clf`` as an ONNX graph
+        (about 90 MB), served without PyTorch. BENCHMARKS.md measures what it is worth.
+    finetune_budget_s : float, default 300
+        Most seconds fine-tuning may take; training stops there and keeps what it learnt.
     progress : bool, default True
         Show progress bars for long generation and embedding runs.
 
@@ -127,6 +135,8 @@ class PromptClassifier(ParamsMixin):
         llm_label_budget: int = 0,
         prior_weight: float = 10.0,
         C: float | str | None = None,
+        finetune: bool = False,
+        finetune_budget_s: float = 300.0,
         progress: bool = True,
     ) -> None:
         self.llm = llm
@@ -141,11 +151,13 @@ class PromptClassifier(ParamsMixin):
         self.llm_label_budget = llm_label_budget
         self.prior_weight = prior_weight
         self.C = C
+        self.finetune = finetune
+        self.finetune_budget_s = finetune_budget_s
         self.progress = progress
 
     def __repr__(self) -> str:
         fitted = f", classes={list(self.classes_)}" if self._is_fitted() else ""
-        return f"PromptClassifier(embedder={self._embedder.id!r}{fitted})"
+        return f"PromptClassifier(embedder={self._emb.id!r}{fitted})"
 
     # ------------------------------------------------------------------ lazy working state
     # Made on first use, so __init__ stays settings-only and nothing heavy loads until needed.
@@ -168,10 +180,17 @@ class PromptClassifier(ParamsMixin):
 
         return get_llm(self.llm)
 
+    @property
+    def _emb(self) -> Embedder:
+        """The embedder the head works in: the fine-tuned encoder when there is one, else ``embedder``."""
+        return self.__dict__.get("_tuned") or self._embedder
+
     def _settings_changed(self, name: str) -> None:
         # a backend resolved from the old value must not outlive it
         if name in ("embedder", "llm"):
             self.__dict__.pop(f"_{name}", None)
+        if name == "embedder":  # a fine-tuned encoder belongs to the embedder it was tuned from
+            self.__dict__.pop("_tuned", None)
 
     def _validate_settings(self) -> None:
         validate(self.get_params())
@@ -220,19 +239,24 @@ class PromptClassifier(ParamsMixin):
             raise ConfigurationError("no path: pass one or set saved_examples_path", setting="saved_examples_path")
         self._store.save(path)
 
-    def load_examples(self, path: str | os.PathLike[str] | None = None) -> PromptClassifier:
-        """Add the examples of a JSONL file (Lamini's format or ours) to the store. Returns ``self``."""
+    def load_examples(
+        self, path: str | os.PathLike[str] | None = None, *, include_pseudo: bool = True
+    ) -> PromptClassifier:
+        """Add the examples of a JSONL file (Lamini's format or ours) to the store. Returns ``self``.
+
+        ``include_pseudo=False`` leaves out pseudo-labels a self-training run stored there.
+        """
         path = path or self.saved_examples_path
         if path is None:
             raise ConfigurationError("no path: pass one or set saved_examples_path", setting="saved_examples_path")
         same = self.saved_examples_path is not None and Path(path) == Path(self.saved_examples_path)
-        if same and "_store" not in self.__dict__:
+        if same and "_store" not in self.__dict__ and include_pseudo:
             self._store  # noqa: B018  (the store reads its own file when first made)
             return self
         loaded = ExampleStore.load(path, attach=False)
         for c in loaded.classes:
             self._store.add_class(c)
-        self._store.extend(loaded)  # one append for the lot
+        self._store.extend(e for e in loaded if include_pseudo or e.source != "pseudo")  # one append for the lot
         return self
 
     # ------------------------------------------------------------------ training
@@ -331,10 +355,16 @@ class PromptClassifier(ParamsMixin):
         """
         self._validate_settings()
         if unlabeled is not None:
-            self._pseudo_label(unlabeled)
+            unlabeled = check_texts(unlabeled, "unlabeled")  # used twice when fine-tuning
+        if unlabeled is not None:  # for tuning, pseudo-labels come from the base encoder
+            self._pseudo_label(unlabeled, self._embedder if self.finetune else self._emb)
+        if self.finetune:
+            self._finetune()  # replaces the tuned encoder only once done: an interruption changes nothing
+            if unlabeled is not None:  # relabel the pool with the tuned encoder (one outer round)
+                self._pseudo_label(unlabeled, self._emb)
         texts, y, sources = self._training_set()
         self._check_trainable(y)
-        X = self._embedder.embed(texts, cache=self._cache, progress=self.progress)
+        X = self._emb.embed(texts, cache=self._cache, progress=self.progress)
         C = self._choose_C(X, y, sources == "user")
         prior = self._prior(np.unique(y))
         oof = out_of_fold_proba(X, y, C, prior=prior, random_state=self.random_state)
@@ -352,7 +382,7 @@ class PromptClassifier(ParamsMixin):
         self.head_ = with_prior(fit_head(X[keep], y[keep], C=C, random_state=self.random_state), prior)
         self.classes_ = self.head_.classes_
         self.n_features_in_ = self.head_.n_features_in_
-        self.embedder_spec_ = self._embedder.space()
+        self.embedder_spec_ = self._emb.space()
         self._set_calibration(oof, np.searchsorted(self.classes_, y[keep]) if oof is not None else None)
         by_source = Counter(zip(y[keep].tolist(), sources[keep].tolist()))
         self.training_summary_ = {
@@ -380,13 +410,43 @@ class PromptClassifier(ParamsMixin):
             return choose_C(X, y, None, self.random_state)
         return float(self.C)
 
-    def _prior(self, classes: np.ndarray) -> np.ndarray | None:
+    def _prior(self, classes: np.ndarray, emb: Embedder | None = None) -> np.ndarray | None:
         prompts = getattr(self, "prompts_", {})
         if self.prior_weight <= 0 or not prompts:
             return None
         names = list(prompts)
-        D = self._embedder.embed([prompts[c] for c in names], cache=self._cache)
+        D = (emb or self._emb).embed([prompts[c] for c in names], cache=self._cache)
         return prior_coef(classes, dict(zip(names, D)), self.prior_weight)
+
+    def _finetune(self) -> None:
+        """Fine-tune a copy of the base encoder on the training set; an interruption changes nothing."""
+        from .embedders.local import resolve_model_path
+        from .finetune import finetune, finetuned_embedder
+
+        base = self._embedder.space()
+        if base.get("kind") != "sentence-transformers":
+            raise ConfigurationError(
+                "finetune=True needs a local sentence-transformers embedder (the packaged MiniLM), "
+                f"not {self._embedder.id}",
+                setting="finetune",
+            )
+        texts, y, sources = self._training_set()
+        self._check_trainable(y)
+        model, report = finetune(
+            resolve_model_path(base["model"]),
+            texts,
+            [str(c) for c in y],
+            [str(s) for s in sources],
+            budget_s=float(self.finetune_budget_s),
+            seed=self.random_state,
+            progress=self.progress,
+        )
+        digest = hashlib.sha256()
+        for t in model.state_dict().values():
+            digest.update(t.detach().cpu().numpy().tobytes())
+        name = f"{base['model']}-{digest.hexdigest()[:16]}"
+        self._tuned = finetuned_embedder(model, name)
+        self.encoder_ = {"base": dict(base), "name": name, "report": report.as_dict()}
 
     def _check_trainable(self, y: np.ndarray) -> None:
         counts = Counter(y.tolist())
@@ -396,8 +456,9 @@ class PromptClassifier(ParamsMixin):
         if len(counts) < 2:
             raise InvalidInputError(f"need at least two classes with examples, got {sorted(counts)}")
 
-    def _pseudo_label(self, unlabeled: Iterable[str]) -> None:
-        from .selftrain import LLMLabeler, self_train
+    def _pseudo_label(self, unlabeled: Iterable[str], emb: Embedder) -> None:
+        from . import selftrain
+        from .selftrain import LLMLabeler, TextView, self_train
         from .store import Example
 
         texts, y, src = self._training_set(("user", "generated"))
@@ -408,12 +469,12 @@ class PromptClassifier(ParamsMixin):
             raise InvalidInputError(
                 "unlabeled: no texts left after removing empty ones and known examples", argument="unlabeled"
             )
-        X = self._embedder.embed(texts, cache=self._cache, progress=self.progress)
-        XU = self._embedder.embed(pool, cache=self._cache, progress=self.progress)
+        X = emb.embed(texts, cache=self._cache, progress=self.progress)
+        XU = emb.embed(pool, cache=self._cache, progress=self.progress)
         labeler = None
         if self.llm_label_budget > 0:
             labeler = LLMLabeler(self._llm, getattr(self, "prompts_", {}), np.unique(y), pool, self.llm_label_budget)
-        prior = self._prior(np.unique(y))
+        prior = self._prior(np.unique(y), emb)
         res = self_train(
             X,
             y,
@@ -422,6 +483,7 @@ class PromptClassifier(ParamsMixin):
             prior=prior,
             random_state=self.random_state,
             llm_labeler=labeler,
+            view=TextView(texts, y, pool, self.random_state) if selftrain.SECOND_VIEW else None,
         )
         self._store.remove(lambda e: e.source == "pseudo")
         self._store.extend(
@@ -490,10 +552,10 @@ class PromptClassifier(ParamsMixin):
 
     # ------------------------------------------------------------------ prediction
     def _embed(self, texts: list[str]) -> np.ndarray:
-        X = self._embedder.embed(texts, progress=self.progress)
+        X = self._emb.embed(texts, progress=self.progress)
         if len(texts) and X.shape[1] != self.n_features_in_:
             raise ConfigurationError(
-                f"embedder {self._embedder.id} gives {X.shape[1]}-dimensional vectors but this model was trained "
+                f"embedder {self._emb.id} gives {X.shape[1]}-dimensional vectors but this model was trained "
                 f"on {self.n_features_in_}: use the embedder it was trained with",
                 setting="embedder",
             )
@@ -572,7 +634,8 @@ class PromptClassifier(ParamsMixin):
             "classes": [str(c) for c in self.classes_],
             "examples": self.example_counts(),
             "embedder": dict(self.embedder_spec_),
-            "serving_embedder": self._embedder.to_spec(),
+            "serving_embedder": self._emb.to_spec(),
+            "encoder": {k: v for k, v in (getattr(self, "encoder_", None) or {}).items()} or None,
             "llm": self._llm_spec(),
             "dimension": self.n_features_in_,
             "thresholds": {str(c): round(float(t), 4) for c, t in zip(self.classes_, self.thresholds_)},
@@ -605,6 +668,7 @@ class PromptClassifier(ParamsMixin):
             check_setting(name, getattr(self, name))
         store_texts = [e.text for e in self._store] + list(getattr(self, "prompts_", {}).values())
         space = dict(self.embedder_spec_)
+        graph = self._encoder_graph()
         modelfile.save(
             path,
             modelfile.ModelState(
@@ -623,8 +687,22 @@ class PromptClassifier(ParamsMixin):
                 training_summary=self.training_summary_,
                 generation_report=getattr(self, "generation_report_", None),
                 self_training_report=getattr(self, "self_training_report_", None),
+                encoder=getattr(self, "encoder_", None) if graph is not None else None,
+                encoder_graph=graph,
             ),
         )
+
+    def _encoder_graph(self) -> bytes | None:
+        """The fine-tuned encoder's ONNX graph: exported once from the in-memory model, or as loaded."""
+        tuned = self.__dict__.get("_tuned")
+        if tuned is None:
+            return None
+        graph = getattr(tuned, "_graph", None)
+        if graph is None:
+            from .embedders.onnx_backend import export_model
+
+            graph = tuned._graph = export_model(tuned.torch_model)
+        return graph
 
     @classmethod
     def load(
@@ -682,4 +760,24 @@ class PromptClassifier(ParamsMixin):
         clf._oof_proba_, clf._oof_labels_ = state.calibration_arrays or (None, None)
         if state.cached is not None:  # filed under the vector space, which is what an embedder asks for
             clf._cache.load(spec_id(state.embedder), *state.cached)
+        if state.encoder is not None:
+            from .embedders.onnx_backend import FinetunedOnnxEmbedder
+
+            tuned = FinetunedOnnxEmbedder(state.encoder["base"]["model"], state.encoder_graph, state.encoder["name"])
+            try:  # the session is needed for the first prediction anyway; a bad graph fails here
+                X = tuned.embed(["a"])
+            except Exception as e:  # onnxruntime's errors have no common base: any failure means a bad graph
+                raise ModelFileError(
+                    f"{where}: encoder/model.onnx: cannot run ({type(e).__name__}: {str(e)[:200]})",
+                    path=where,
+                    member="encoder/model.onnx",
+                ) from None
+            if X.shape[1] != state.dimension:
+                raise ModelFileError(
+                    f"{where}: encoder/model.onnx gives {X.shape[1]}-dimensional vectors, "
+                    f"the head wants {state.dimension}",
+                    path=where,
+                    member="encoder/model.onnx",
+                )
+            clf._tuned, clf.encoder_ = tuned, state.encoder
         return clf

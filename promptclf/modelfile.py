@@ -53,6 +53,7 @@ MEMBER_LIMITS = {
     "calibration/labels.npy": 64 * MiB,
     "cache/texts.json": 256 * MiB,
     "cache/embeddings.npy": 768 * MiB,
+    "encoder/model.onnx": 256 * MiB,  # a fine-tuned MiniLM is ~90 MB
 }
 # All members together: each at its own limit would need several GB of memory to load.
 TOTAL_LIMIT = 1024 * MiB
@@ -83,6 +84,8 @@ class ModelState:
     training_summary: dict[str, Any] = field(default_factory=dict)
     generation_report: dict[str, Any] | None = None
     self_training_report: dict[str, Any] | None = None
+    encoder: dict[str, Any] | None = None  # base, name, report of a fine-tuned encoder
+    encoder_graph: bytes | None = None  # its ONNX graph, checked against the base architecture
     promptclf_version: str = __version__
     sha256: str = ""  # of the whole file, as read
 
@@ -120,6 +123,11 @@ def _schema():
         n: Annotated[int, Field(ge=0, le=10**9)] | None = None
         precision: dict[Name, Unit] = Field(default_factory=dict)
 
+    class Encoder(Model):
+        base: Spec
+        name: Name
+        report: dict[str, Any] = Field(default_factory=dict)
+
     class Manifest(Model):
         format: Literal["promptclf-model"]
         format_version: Annotated[int, Field(ge=1, le=FORMAT_VERSION)]
@@ -128,6 +136,7 @@ def _schema():
         classes: Annotated[list[Name], Field(min_length=2, max_length=MAX_CLASSES)]
         embedder: EmbedderSpec
         llm: Spec | None = None
+        encoder: Encoder | None = None
         head: Head
         thresholds: list[Unit]
         target_precision: Unit = 0.9  # format 1 before calibration info; superseded by calibration
@@ -206,6 +215,8 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         members["cache/texts.json"] = json.dumps(state.cached[0], ensure_ascii=False).encode()
     for name, arr in arrays.items():
         members[name] = _npy_bytes(arr)
+    if state.encoder_graph is not None:
+        members["encoder/model.onnx"] = state.encoder_graph
     manifest = {
         "format": MAGIC,
         "format_version": FORMAT_VERSION,
@@ -214,6 +225,7 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         "classes": list(state.classes),
         "embedder": {**state.embedder, "dimension": int(state.dimension)},
         "llm": state.llm,
+        "encoder": state.encoder,
         "head": {"kind": "logistic-regression", "C": float(state.head.C_)},
         "thresholds": [float(t) for t in state.thresholds],
         "target_precision": float(state.calibration.get("target_precision", 0.9)),
@@ -431,6 +443,21 @@ def read(path: str | os.PathLike[str]) -> ModelState:
         vecs = r.array(data["cache/embeddings.npy"], "cache/embeddings.npy", (len(texts), dim))
         cached = (texts, vecs)
 
+    encoder, graph = None, None
+    if ("encoder/model.onnx" in data) != (m.encoder is not None):
+        raise r.fail("a fine-tuned encoder needs both its manifest entry and encoder/model.onnx")
+    if m.encoder is not None:
+        if m.embedder.kind != "finetuned" or m.embedder.model != m.encoder.name:
+            raise r.fail("the head's embedder is not the fine-tuned encoder the file carries", MANIFEST)
+        if m.encoder.base.kind != "sentence-transformers":
+            raise r.fail(f"encoder base must be a sentence-transformers model, got {m.encoder.base.kind}", MANIFEST)
+        graph = data["encoder/model.onnx"]
+        try:
+            check_encoder_graph(graph, m.encoder.base.model)
+        except ValueError as e:
+            raise r.fail(str(e), "encoder/model.onnx") from None
+        encoder = m.encoder.model_dump()
+
     from .settings import SAVED, validate
 
     settings = {k2: v for k2, v in m.settings.items() if k2 in SAVED}
@@ -458,9 +485,71 @@ def read(path: str | os.PathLike[str]) -> ModelState:
         training_summary=m.training_summary,
         generation_report=m.generation_report,
         self_training_report=m.self_training_report,
+        encoder=encoder,
+        encoder_graph=graph,
         promptclf_version=m.promptclf_version,
         sha256=digest,
     )
+
+
+# What our export of a BERT-style sentence encoder contains (opset 17, default domain only).
+ENCODER_OPS = {
+    "Add", "And", "Cast", "Concat", "Constant", "ConstantOfShape", "Div", "Equal", "Erf", "Expand", "Flatten",
+    "Gather", "GreaterOrEqual", "IsNaN", "LayerNormalization", "MatMul", "Mul", "Range", "Reshape", "Shape",
+    "Slice", "Softmax", "Sqrt", "Sub", "Pow", "ReduceMean", "Neg", "Transpose", "Unsqueeze", "Where",
+}  # fmt: skip
+ENCODER_INPUTS = [("input_ids", 7), ("attention_mask", 7), ("token_type_ids", 7)]  # int64
+
+
+def check_encoder_graph(graph: bytes, base: str) -> None:
+    """Does an ONNX graph have the shape of an encoder exported from ``base``? ``ValueError`` if not.
+
+    Checked without PyTorch: inputs and output as ``export_model`` writes them, only the operators
+    that export uses (no custom domains or functions), float32 weights, and no more parameters than
+    the base model's own weights hold (read from the header of its packaged ``model.safetensors``).
+    """
+    try:
+        import onnx
+        from google.protobuf.message import DecodeError
+    except ImportError as e:  # pragma: no cover - onnx is a dependency
+        raise ValueError(f"cannot check the encoder without the onnx package ({e})") from None
+    try:
+        m = onnx.load_model_from_string(graph)
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise ValueError(f"is not a valid ONNX model ({type(e).__name__})") from None
+    g = m.graph
+    inputs = [(i.name, i.type.tensor_type.elem_type) for i in g.input]
+    if inputs != ENCODER_INPUTS or [o.name for o in g.output] != ["last_hidden_state"]:
+        raise ValueError(f"has inputs {inputs} and outputs {[o.name for o in g.output]}, not an encoder's")
+    if g.output[0].type.tensor_type.elem_type != 1:
+        raise ValueError("its output is not float32")
+    if m.functions or any(op.domain not in ("", "ai.onnx") for op in m.opset_import):
+        raise ValueError("uses custom operator domains or functions")
+    ops = {n.op_type for n in g.node}
+    if any(n.domain not in ("", "ai.onnx") for n in g.node) or not ops <= ENCODER_OPS:
+        raise ValueError(f"uses operators an exported encoder does not: {sorted(ops - ENCODER_OPS)[:5]}")
+    if any(i.data_location == onnx.TensorProto.EXTERNAL or i.external_data for i in g.initializer):
+        raise ValueError("refers to external data")
+    weights = 0
+    for i in g.initializer:
+        if i.data_type != onnx.TensorProto.FLOAT:
+            raise ValueError(f"weight {i.name[:60]!r} is not float32")
+        weights += math.prod(i.dims)
+    limit = _base_parameters(base)
+    if weights > limit:
+        raise ValueError(f"holds {weights} weights, more than the base model's {limit}")
+
+
+def _base_parameters(base: str) -> int:
+    import struct
+
+    from .embedders.local import resolve_model_path
+
+    path = Path(resolve_model_path(base)) / "model.safetensors"
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
 
 
 def _store(r: _Reader, raw: bytes) -> ExampleStore:

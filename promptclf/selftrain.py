@@ -31,6 +31,9 @@ BALANCE = 2.0  # no class keeps more than BALANCE times the median class's numbe
 SETTLED = 0.01  # stop when fewer than 1% of the kept labels change between rounds
 GUARD_MARGIN = 0.10  # fall back if the pseudo-labelled model is this much worse on the anchors
 COLLAPSE = 0.3  # ... or if a class's share of predictions falls under 30% of what it was
+# Issue 11 ablations, settled by bench/selftrain.py (BENCHMARKS.md, "Self-training variants"):
+SECOND_VIEW = False  # co-training with a TF-IDF view: keep a pseudo-label only where both views agree
+PRIOR_IN_ROUNDS = False  # refit each round with the zero-shot prior, as the base and final models are
 
 
 @dataclass
@@ -55,6 +58,36 @@ def _select(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)
 
 
+class TextView:
+    """A second view of the same texts for co-training: TF-IDF word and character n-grams + logistic
+    regression. It sees what MiniLM's pooled vector blurs (trec6's "how many" vs "what"), and errs
+    differently, so a pseudo-label both views agree on is more often right."""
+
+    def __init__(self, anchor_texts: list[str], y: np.ndarray, pool_texts: list[str], random_state: int = 0) -> None:
+        from scipy.sparse import hstack
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.word = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True, lowercase=True)
+        self.char = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)
+        every = list(anchor_texts) + list(pool_texts)
+        self.word.fit(every)
+        self.char.fit(every)
+        self.A = hstack([self.word.transform(anchor_texts), self.char.transform(anchor_texts)]).tocsr()
+        self.U = hstack([self.word.transform(pool_texts), self.char.transform(pool_texts)]).tocsr()
+        self.y, self.random_state = y, random_state
+
+    def labels(self, sel: np.ndarray, sel_labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Class index per pool text, from a model on the anchors plus the current pseudo-labels."""
+        from scipy.sparse import vstack
+        from sklearn.linear_model import LogisticRegression
+
+        Xf = vstack([self.A, self.U[sel]]) if len(sel) else self.A
+        yf = np.concatenate([self.y, sel_labels]) if len(sel) else self.y
+        m = LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000, random_state=self.random_state)
+        m.fit(Xf, yf)
+        return np.searchsorted(classes, m.predict(self.U))
+
+
 def self_train(
     X: np.ndarray,
     y: np.ndarray,
@@ -64,11 +97,31 @@ def self_train(
     prior: np.ndarray | None = None,
     random_state: int = 0,
     llm_labeler: Any = None,
+    view: TextView | None = None,
+    prior_in_rounds: bool | None = None,
 ) -> SelfTrainResult:
-    """Pseudo-label ``XU`` starting from the labelled anchors ``X, y`` (descriptions, generated, user)."""
+    """Pseudo-label ``XU`` starting from the labelled anchors ``X, y`` (descriptions, generated, user).
+
+    ``view``: a second view (co-training): a pseudo-label is kept only where both views agree.
+    ``prior_in_rounds``: refit each round with the zero-shot prior too (default ``PRIOR_IN_ROUNDS``).
+    """
+    prior_in_rounds = PRIOR_IN_ROUNDS if prior_in_rounds is None else prior_in_rounds
 
     def fit(Xf: np.ndarray, yf: np.ndarray):
         return with_prior(fit_head(Xf, yf, C=C, random_state=random_state), prior)
+
+    agreed: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=int), np.zeros(0, dtype=str))
+
+    def agree(sel: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        # The text view learns from the anchors and what both views agreed on before, never from the
+        # candidates it is checking (it would learn the embedding view's mistakes and agree with them).
+        nonlocal agreed
+        if view is None:
+            return sel
+        other = view.labels(agreed[0], agreed[1], classes)
+        kept = sel[other[sel] == labels[sel]]
+        agreed = (kept, classes[labels[kept]])
+        return kept
 
     base = fit(X, y)
     classes = base.classes_
@@ -76,15 +129,14 @@ def self_train(
     proba0 = base.predict_proba(XU)
     proba = proba0
     labels = proba.argmax(1)
-    sel = _select(proba, classes)
+    sel = agree(_select(proba, classes), labels)
     rounds = 0
     for rounds in range(1, ROUNDS + 1):
-        head = fit_head(
-            np.vstack([X, XU[sel]]), np.concatenate([y, classes[labels[sel]]]), C=C, random_state=random_state
-        )
+        refit = fit if prior_in_rounds else (lambda Xf, yf: fit_head(Xf, yf, C=C, random_state=random_state))
+        head = refit(np.vstack([X, XU[sel]]), np.concatenate([y, classes[labels[sel]]]))
         proba = head.predict_proba(XU)
         new_labels = proba.argmax(1)
-        new_sel = _select(proba, classes)
+        new_sel = agree(_select(proba, classes), new_labels)
         changed = np.mean(new_labels[new_sel] != labels[new_sel]) if len(new_sel) else 0.0
         moved = len(np.setxor1d(sel, new_sel)) / max(1, len(sel))
         labels, sel = new_labels, new_sel
@@ -129,6 +181,8 @@ def self_train(
         "pool": len(XU),
         "rounds": rounds,
         "pseudo_labels": len(sel),
+        "second_view": view is not None,
+        "prior_in_rounds": prior_in_rounds,
         "by_labeler": dict(Counter(labeler.tolist())),
         "per_class": {str(c): int(np.sum(sel_labels == c)) for c in classes},
         "dropped_by_confident_learning": dropped_cl,

@@ -29,6 +29,8 @@ SAVED = (
     "llm_label_budget",
     "prior_weight",
     "C",
+    "finetune",
+    "finetune_budget_s",
 )
 MAX_EXAMPLES_PER_CLASS = 10_000
 MAX_SEED = 2**32 - 1
@@ -107,6 +109,8 @@ CONSTRAINTS: dict[str, Callable[[Any], str | None]] = {
     "llm_label_budget": _int(0, 10**7),
     "prior_weight": _real(0.0, 1e4),
     "C": _C,
+    "finetune": _bool,
+    "finetune_budget_s": _real(0.0, 86_400.0),
     "progress": _bool,
 }
 

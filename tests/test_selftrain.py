@@ -178,3 +178,27 @@ def test_empty_pool_is_a_clear_error():
         make().train(unlabeled=["", "  "])
     with pytest.raises(InvalidInputError, match=r"unlabeled\[1\] must be a string"):
         make().train(unlabeled=["ok", None])
+
+
+def test_cotraining_drops_pseudo_labels_the_text_view_disputes():
+    """Ten pool texts full of class-A words whose vectors sit in B's cluster: the embedding view calls
+    them B; the TF-IDF view, trained on the same anchors, calls them A; co-training keeps none of them."""
+    from promptclf.selftrain import TextView, self_train
+
+    rng = np.random.default_rng(0)
+    a, b = np.array([1.0, 0.1]), np.array([0.1, 1.0])
+    anchors = [f"alpha apple amber {i}" for i in range(10)] + [f"beta berry blue {i}" for i in range(10)]
+    y = np.array(["A"] * 10 + ["B"] * 10)
+    X = np.vstack([a + 0.05 * rng.normal(size=(10, 2)), b + 0.05 * rng.normal(size=(10, 2))])
+    pool = [f"alpha amber apple text {i}" for i in range(30)] + [f"beta blue berry text {i}" for i in range(30)]
+    tricky = [f"alpha apple amber odd {i}" for i in range(10)]
+    XU = np.vstack([a + 0.05 * rng.normal(size=(30, 2)), b + 0.05 * rng.normal(size=(30, 2)),
+                    b + 0.02 * rng.normal(size=(10, 2))])  # fmt: skip
+    texts = pool + tricky
+
+    plain = self_train(X, y, XU, C=1.0)
+    assert any(i >= 60 for i in plain.index)  # the embedding view takes some tricky texts as B
+    view = TextView(anchors, y, texts)
+    co = self_train(X, y, XU, C=1.0, view=view)
+    assert not any(i >= 60 for i in co.index) and co.report["second_view"]
+    assert all(lab == ("A" if i < 30 else "B") for i, lab in zip(co.index, co.labels))

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .._registry import Backend, Registry, spec_id
-from ..errors import BackendError, ConfigurationError
+from .._registry import Backend, Refused, Registry, spec_id
+from ..errors import BackendError
 
 log = logging.getLogger("promptclf")
 
@@ -114,31 +114,11 @@ class EmbeddingCache:
             self._data[(embedder_id, t)] = v
 
 
-class RefusedEmbedder(Embedder):
-    """Stands in for a hosted embedder that a model file names but the user has not passed.
-
-    Loading works (``info``, ``get_data``); the first attempt to embed raises a
-    ``ConfigurationError`` that says what to pass, before anything is sent anywhere.
-    """
-
-    kind = "refused"
-
-    def __init__(self, spec: dict[str, Any], where: str) -> None:
-        super().__init__(str(spec.get("model")))
-        self._spec = {"kind": spec.get("kind"), "model": spec.get("model")}
-        self.where = where
-
-    def space(self) -> dict[str, Any]:
-        return dict(self._spec)
+class RefusedEmbedder(Refused, Embedder):
+    """A hosted embedder a model file names; embedding raises before anything is sent (see ``Refused``)."""
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
-        raise ConfigurationError(
-            f"{self.where} was trained with the hosted embedder {spec_id(self._spec)}; a model file never "
-            "chooses where your texts are sent, so pass it yourself: "
-            f'load(path, embedder="{spec_id(self._spec)}") (key and base_url from OPENAI_API_KEY / '
-            "OPENAI_BASE_URL, or an OpenAIEmbedder(...) object), or load(path, allow_hosted=True)",
-            setting="embedder",
-        )
+        raise self.refusal("embedder", "embedder", "OpenAIEmbedder")
 
 
 def _progress(total: int, enabled: bool, desc: str):

@@ -75,7 +75,6 @@ def _quiet():
 def export(folder: Path, out: Path) -> None:
     """Export the transformer of a sentence-transformers folder to ONNX fp32 (atomic rename)."""
     try:
-        import torch
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
         raise ConfigurationError(f"exporting to ONNX needs torch, onnx and sentence-transformers ({e})") from None
@@ -85,28 +84,44 @@ def export(folder: Path, out: Path) -> None:
     tmp = out / f".model.{os.getpid()}.onnx"
     with _quiet():
         st = SentenceTransformer(str(folder), device="cpu")
-        hf = st[0].auto_model.eval()
+    tmp.write_bytes(export_model(st))
+    os.replace(tmp, out / "model.onnx")
 
-        class LastHidden(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.m = hf
 
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
+def export_model(st: Any) -> bytes:
+    """The ONNX fp32 graph (token ids in, last hidden state out) of an in-memory sentence-transformers model.
 
+    Pooling and normalisation stay in numpy (``OnnxEmbedder``), as for the packaged model, so a
+    fine-tuned encoder is served by exactly the same code.
+    """
+    import io
+
+    import torch
+
+    hf = st[0].auto_model.eval()
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = hf
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
+
+    buf = io.BytesIO()
+    with _quiet(), torch.no_grad():
         sample = st.tokenizer(["an example", "a slightly longer example text"], padding=True, return_tensors="pt")
         torch.onnx.export(
             LastHidden(),
             tuple(sample[k] for k in INPUTS),
-            str(tmp),
+            buf,
             input_names=list(INPUTS),
             output_names=["last_hidden_state"],
             dynamic_axes={k: {0: "batch", 1: "seq"} for k in (*INPUTS, "last_hidden_state")},
             opset_version=17,
             dynamo=False,
         )
-    os.replace(tmp, out / "model.onnx")
+    return buf.getvalue()
 
 
 def quantize(fp32: Path, int8: Path) -> None:
@@ -120,27 +135,37 @@ def quantize(fp32: Path, int8: Path) -> None:
     os.replace(tmp, int8)
 
 
+def _tokenizer(model: str) -> tuple[Any, int]:
+    """The packaged model's fast tokenizer, truncating where sentence-transformers does; and its pad id."""
+    from tokenizers import Tokenizer
+
+    folder = Path(resolve_model_path(model))
+    max_len = 256
+    cfg = folder / "sentence_bert_config.json"
+    if cfg.exists():
+        max_len = int(json.loads(cfg.read_text()).get("max_seq_length", max_len))
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.enable_truncation(max_length=max_len)
+    tok.no_padding()
+    return tok, tok.token_to_id("[PAD]") or 0
+
+
+def session(source: str | bytes) -> Any:
+    """An ONNX Runtime session (a path or the model's bytes), one thread per CPU this process may use."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = available_cpus()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+
+
 def _load(model: str, quantized: bool) -> tuple[Any, Any, int]:
     key = (model, quantized)
     with _LOCK:
         if key not in _SESSIONS:
-            import onnxruntime as ort
-            from tokenizers import Tokenizer
-
-            folder = Path(resolve_model_path(model))
-            max_len = 256
-            cfg = folder / "sentence_bert_config.json"
-            if cfg.exists():
-                max_len = int(json.loads(cfg.read_text()).get("max_seq_length", max_len))
-            tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-            tok.enable_truncation(max_length=max_len)
-            tok.no_padding()
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = available_cpus()
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            sess = ort.InferenceSession(str(onnx_file(model, quantized)), opts, providers=["CPUExecutionProvider"])
-            pad = tok.token_to_id("[PAD]") or 0
-            _SESSIONS[key] = (tok, sess, pad)
+            tok, pad = _tokenizer(model)
+            _SESSIONS[key] = (tok, session(str(onnx_file(model, quantized))), pad)
         return _SESSIONS[key]
 
 
@@ -155,8 +180,11 @@ class OnnxEmbedder(Embedder):
         super().__init__(model)
         self.batch_size = batch_size
 
+    def _parts(self) -> tuple[Any, Any, int]:
+        return _load(self.model, self.quantized)
+
     def embed_batch(self, texts: list[str]) -> np.ndarray:
-        tok, sess, pad = _load(self.model, self.quantized)
+        tok, sess, pad = self._parts()
         encs = tok.encode_batch(texts)
         order = np.argsort([len(e.ids) for e in encs], kind="stable")  # less padding per batch
         out = np.zeros((len(texts), 0), dtype=np.float32)
@@ -210,3 +238,28 @@ class OnnxInt8Embedder(OnnxEmbedder):
 
     kind = "onnx-int8"
     quantized = True
+
+
+class FinetunedOnnxEmbedder(OnnxEmbedder):
+    """A fine-tuned encoder served from its ONNX graph (bytes from a ``.clf``), with the base model's
+    tokenizer: the same code path, and speed, as the packaged model. Its vectors are their own space,
+    ``finetuned:<name>``. Not in the registry: only a model file or training makes one."""
+
+    kind = "finetuned"
+
+    def __init__(self, base: str, graph: bytes, name: str, *, batch_size: int = 64) -> None:
+        super().__init__(base, batch_size=batch_size)
+        self.base, self.name, self._graph = base, name, graph
+        self._session: tuple[Any, Any, int] | None = None
+
+    def _parts(self) -> tuple[Any, Any, int]:
+        if self._session is None:
+            tok, pad = _tokenizer(self.base)
+            self._session = (tok, session(self._graph), pad)
+        return self._session
+
+    def space(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self.name}
+
+    def to_spec(self) -> dict[str, Any]:
+        return self.space()

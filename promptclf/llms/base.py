@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._registry import Backend, Registry, spec_id
-from ..errors import ConfigurationError, GenerationError
+from .._registry import Backend, Refused, Registry
+from ..errors import GenerationError
 
 Messages = list[dict[str, str]]
 
@@ -111,29 +111,11 @@ def parse_json_object(text: str | None) -> dict[str, Any]:
     return obj
 
 
-class RefusedLLM(LLM):
-    """Stands in for a hosted LLM that a model file names but the user has not passed.
-
-    The first request raises a ``ConfigurationError`` that says what to pass; nothing is sent.
-    """
-
-    kind = "refused"
-
-    def __init__(self, spec: dict[str, Any], where: str) -> None:
-        super().__init__(str(spec.get("model")))
-        self._spec = {"kind": spec.get("kind"), "model": spec.get("model")}
-        self.where = where
-
-    def to_spec(self) -> dict[str, Any]:
-        return dict(self._spec)
+class RefusedLLM(Refused, LLM):
+    """A hosted LLM a model file names; a request raises before anything is sent (see ``Refused``)."""
 
     def generate_json(self, messages, schema, *, temperature=0.8, max_tokens=256, seed=None):
-        raise ConfigurationError(
-            f"{self.where} was made with the hosted LLM {spec_id(self._spec)}; a model file never chooses "
-            f'where your texts are sent, so pass it yourself: load(path, llm="{spec_id(self._spec)}") or an '
-            "OpenAILLM(...) object, or load(path, allow_hosted=True)",
-            setting="llm",
-        )
+        raise self.refusal("LLM", "llm", "OpenAILLM")
 
 
 DEFAULT_LLM = "llama-cpp:smollm2"

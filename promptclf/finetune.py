@@ -1,0 +1,191 @@
+"""The embedder learns too: contrastive fine-tuning of the sentence encoder on what the classifier believes.
+
+The frozen MiniLM caps a linear head (BENCHMARKS.md: the head on *every* real label is the ceiling).
+Published zero-label methods that pass that ceiling fine-tune the encoder on their own pseudo-labels;
+SetFit does it with a few real labels. Here: SetFit-style pairs (one text of the same class, one of
+another, per example) from the descriptions, your examples, generated examples and pseudo-labels,
+with trust as how often an example is drawn (yours and the descriptions more than pseudo-labels,
+generated least), and sentence-transformers' own trainer and ``CosineSimilarityLoss``. A time budget
+ends training early; an interruption leaves the caller's model as it was (training runs on a copy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import random
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigurationError
+
+log = logging.getLogger("promptclf")
+# How many pairs each example anchors, by provenance (trust): a person's word counts most.
+TRUST = {"user": 3, "prompt": 3, "pseudo": 1, "generated": 1}
+
+
+@dataclass
+class FinetuneReport:
+    pairs: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    stopped_by_budget: bool = False
+    loss: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pairs": self.pairs,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 1),
+            "stopped_by_budget": self.stopped_by_budget,
+            "loss": self.loss,
+            "settings": self.settings,
+        }
+
+
+def make_pairs(
+    texts: list[str], labels: list[str], sources: list[str], *, seed: int = 0, max_pairs: int = 20_000
+) -> tuple[list[str], list[str], list[float]]:
+    """SetFit-style pairs: per draw of an example, one positive (same class) and one negative pair."""
+    rng = random.Random(seed)
+    by_class: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(labels):
+        by_class[c].append(i)
+    classes = list(by_class)
+    a: list[str] = []
+    b: list[str] = []
+    y: list[float] = []
+    draws = [i for i, s in enumerate(sources) for _ in range(TRUST.get(s, 1))]
+    rng.shuffle(draws)
+    for i in draws[: max_pairs // 2]:
+        c = labels[i]
+        same = by_class[c]
+        if len(same) > 1:
+            j = i
+            while j == i:
+                j = rng.choice(same)
+            a.append(texts[i])
+            b.append(texts[j])
+            y.append(1.0)
+        other = rng.choice([k for k in classes if k != c])
+        a.append(texts[i])
+        b.append(texts[rng.choice(by_class[other])])
+        y.append(0.0)
+    return a, b, y
+
+
+def finetune(
+    model_path: str,
+    texts: list[str],
+    labels: list[str],
+    sources: list[str],
+    *,
+    budget_s: float = 300.0,
+    max_seq_length: int = 64,
+    batch_size: int = 32,
+    epochs: int = 1,
+    learning_rate: float = 2e-5,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[Any, FinetuneReport]:
+    """Fine-tune a copy of the sentence-transformers model at ``model_path``; return it and a report."""
+    try:
+        from datasets import Dataset
+        from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
+        from sentence_transformers import SentenceTransformerTrainingArguments as Args
+        from sentence_transformers.losses import CosineSimilarityLoss
+        from transformers import TrainerCallback
+        from transformers.trainer_callback import PrinterCallback
+    except ImportError as e:
+        raise ConfigurationError(
+            f"fine-tuning the embedder needs sentence-transformers' training extras ({e}): "
+            "pip install 'sentence-transformers[train]'",
+            setting="finetune",
+        ) from None
+    from .embedders.local import quiet_transformers
+
+    if len(set(labels)) < 2:
+        raise ConfigurationError("fine-tuning needs at least two classes", setting="finetune")
+    report = FinetuneReport(
+        settings={"max_seq_length": max_seq_length, "batch_size": batch_size, "epochs": epochs,
+                  "learning_rate": learning_rate, "budget_s": budget_s, "loss": "CosineSimilarityLoss"}
+    )  # fmt: skip
+    a, b, y = make_pairs(texts, labels, sources, seed=seed)
+    report.pairs = len(y)
+    with quiet_transformers():
+        model = SentenceTransformer(model_path, device="cpu")
+    serving_length = model.max_seq_length
+    model.max_seq_length = max_seq_length  # short sequences keep training inside minutes on 2 cores
+    data = Dataset.from_dict({"sentence1": a, "sentence2": b, "score": y})
+    start = time.perf_counter()
+
+    class Budget(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if time.perf_counter() - start > budget_s:
+                report.stopped_by_budget = True
+                control.should_training_stop = True
+            return control
+
+    with tempfile.TemporaryDirectory(prefix="promptclf-ft-") as out, quiet_transformers():
+        args = Args(
+            output_dir=out,
+            num_train_epochs=epochs,
+            per_device_train_batch_size=batch_size,
+            learning_rate=learning_rate,
+            warmup_steps=0.1,  # a float is a share of the steps in transformers 5
+            seed=seed,
+            save_strategy="no",
+            report_to="none",
+            logging_steps=10**9,
+            disable_tqdm=not progress,
+            use_cpu=True,
+            dataloader_num_workers=0,
+        )
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        # the trainer prints a model-card bar and a metrics dict; only our own progress is shown
+        with contextlib.ExitStack() as quiet:
+            if not progress:
+                quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
+            trainer = SentenceTransformerTrainer(
+                model=model, args=args, train_dataset=data, loss=CosineSimilarityLoss(model), callbacks=[Budget()]
+            )
+            trainer.remove_callback(PrinterCallback)
+            result = trainer.train()
+    report.steps = int(result.global_step)
+    report.loss = round(float(result.training_loss), 4) if result.training_loss is not None else None
+    report.seconds = time.perf_counter() - start
+    model.max_seq_length = serving_length  # embed as the ONNX graph will serve: the base's window
+    model.eval()
+    return model, report
+
+
+def encode(model: Any, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """Unit vectors from a (fine-tuned) sentence-transformers model."""
+    return model.encode(
+        texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+    ).astype(np.float32)
+
+
+def finetuned_embedder(model: Any, name: str):
+    """An ``Embedder`` over an in-memory fine-tuned model; its vectors live in their own space ``finetuned:<name>``."""
+    from .embedders.base import Embedder
+
+    class FinetunedEmbedder(Embedder):
+        kind = "finetuned"
+        torch_model = model  # what save() exports to ONNX
+
+        def embed_batch(self, texts: list[str]) -> np.ndarray:
+            return encode(model, texts)
+
+        def dimension_hint(self) -> int:
+            return int(model.get_sentence_embedding_dimension() or 0)
+
+    return FinetunedEmbedder(name)

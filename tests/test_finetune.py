@@ -1,0 +1,49 @@
+"""Fine-tuning the encoder: pair making (fast, no model) and a real fine-tune of the packaged MiniLM."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from promptclf.finetune import TRUST, make_pairs
+
+
+def test_pairs_are_labelled_right_and_weighted_by_trust():
+    texts = [f"{c} text {i}" for c in ("a", "b", "c") for i in range(5)]
+    labels = [t[0] for t in texts]
+    sources = ["user"] * 5 + ["pseudo"] * 10
+    x, y, score = make_pairs(texts, labels, sources, seed=1)
+    for s1, s2, sc in zip(x, y, score):
+        assert sc == (1.0 if s1[0] == s2[0] else 0.0) and s1 != s2
+    assert Counter(score) == {1.0: 25, 0.0: 25}  # one positive and one negative per draw
+    anchors = Counter(s1 for s1, sc in zip(x, score) if sc == 0.0)
+    assert anchors["a text 0"] == TRUST["user"] and anchors["b text 0"] == TRUST["pseudo"]
+
+
+def test_a_single_example_class_gets_only_negative_pairs():
+    x, _, score = make_pairs(["lonely", "b1", "b2"], ["a", "b", "b"], ["user"] * 3)
+    assert all(sc == 0.0 for s1, sc in zip(x, score) if s1 == "lonely")
+
+
+@pytest.mark.integration
+def test_finetune_pulls_classes_apart_and_the_budget_stops_it():
+    from promptclf.embedders import get_embedder
+    from promptclf.embedders.local import resolve_model_path
+    from promptclf.finetune import finetune, finetuned_embedder
+
+    pos = ["what a wonderful film", "I loved every minute", "brilliant acting", "a joy to watch", "superb story"]
+    neg = ["what a dreadful film", "I hated every minute", "wooden acting", "a chore to watch", "a dull story"]
+    texts, labels = pos + neg, ["pos"] * 5 + ["neg"] * 5
+
+    def separation(X):
+        S = X @ X.T
+        same = np.equal.outer(np.array(labels), np.array(labels))
+        return S[same & ~np.eye(len(S), dtype=bool)].mean() - S[~same].mean()
+
+    before = separation(get_embedder(None).embed(texts))
+    model, rep = finetune(resolve_model_path("all-MiniLM-L6-v2"), texts, labels, ["user"] * 10, epochs=3)
+    after = separation(finetuned_embedder(model, "t").embed(texts))
+    assert after > before + 0.02, (before, after)  # measured: -0.003 -> 0.038 (seeded)
+    assert rep.steps > 0 and not rep.stopped_by_budget and rep.pairs == 60
+    _, stopped = finetune(resolve_model_path("all-MiniLM-L6-v2"), texts, labels, ["user"] * 10, budget_s=0)
+    assert stopped.stopped_by_budget and stopped.steps == 1

@@ -1,0 +1,133 @@
+"""A classifier whose encoder is fine-tuned: trains in seconds on a tiny set, travels in the .clf as an
+ONNX graph, predicts identically in a fresh process where torch cannot be imported, and a tampered
+encoder is a ModelFileError."""
+
+import hashlib
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from promptclf import ModelFileError, PromptClassifier
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[1]
+POS = ["what a wonderful film", "I loved every minute", "brilliant acting", "a joy to watch", "superb story"]
+NEG = ["what a dreadful film", "I hated every minute", "wooden acting", "a chore to watch", "a dull story"]
+TEXTS = ["an enchanting, moving picture", "tedious and badly acted", "I would watch it again"]
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory):
+    clf = PromptClassifier(finetune=True, finetune_budget_s=60, progress=False)
+    clf.add_data_to_class("pos", POS).add_data_to_class("neg", NEG)
+    clf.prompt_train({"pos": "A review that praises the film.", "neg": "A review that pans the film."}, generate=False)
+    path = tmp_path_factory.mktemp("ft") / "m.clf"
+    clf.save(path)
+    return clf, path
+
+
+def test_training_tunes_the_encoder_and_serves_its_vectors(tuned):
+    clf, _ = tuned
+    rep = clf.encoder_["report"]
+    assert rep["steps"] > 0 and rep["seconds"] < 60
+    assert clf.embedder_spec_ == {"kind": "finetuned", "model": clf.encoder_["name"]}
+    assert clf.summary()["encoder"]["base"] == {"kind": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
+    assert clf.predict(["a wonderful film, I loved it"]) == ["pos"]
+
+
+def test_fresh_process_without_torch_predicts_identically(tuned):
+    clf, path = tuned
+    code = (
+        "import sys, json\n"
+        "sys.modules['torch'] = None  # import torch now fails\n"
+        "import promptclf\n"
+        f"m = promptclf.load({str(path)!r})\n"
+        f"print(json.dumps(m.predict_proba({TEXTS!r}).tolist()))\n"
+        "print(json.dumps({'torch': sys.modules.get('torch') is not None}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert np.allclose(json.loads(lines[0]), clf.predict_proba(TEXTS), atol=1e-3)
+    assert json.loads(lines[1]) == {"torch": False}
+
+
+def test_size_of_the_encoder_member(tuned):
+    _, path = tuned
+    with zipfile.ZipFile(path) as z:
+        size = z.getinfo("encoder/model.onnx").file_size
+    assert 50 << 20 < size < 120 << 20  # ~90 MB for MiniLM, fp32
+
+
+def forge(src, dst, graph):
+    with zipfile.ZipFile(src) as z:
+        data = {n: z.read(n) for n in z.namelist()}
+    m = json.loads(data.pop("manifest.json"))
+    data["encoder/model.onnx"] = graph
+    m["members"]["encoder/model.onnx"] = {"sha256": hashlib.sha256(graph).hexdigest(), "size": len(graph)}
+    with zipfile.ZipFile(dst, "w") as z:
+        z.writestr("manifest.json", json.dumps(m))
+        for n, d in data.items():
+            z.writestr(n, d)
+    return dst
+
+
+def test_tampered_truncated_and_misshapen_encoders_are_refused(tuned, tmp_path):
+    import onnx
+
+    _, path = tuned
+    with zipfile.ZipFile(path) as z:
+        graph = z.read("encoder/model.onnx")
+    raw = bytearray(path.read_bytes())  # tampered: checksum
+    i = raw.find(b"encoder/model.onnx") + 200
+    raw[i] ^= 0xFF
+    (tmp_path / "t.clf").write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError):
+        PromptClassifier.load(tmp_path / "t.clf")
+    with pytest.raises(ModelFileError, match="not a valid ONNX model") as e:  # truncated, checksum made to match
+        PromptClassifier.load(forge(path, tmp_path / "c.clf", graph[: len(graph) // 2]))
+    assert e.value.member == "encoder/model.onnx"
+    m = onnx.load_model_from_string(graph)  # a weight of the wrong shape: more weights than the base has
+    big = next(t for t in m.graph.initializer if len(t.dims) == 2)
+    extra = onnx.numpy_helper.from_array(np.zeros((30522, 384), np.float32), name="extra")
+    m.graph.initializer.append(extra)
+    with pytest.raises(ModelFileError, match="more than the base model's"):
+        PromptClassifier.load(forge(path, tmp_path / "s.clf", m.SerializeToString()))
+    m2 = onnx.load_model_from_string(graph)  # same count, wrong shape: fails when run, still a ModelFileError
+    w = next(t for t in m2.graph.initializer if t.name == big.name)
+    arr = onnx.numpy_helper.to_array(w)
+    w.CopyFrom(onnx.numpy_helper.from_array(arr.reshape(arr.shape[::-1]).copy(), name=w.name))
+    with pytest.raises(ModelFileError, match=r"encoder/model\.onnx"):
+        PromptClassifier.load(forge(path, tmp_path / "w.clf", m2.SerializeToString()))
+
+
+def test_encoder_member_far_over_its_bound(tuned, tmp_path):
+    _, path = tuned
+    bomb = b"\0" * (300 << 20)  # 300 MiB of zeros compress to ~300 KB
+    with pytest.raises(ModelFileError, match="over the"):
+        PromptClassifier.load(forge(path, tmp_path / "b.clf", bomb))
+
+
+def test_the_budget_stops_training_and_the_model_is_usable():
+    clf = PromptClassifier(finetune=True, finetune_budget_s=0, progress=False)
+    clf.add_data_to_class("pos", POS).add_data_to_class("neg", NEG).train()
+    assert clf.encoder_["report"]["stopped_by_budget"] and clf.encoder_["report"]["steps"] == 1
+    assert clf.predict(["a wonderful film"]) in (["pos"], ["neg"])
+
+
+def test_an_interrupted_finetune_leaves_the_previous_model(tuned, monkeypatch):
+    clf, _ = tuned
+    before = clf.predict_proba(TEXTS)
+
+    def interrupt(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("promptclf.finetune.finetune", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        clf.train()
+    assert np.allclose(clf.predict_proba(TEXTS), before)
