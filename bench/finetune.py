@@ -38,16 +38,7 @@ def base_model(emb, cache, descs, path, pool=None) -> PromptClassifier:
 
 
 def tuned(clf: PromptClassifier, budget: float, name: str):
-    texts, labels = clf.training_data()
-    n_desc = len(clf.prompts_)
-    sources = ["prompt"] * n_desc
-    by = {"generated": set(), "pseudo": set(), "user": set()}
-    data = {src: clf.get_data(include_generated=(src == "generated"), include_pseudo=(src == "pseudo"))
-            for src in by}  # fmt: skip
-    gen = {t for ts in data["generated"].values() for t in ts}
-    pseudo = {t for ts in data["pseudo"].values() for t in ts} - gen
-    for t in texts[n_desc:]:
-        sources.append("pseudo" if t in pseudo else "generated" if t in gen else "user")
+    texts, labels, sources = clf.training_data()  # descriptions, generated, pseudo-labels, with provenance
     model, rep = finetune(resolve_model_path("all-MiniLM-L6-v2"), texts, labels, sources, budget_s=budget, seed=SEED)
     return finetuned_embedder(model, name), rep
 

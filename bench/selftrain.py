@@ -5,7 +5,8 @@ train texts per dev set, frozen MiniLM. Seconds per dataset once the pool is emb
 
 *default*: as shipped. *prior in rounds*: the self-training rounds refit with the zero-shot prior, as
 the base and final models do. *co-training*: a TF-IDF word + character n-gram view, retrained each
-round on the anchors and current pseudo-labels; a pseudo-label is kept only where both views agree.
+round on the anchors and the pseudo-labels both views agreed on before; a pseudo-label is kept only where
+both views agree.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ def main() -> None:
         "frozen MiniLM, macro-F1 on the accuracy table's test samples; pseudo-label accuracy against the hidden\n"
         "labels. *prior in rounds*: self-training rounds refit with the zero-shot prior (the base and final\n"
         "models always have it). *co-training*: a TF-IDF word (1-2) + character (2-5) n-gram logistic\n"
-        "regression, retrained each round on the anchors and current pseudo-labels; a pseudo-label is kept\n"
-        "only where both views agree.\n\n"
+        "regression, retrained each round on the anchors and the pseudo-labels both views agreed on before; a\n"
+        "pseudo-label is kept only where both views agree. *s*: the first variant includes embedding the pool.\n\n"
         + table(["dataset", "variant", "macro-F1", "pseudo-labels", "their accuracy", "guard fell back", "s"], rows)
         + "\n"
     )

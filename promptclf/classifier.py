@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import logging
 import os
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import modelfile
+from ._registry import spec_id
 from ._validation import (
     check_class_name,
     check_examples,
@@ -341,10 +341,11 @@ class PromptClassifier(ParamsMixin):
             sources.append(e.source)
         return texts, np.asarray(labels, dtype=str), np.asarray(sources, dtype=str)
 
-    def training_data(self) -> tuple[list[str], list[str]]:
-        """The texts and labels ``train`` fits on: class descriptions, then every stored example."""
-        texts, y, _ = self._training_set()
-        return texts, [str(c) for c in y]
+    def training_data(self) -> tuple[list[str], list[str], list[str]]:
+        """The texts, labels and provenance (prompt, user, generated, pseudo) ``train`` fits on:
+        class descriptions first, then every stored example."""
+        texts, y, sources = self._training_set()
+        return texts, [str(c) for c in y], [str(s) for s in sources]
 
     def train(self, *, unlabeled: Iterable[str] | None = None) -> PromptClassifier:
         """Fit the head on every stored example (and class description), then set thresholds.
@@ -354,9 +355,9 @@ class PromptClassifier(ParamsMixin):
         Returns ``self``.
         """
         self._validate_settings()
-        if unlabeled is not None:
-            unlabeled = check_texts(unlabeled, "unlabeled")  # used twice when fine-tuning
-        if unlabeled is not None:  # for tuning, pseudo-labels come from the base encoder
+        if unlabeled is not None:  # checked once, used twice when fine-tuning
+            unlabeled = check_texts(unlabeled, "unlabeled")
+            # for tuning, pseudo-labels come from the base encoder
             self._pseudo_label(unlabeled, self._embedder if self.finetune else self._emb)
         if self.finetune:
             self._finetune()  # replaces the tuned encoder only once done: an interruption changes nothing
@@ -386,7 +387,7 @@ class PromptClassifier(ParamsMixin):
         self._set_calibration(oof, np.searchsorted(self.classes_, y[keep]) if oof is not None else None)
         by_source = Counter(zip(y[keep].tolist(), sources[keep].tolist()))
         self.training_summary_ = {
-            "trained_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "trained_at": modelfile.utc_now(),
             "n_examples": int(keep.sum()),
             "per_class": {
                 str(c): {
@@ -430,13 +431,13 @@ class PromptClassifier(ParamsMixin):
                 f"not {self._embedder.id}",
                 setting="finetune",
             )
-        texts, y, sources = self._training_set()
-        self._check_trainable(y)
+        texts, labels, sources = self.training_data()
+        self._check_trainable(np.asarray(labels))
         model, report = finetune(
             resolve_model_path(base["model"]),
             texts,
-            [str(c) for c in y],
-            [str(s) for s in sources],
+            labels,
+            sources,
             budget_s=float(self.finetune_budget_s),
             seed=self.random_state,
             progress=self.progress,
@@ -456,7 +457,8 @@ class PromptClassifier(ParamsMixin):
         if len(counts) < 2:
             raise InvalidInputError(f"need at least two classes with examples, got {sorted(counts)}")
 
-    def _pseudo_label(self, unlabeled: Iterable[str], emb: Embedder) -> None:
+    def _pseudo_label(self, unlabeled: list[str], emb: Embedder) -> None:
+        """Pseudo-label ``unlabeled`` (already checked by ``train``) with ``emb``'s vectors."""
         from . import selftrain
         from .selftrain import LLMLabeler, TextView, self_train
         from .store import Example
@@ -464,7 +466,7 @@ class PromptClassifier(ParamsMixin):
         texts, y, src = self._training_set(("user", "generated"))
         self._check_trainable(y)
         known = set(texts)
-        pool = [t for t in dict.fromkeys(check_texts(unlabeled, "unlabeled")) if t.strip() and t not in known]
+        pool = [t for t in dict.fromkeys(unlabeled) if t.strip() and t not in known]
         if not pool:
             raise InvalidInputError(
                 "unlabeled: no texts left after removing empty ones and known examples", argument="unlabeled"
@@ -630,17 +632,18 @@ class PromptClassifier(ParamsMixin):
         """What ``promptclf info`` prints: classes, examples, embedders, thresholds, training metrics."""
         self._check_fitted()
         s = self.training_summary_
+        params = self.get_params()
         return {
             "classes": [str(c) for c in self.classes_],
             "examples": self.example_counts(),
             "embedder": dict(self.embedder_spec_),
             "serving_embedder": self._emb.to_spec(),
-            "encoder": {k: v for k, v in (getattr(self, "encoder_", None) or {}).items()} or None,
+            "encoder": dict(getattr(self, "encoder_", None) or {}) or None,
             "llm": self._llm_spec(),
             "dimension": self.n_features_in_,
             "thresholds": {str(c): round(float(t), 4) for c, t in zip(self.classes_, self.thresholds_)},
             "calibration": {k: v for k, v in self.calibration_.items() if k != "precision"},
-            "settings": {k: self.get_params()[k] for k in SAVED},
+            "settings": {k: params[k] for k in SAVED},
             "cv_accuracy": s.get("cv_accuracy"),
             "C": s.get("C"),
             "trained_at": s.get("trained_at"),
@@ -651,11 +654,9 @@ class PromptClassifier(ParamsMixin):
 
     def _llm_spec(self) -> dict[str, Any] | None:
         """The LLM as a model file records it (its spec, never an address), without loading it."""
-        if "_llm" in self.__dict__:
-            return self._llm.to_spec()
-        if self.llm is None:
+        if self.llm is None and "_llm" not in self.__dict__:
             return None
-        try:
+        try:  # resolving a spec builds the backend object, which loads nothing
             return self._llm.to_spec()
         except ConfigurationError:
             return None
@@ -683,7 +684,7 @@ class PromptClassifier(ParamsMixin):
                 llm=self._llm_spec(),
                 calibration=self.calibration_,
                 calibration_arrays=(self._oof_proba_, self._oof_labels_) if self._oof_proba_ is not None else None,
-                cached=self._cache.export(f"{space['kind']}:{space['model']}", store_texts),
+                cached=self._cache.export(spec_id(space), store_texts),
                 training_summary=self.training_summary_,
                 generation_report=getattr(self, "generation_report_", None),
                 self_training_report=getattr(self, "self_training_report_", None),
@@ -723,26 +724,23 @@ class PromptClassifier(ParamsMixin):
             contacted unless you pass the backend yourself or set this flag, which uses it with
             your own credentials and ``OPENAI_BASE_URL``.
         """
-        from ._registry import spec_id
         from .embedders.base import RefusedEmbedder, embedders
         from .llms.base import RefusedLLM, llms
-
-        EMBEDDERS, LLMS = embedders(), llms()
 
         state = modelfile.read(path)
         where = str(path)
         if embedder is None:
             spec = state.embedder
-            if EMBEDDERS.is_hosted(spec) and not allow_hosted:
+            if embedders().is_hosted(spec) and not allow_hosted:
                 embedder = RefusedEmbedder(spec, where)
             else:
                 from .embedders.onnx_backend import fast_equivalent
 
                 embedder = fast_equivalent(spec) or dict(spec)
         if llm is None and state.llm is not None:
-            if LLMS.is_hosted(state.llm) and not allow_hosted:
+            if llms().is_hosted(state.llm) and not allow_hosted:
                 llm = RefusedLLM(state.llm, where)
-            elif state.llm["kind"] in LLMS.kinds:
+            elif state.llm["kind"] in llms().kinds:
                 llm = dict(state.llm)
         clf = cls(llm=llm, embedder=embedder, **state.settings)
         clf._store = state.store

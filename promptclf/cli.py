@@ -143,34 +143,21 @@ def evaluate(
     encoding: Encoding = "utf-8",
 ) -> None:
     """Accuracy, macro-F1, per-class precision and recall, confusion matrix."""
-    import csv
-
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     from .classifier import PromptClassifier
+    from .textio import read_csv_columns
 
     if plot is not None and not plot.resolve().parent.is_dir():
         _fail(f"cannot write {plot}: folder {plot.resolve().parent} does not exist")
+
+    rows = read_csv_columns(data, [text_column, label_column], encoding=encoding)
+    if not rows:
+        _fail(f"{data}: no rows")
     clf = PromptClassifier.load(model)
     clf.progress = False
-    try:
-        with open(data, newline="", encoding=encoding) as f:
-            reader = csv.DictReader(f)
-            rows = []
-            for row in reader:
-                if row.get(text_column) is None or row.get(label_column) is None:
-                    _fail(f"{data}, line {reader.line_num}: the row has fewer columns than the header")
-                rows.append(row)
-    except OSError as e:
-        _fail(f"cannot read {data}: {e}")
-    except UnicodeDecodeError:
-        _fail(f"{data}: not {encoding} text; pass --encoding (e.g. --encoding latin-1)")
-    except (csv.Error, LookupError) as e:
-        _fail(f"cannot read {data}: {e}")
-    if not rows or text_column not in rows[0] or label_column not in rows[0]:
-        _fail(f"{data}: needs columns {text_column!r} and {label_column!r}")
-    texts = [r[text_column] for r in rows]
-    labels = [r[label_column] for r in rows]
+    texts = [t for t, _ in rows]
+    labels = [lab for _, lab in rows]
     pred = clf.predict(texts)
     classes = [str(c) for c in clf.classes_]
     p, r, f1, support = precision_recall_fscore_support(labels, pred, labels=classes, zero_division=0)

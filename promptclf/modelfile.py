@@ -200,7 +200,6 @@ def _json_safe(obj: Any) -> Any:
 
 def save(path: str | os.PathLike[str], state: ModelState) -> None:
     """Serialise ``state`` and write it atomically: a failed save leaves any existing file untouched."""
-    k = len(state.classes)
     arrays = {"head/coef.npy": state.head.coef_, "head/intercept.npy": state.head.intercept_}
     if state.calibration_arrays is not None:
         proba, labels = state.calibration_arrays
@@ -221,7 +220,7 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         "format": MAGIC,
         "format_version": FORMAT_VERSION,
         "promptclf_version": __version__,
-        "created": _now(),
+        "created": utc_now(),
         "classes": list(state.classes),
         "embedder": {**state.embedder, "dimension": int(state.dimension)},
         "llm": state.llm,
@@ -236,7 +235,6 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         "self_training_report": state.self_training_report,
         "members": {n: {"sha256": hashlib.sha256(b).hexdigest(), "size": len(b)} for n, b in members.items()},
     }
-    assert len(manifest["thresholds"]) == k
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(MANIFEST, json.dumps(_json_safe(manifest), ensure_ascii=False, indent=1))
@@ -248,7 +246,8 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         raise ModelFileError(f"cannot write model file {path}: {e}", path=str(path)) from e
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The time stamp of manifests and training summaries: UTC, seconds."""
     import datetime as dt
 
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -77,7 +77,7 @@ class TextView:
         self.y, self.random_state = y, random_state
 
     def labels(self, sel: np.ndarray, sel_labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
-        """Class index per pool text, from a model on the anchors plus the current pseudo-labels."""
+        """Class index per pool text, from a model on the anchors plus the given pseudo-labels."""
         from scipy.sparse import vstack
         from sklearn.linear_model import LogisticRegression
 
@@ -131,8 +131,8 @@ def self_train(
     labels = proba.argmax(1)
     sel = agree(_select(proba, classes), labels)
     rounds = 0
+    refit = fit if prior_in_rounds else (lambda Xf, yf: fit_head(Xf, yf, C=C, random_state=random_state))
     for rounds in range(1, ROUNDS + 1):
-        refit = fit if prior_in_rounds else (lambda Xf, yf: fit_head(Xf, yf, C=C, random_state=random_state))
         head = refit(np.vstack([X, XU[sel]]), np.concatenate([y, classes[labels[sel]]]))
         proba = head.predict_proba(XU)
         new_labels = proba.argmax(1)
