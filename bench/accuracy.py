@@ -21,8 +21,8 @@ from common import OUT, SEED, machine, per_class_sample, prompts, publish, read_
 
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
+from promptclf.escalation import LLMLink, label_texts
 from promptclf.llms import get_llm
-from promptclf.selftrain import LLMLabeler
 from promptclf.store import ExampleStore
 
 log = logging.getLogger("bench")
@@ -100,7 +100,7 @@ def llm_labeler_check(clf: PromptClassifier, pool: list[str], truth: dict[str, s
     top2 = np.sort(proba, axis=1)[:, -2:]
     hard = np.argsort(top2[:, 1] - top2[:, 0], kind="stable")[:budget]
     model = [str(clf.classes_[j]) for j in proba[hard].argmax(1)]
-    llm = LLMLabeler(get_llm(None), clf.prompts_, clf.classes_, pool, budget)(hard)
+    llm = label_texts(LLMLink(get_llm(None), clf.prompts_), [pool[i] for i in hard], clf.classes_)
     y = [truth[pool[i]] for i in hard]
     return {
         "n": len(hard),

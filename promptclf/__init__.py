@@ -20,9 +20,11 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .classifier import PromptClassifier
+    from .escalation import Chain
 
 __all__ = [
     "BackendError",
+    "Chain",
     "ConfigurationError",
     "GenerationError",
     "InvalidInputError",
@@ -47,4 +49,8 @@ def __getattr__(name: str) -> Any:
         from .classifier import PromptClassifier
 
         return PromptClassifier
+    if name == "Chain":
+        from .escalation import Chain
+
+        return Chain
     raise AttributeError(f"module 'promptclf' has no attribute {name!r}")

@@ -27,7 +27,8 @@ def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 
 
 def available_cpus(root: Path = Path("/sys/fs/cgroup")) -> int:
-    """CPUs the process may run on: affinity mask, capped by the container's quota (at least 1)."""
+    """CPUs the process may run on: affinity mask, capped by the container's quota and by
+    ``OMP_NUM_THREADS`` where set (Ray sets it to each worker's CPU share), at least 1."""
     try:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
@@ -35,4 +36,8 @@ def available_cpus(root: Path = Path("/sys/fs/cgroup")) -> int:
     quota = _cgroup_quota(root)
     if quota is not None:
         n = min(n, max(1, math.ceil(quota)))
+    try:
+        n = min(n, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        pass
     return max(1, n)

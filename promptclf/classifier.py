@@ -31,6 +31,7 @@ from .settings import SAVED, ParamsMixin, check_setting, validate
 from .store import ExampleStore
 
 log = logging.getLogger("promptclf")
+LLM_WEIGHT = 3.0  # settled by bench/chain.py (feedback table)
 TextInput = str | Iterable[str]
 
 
@@ -214,15 +215,44 @@ class PromptClassifier(ParamsMixin):
         return self
 
     # ------------------------------------------------------------------ examples
-    def add_data_to_class(self, class_name: str, examples: str | Iterable[str]) -> PromptClassifier:
-        """Add your own examples to a class (a new class name creates the class). Returns ``self``."""
+    def add_data_to_class(
+        self,
+        class_name: str,
+        examples: str | Iterable[str],
+        *,
+        source: str = "user",
+        meta: dict[str, Any] | None = None,
+    ) -> PromptClassifier:
+        """Add examples to a class (a new class name creates the class). Returns ``self``.
+
+        Parameters
+        ----------
+        class_name : str
+            The class.
+        examples : str or iterable of str
+            The texts.
+        source : {"user", "llm"}, default "user"
+            Provenance: your own examples (trusted most), or labels an LLM gave (``Chain.feedback``
+            adds those, with the model and its confidence in ``meta``); both are trained on.
+        meta : dict, optional
+            JSON-safe details kept with the examples in the store.
+        """
         check_class_name(class_name)
-        self._store.add(class_name, check_examples(examples), source="user")
+        if source not in ("user", "llm"):
+            raise InvalidInputError(f"source must be 'user' or 'llm', got {source!r}", argument="source")
+        self._store.add(class_name, check_examples(examples), source=source, meta=meta)
         return self
 
-    def get_data(self, *, include_generated: bool = True, include_pseudo: bool = False) -> dict[str, list[str]]:
-        """Examples per class. Generated ones are included by default; pseudo-labelled ones on request."""
-        sources = ["user"] + (["generated"] if include_generated else []) + (["pseudo"] if include_pseudo else [])
+    def get_data(
+        self, *, include_generated: bool = True, include_pseudo: bool = False, include_llm: bool = True
+    ) -> dict[str, list[str]]:
+        """Examples per class: yours, generated and LLM-labelled ones by default; pseudo-labelled on request."""
+        sources = (
+            ["user"]
+            + (["generated"] if include_generated else [])
+            + (["pseudo"] if include_pseudo else [])
+            + (["llm"] if include_llm else [])
+        )
         return self._store.by_class(sources)
 
     def example_counts(self) -> dict[str, dict[str, int]]:
@@ -325,7 +355,7 @@ class PromptClassifier(ParamsMixin):
         return self.train(unlabeled=unlabeled)
 
     def _training_set(
-        self, include: tuple[str, ...] = ("user", "generated", "pseudo")
+        self, include: tuple[str, ...] = ("user", "generated", "pseudo", "llm")
     ) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Texts, labels and provenance: class descriptions first (as anchors), then stored examples."""
         texts: list[str] = []
@@ -368,19 +398,25 @@ class PromptClassifier(ParamsMixin):
         X = self._emb.embed(texts, cache=self._cache, progress=self.progress)
         C = self._choose_C(X, y, sources == "user")
         prior = self._prior(np.unique(y))
-        oof = out_of_fold_proba(X, y, C, prior=prior, random_state=self.random_state)
+        # answers an LLM gave where this model was unsure count LLM_WEIGHT times (see bench/chain.py)
+        w = np.where(sources == "llm", LLM_WEIGHT, 1.0) if LLM_WEIGHT != 1.0 and (sources == "llm").any() else None
+        oof = out_of_fold_proba(X, y, C, w, prior=prior, random_state=self.random_state)
         keep = np.ones(len(y), dtype=bool)
         if oof is not None and self.filter_generated:
             classes = np.unique(y)
             y_idx = np.searchsorted(classes, y)
+            # LLM answers are exempt: they were asked for exactly where this model is unsure, so they
+            # disagree with it by design, and learning from that disagreement is their purpose
             keep = ~(label_issues(y_idx, oof) & np.isin(sources, ["generated", "pseudo"]))
             if (~keep).any():
                 log.info("confident learning dropped %d generated examples that contradict the rest", (~keep).sum())
                 if len(set(y[keep].tolist())) == len(set(y.tolist())):
-                    oof = out_of_fold_proba(X[keep], y[keep], C, prior=prior, random_state=self.random_state)
+                    wk = None if w is None else w[keep]
+                    oof = out_of_fold_proba(X[keep], y[keep], C, wk, prior=prior, random_state=self.random_state)
                 else:
                     keep[:] = True
-        self.head_ = with_prior(fit_head(X[keep], y[keep], C=C, random_state=self.random_state), prior)
+        wk = None if w is None else w[keep]
+        self.head_ = with_prior(fit_head(X[keep], y[keep], wk, C=C, random_state=self.random_state), prior)
         self.classes_ = self.head_.classes_
         self.n_features_in_ = self.head_.n_features_in_
         self.embedder_spec_ = self._emb.space()
@@ -392,7 +428,7 @@ class PromptClassifier(ParamsMixin):
             "per_class": {
                 str(c): {
                     s: by_source[(str(c), s)]
-                    for s in ("prompt", "user", "generated", "pseudo")
+                    for s in ("prompt", "user", "generated", "pseudo", "llm")
                     if by_source[(str(c), s)]
                 }
                 for c in self.classes_
@@ -460,10 +496,11 @@ class PromptClassifier(ParamsMixin):
     def _pseudo_label(self, unlabeled: list[str], emb: Embedder) -> None:
         """Pseudo-label ``unlabeled`` (already checked by ``train``) with ``emb``'s vectors."""
         from . import selftrain
-        from .selftrain import LLMLabeler, TextView, self_train
+        from .escalation.links import LLMLink
+        from .selftrain import PoolLabeler, TextView, self_train
         from .store import Example
 
-        texts, y, src = self._training_set(("user", "generated"))
+        texts, y, src = self._training_set(("user", "generated", "llm"))
         self._check_trainable(y)
         known = set(texts)
         pool = [t for t in dict.fromkeys(unlabeled) if t.strip() and t not in known]
@@ -475,7 +512,8 @@ class PromptClassifier(ParamsMixin):
         XU = emb.embed(pool, cache=self._cache, progress=self.progress)
         labeler = None
         if self.llm_label_budget > 0:
-            labeler = LLMLabeler(self._llm, getattr(self, "prompts_", {}), np.unique(y), pool, self.llm_label_budget)
+            link = LLMLink(self._llm, getattr(self, "prompts_", {}), seed=self.random_state or 0)
+            labeler = PoolLabeler(link, np.unique(y), pool, self.llm_label_budget)
         prior = self._prior(np.unique(y), emb)
         res = self_train(
             X,
@@ -591,7 +629,12 @@ class PromptClassifier(ParamsMixin):
         """Per text, ``[{"class_name", "prob"}, ...]`` by falling probability (Lamini's shape)."""
         top_n = check_positive_int(top_n, "top_n")
         threshold = check_probability(threshold, "threshold")
-        proba = self.predict_proba(texts)
+        return self.classify_from_proba(self.predict_proba(texts), top_n=top_n, threshold=threshold)
+
+    def classify_from_proba(
+        self, proba: np.ndarray, *, top_n: int | None = None, threshold: float | None = None
+    ) -> list[list[dict[str, Any]]]:
+        """``classify``'s answer for rows of ``predict_proba`` output (arguments already checked)."""
         out = []
         for row in proba:
             order = np.argsort(-row, kind="stable")

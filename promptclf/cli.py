@@ -115,17 +115,76 @@ def predict(
         str | None, typer.Option(help="serve with this embedder, e.g. onnx-int8:all-MiniLM-L6-v2")
     ] = None,
     encoding: Encoding = "utf-8",
+    escalate: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="send what the model is least sure of to this LLM (repeat for a chain), e.g. "
+            "llama-cpp:gemma3-270m, or openai:MODEL with OPENAI_API_KEY and OPENAI_BASE_URL"
+        ),
+    ] = None,
+    escalate_share: Annotated[
+        float, typer.Option(help="share of each batch's texts a link forwards to the next (the least confident)")
+    ] = 0.2,
+    verify: Annotated[bool, typer.Option(help="LLM links verify their own answers and route on that")] = False,
+    engine: Annotated[
+        str, typer.Option(help="local, or ray: a Ray Dataset over parquet, CSV or JSONL input")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (auto, or ray://host:port); default RAY_ADDRESS, else a local Ray"),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="with --engine ray: folder to write the results to")] = None,
+    output_format: Annotated[str, typer.Option(help="with --engine ray: parquet, csv or jsonl")] = "parquet",
+    workers: Annotated[int, typer.Option(help="with --engine ray: model copies (actors)")] = 1,
 ) -> None:
-    """Write one JSON line per input text: text, label, prob."""
+    """Write one JSON line per input text: text, label, prob (with --escalate also decided_by, flags).
+
+    With --engine ray, the input is read as a Ray Dataset and the same columns are written to --output."""
     from .classifier import PromptClassifier
     from .textio import batched, iter_texts
 
     if batch_size < 1:
         _fail(f"--batch-size must be at least 1, got {batch_size}")
+    if engine not in ("local", "ray"):
+        _fail(f"--engine must be local or ray, got {engine!r}")
+    if engine == "ray":
+        if escalate or abstain:
+            _fail("--engine ray does not take --escalate or --abstain")
+        if output is None:
+            _fail("--engine ray needs --output DIR (the results are written there, one file per block)")
+        from .integrations.ray_cli import predict_with_ray
+
+        predict_with_ray(
+            model,
+            input,
+            output,
+            text_column=field or column or "text",
+            output_format=output_format,
+            batch_size=batch_size,
+            workers=workers,
+            address=address,
+            embedder=embedder,
+        )
+        return
+    if not 0.0 <= escalate_share <= 1.0:
+        _fail(f"--escalate-share must be between 0 and 1, got {escalate_share}")
     clf = PromptClassifier.load(model, embedder=embedder)
     clf.progress = False
+    chain = None
+    if escalate:
+        from .escalation import Chain
+
+        if abstain:
+            _fail("--abstain and --escalate do not go together: escalation decides the unsure texts instead")
+        chain = Chain(clf, escalate, shares=escalate_share, verify=verify)
     out = sys.stdout
     for batch in batched(iter_texts(input, column=column, field=field, encoding=encoding), batch_size):
+        if chain is not None:
+            res = chain.predict(batch)
+            for text, row in zip(batch, res.rows()):
+                row["prob"] = row.pop("confidence")
+                out.write(json.dumps({"text": text, **row}) + "\n")
+            continue
         proba = clf.predict_proba(batch)
         labels = clf.predict_from_proba(proba, abstain=abstain)
         for text, label, row in zip(batch, labels, proba):
@@ -227,6 +286,51 @@ def info(model: Model, as_json: Annotated[bool, typer.Option("--json", help="mac
         return
     for k, v in data.items():
         typer.echo(f"{k:17} {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+
+
+@app.command()
+def serve(
+    model: Model,
+    host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 exposes the server to the network")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="processes, each with its own copy of the model")] = 1,
+    max_batch: Annotated[int, typer.Option(help="most texts embedded together (micro-batching)")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(help="how long a text waits for others to join its batch")] = 5.0,
+    max_texts: Annotated[int, typer.Option(help="most texts in one request")] = 256,
+    max_text_chars: Annotated[int, typer.Option(help="longest text accepted, in characters")] = 20_000,
+    allow_reload: Annotated[bool, typer.Option(help="reload the file on SIGHUP or POST /v1/reload")] = False,
+    embedder: Annotated[
+        str | None, typer.Option(help="serve with this embedder, e.g. onnx-int8:all-MiniLM-L6-v2")
+    ] = None,
+) -> None:
+    """Serve the model over HTTP: /v1/predict, /v1/classify, /v1/model, /healthz, /readyz, /metrics, /docs."""
+    from .serving import ServerSettings
+    from .serving import serve as run_server
+
+    for name, value, low in (
+        ("--port", port, 1),
+        ("--workers", workers, 1),
+        ("--max-batch", max_batch, 1),
+        ("--max-texts", max_texts, 1),
+        ("--max-text-chars", max_text_chars, 1),
+    ):
+        if value < low:
+            _fail(f"{name} must be at least {low}, got {value}")
+    if port > 65535:
+        _fail(f"--port must be at most 65535, got {port}")
+    if not 0 <= max_wait_ms <= 1000:
+        _fail(f"--max-wait-ms must be between 0 and 1000, got {max_wait_ms}")
+    settings = ServerSettings(
+        model=str(model),
+        embedder=embedder,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_texts=max_texts,
+        max_text_chars=max_text_chars,
+        allow_reload=allow_reload,
+    )
+    typer.echo(f"serving {model} on http://{host}:{port} (docs at /docs)", err=True)
+    run_server(settings, host=host, port=port, workers=workers)
 
 
 def main() -> None:

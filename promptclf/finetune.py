@@ -28,7 +28,7 @@ from .errors import ConfigurationError
 
 log = logging.getLogger("promptclf")
 # How many pairs each example anchors, by provenance (trust): a person's word counts most.
-TRUST = {"user": 3, "prompt": 3, "pseudo": 1, "generated": 1}
+TRUST = {"user": 3, "prompt": 3, "llm": 2, "pseudo": 1, "generated": 1}
 
 
 @dataclass

@@ -236,39 +236,15 @@ def _guard(
     return out
 
 
-class LLMLabeler:
-    """Asks the LLM to pick one class (constrained to the class names) for texts the model is unsure of."""
+class PoolLabeler:
+    """Labels texts of the pool by index with an escalation link (the one way to ask an LLM for a
+    label), at most ``budget`` of them: the least confident ones ``self_train`` picks."""
 
-    def __init__(self, llm: Any, prompts: dict[str, str], classes: np.ndarray, texts: list[str], budget: int) -> None:
-        self.llm, self.texts, self.budget = llm, texts, budget
+    def __init__(self, link: Any, classes: np.ndarray, texts: list[str], budget: int) -> None:
+        self.link, self.texts, self.budget = link, texts, budget
         self.classes = [str(c) for c in classes]
-        lines = "\n".join(f"- {c}: {prompts.get(c, c)}" for c in self.classes)
-        self.system = "You classify texts into exactly one category. You answer in JSON."
-        self.header = f"Categories:\n{lines}\n\n"
-        self.schema = {
-            "type": "object",
-            "properties": {"category": {"type": "string", "enum": self.classes}},
-            "required": ["category"],
-        }
 
     def __call__(self, idx: np.ndarray) -> list[str | None]:
-        from .llms import Request
+        from .escalation.links import label_texts
 
-        reqs = [
-            Request(
-                [
-                    {"role": "system", "content": self.system},
-                    {"role": "user", "content": f"{self.header}Text: {self.texts[i]}\n\nWhich category fits the text?"},
-                ],
-                self.schema,
-                temperature=0.0,
-                max_tokens=24,
-                seed=0,
-            )
-            for i in idx
-        ]
-        out: list[str | None] = [None] * len(reqs)
-        for k, ans in self.llm.generate_json_many(reqs):
-            if isinstance(ans, dict) and ans.get("category") in self.classes:
-                out[k] = ans["category"]
-        return out
+        return label_texts(self.link, [self.texts[i] for i in idx], self.classes)

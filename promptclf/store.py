@@ -20,7 +20,8 @@ from ._atomic import atomic_write
 from ._validation import check_class_name, check_examples
 from .errors import InvalidInputError
 
-SOURCES = ("user", "generated", "pseudo")
+# llm: answers an escalation chain got from an LLM for texts the classifier was unsure of
+SOURCES = ("user", "generated", "pseudo", "llm")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from promptclf import PromptClassifier
@@ -227,3 +228,49 @@ def test_train_writes_a_first_model_before_the_llm_starts(tmp_path, monkeypatch,
     assert code == 0, err
     assert seen and all(seen)  # the first model existed before the first LLM call
     assert "wrote a first model" in err and PromptClassifier.load(out_path).get_data()["pos"]
+
+
+def test_predict_escalates_to_an_llm(model, monkeypatch, capsys):
+    """--escalate: the least confident share goes to the LLM (a fake that always answers 'neg')."""
+    from tests.conftest import FakeLLM
+
+    class AlwaysNeg(FakeLLM):
+        kind = "fake-neg"
+
+        def __init__(self, model="x"):
+            super().__init__(model, fallback=lambda *a: {"answer": "neg"})
+
+    from promptclf.llms.base import llms
+
+    llms().register(AlwaysNeg)
+    try:
+        stdin = "a wonderful superb film\nsomething\nbrilliant moving film\nan odd one\n"
+        code, out, _ = run(
+            monkeypatch,
+            capsys,
+            "predict",
+            model,
+            "-",
+            "--escalate",
+            "fake-neg:x",
+            "--escalate-share",
+            "0.5",
+            stdin=stdin,
+        )
+        rows = [json.loads(x) for x in out.splitlines()]
+        assert code == 0 and len(rows) == 4
+        by = [r["decided_by"] for r in rows]
+        assert by.count("fake-neg:x") + by.count("classifier") == 4 and all(r["flags"] == [] for r in rows)
+        texts = stdin.split("\n")[:4]
+        proba = np.sort(PromptClassifier.load(model).predict_proba(texts), axis=1)
+        unsure = {texts[i] for i in np.argsort(proba[:, -1] - proba[:, -2], kind="stable")[:2]}
+        assert {r["text"] for r in rows if r["decided_by"] == "fake-neg:x"} <= unsure
+        assert all(r["label"] == "neg" for r in rows if r["decided_by"] == "fake-neg:x")
+        code, _, err = run(
+            monkeypatch, capsys, "predict", model, "-", "--escalate", "fake-neg:x", "--escalate-share", "2", stdin="x\n"
+        )
+        assert code != 0 and "--escalate-share" in err
+        code, _, err = run(monkeypatch, capsys, "predict", model, "-", "--escalate", "nope:x", stdin="x\n")
+        assert code != 0 and "unknown llm kind" in err and "Traceback" not in err
+    finally:
+        llms().unregister("fake-neg")

@@ -29,3 +29,10 @@ def test_affinity_is_respected():
         assert available_cpus() == 1
     finally:
         os.sched_setaffinity(0, before)
+
+
+def test_omp_num_threads_caps_the_count(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert available_cpus(tmp_path) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")  # ignored
+    assert available_cpus(tmp_path) == len(os.sched_getaffinity(0))

@@ -20,6 +20,19 @@ def server_args(port):
     return ["-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
 
 
+def kill_after(llm, method: str, calls: int, proc) -> None:
+    """Kill the server just before the request after ``calls`` answered ones (a crash mid-run)."""
+    real = getattr(llm, method)
+
+    def attempt_then_kill(*a, **kw):
+        if llm.usage.calls >= calls and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        return real(*a, **kw)
+
+    setattr(llm, method, attempt_then_kill)
+
+
 def test_structured_output_falls_back_to_json_object_and_trains(tmp_path):
     port = free_port()
     with serve(server_args(port), port, "/v1/models"):
@@ -37,18 +50,36 @@ def test_server_killed_mid_run_keeps_examples(tmp_path):
     with serve(server_args(port), port, "/v1/models") as proc:
         llm = OpenAILLM("smollm2", base_url=f"http://127.0.0.1:{port}/v1", max_concurrency=1, max_retries=2)
         clf = PromptClassifier(llm=llm, examples_per_class=30, saved_examples_path=path, progress=False)
-        real = llm._attempt
-
-        def attempt_then_kill(*a, **kw):
-            if llm.usage.calls >= 4 and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            return real(*a, **kw)
-
-        llm._attempt = attempt_then_kill
+        kill_after(llm, "_attempt", 4, proc)
         with pytest.raises(BackendError, match="failed after 3 attempts"):
             clf.prompt_train(PROMPTS)
     made = clf._store.count("sports", "generated") + clf._store.count("business", "generated")
     assert made >= 1
     reloaded = PromptClassifier(saved_examples_path=path)
     assert len(reloaded._store) == made
+
+
+def test_llama_server_as_a_hosted_link_with_logprobs_then_killed():
+    """A real llama.cpp server gives top_logprobs (a real confidence); killed mid-run, the texts it had
+    not answered keep the classifier's answer, flagged, and what it answered stays."""
+    from promptclf import Chain
+    from promptclf.escalation import LLMLink
+
+    clf = PromptClassifier(embedder="fake:bow64", progress=False)
+    clf.add_data_to_class("sports", ["the team won the match", "a goal in the final minute", "the athlete ran"])
+    clf.add_data_to_class("business", ["the company reported profits", "stocks fell on the market", "a bank merger"])
+    clf.train()
+    texts = [f"report {i}: the club and the firm agreed on a deal" for i in range(8)]
+    port = free_port()
+    with serve(server_args(port), port, "/v1/models") as proc:
+        llm = OpenAILLM("smollm2", base_url=f"http://127.0.0.1:{port}/v1", max_concurrency=1, max_retries=1)
+        choice = llm.choose([{"role": "user", "content": "Is water wet? Answer Yes or No."}], ["Yes", "No"])
+        assert choice.method == "logprobs" and 0 < choice.proba[0] < 1
+        kill_after(llm, "_choice_attempt", 4, proc)
+        link = LLMLink(llm, PROMPTS)
+        res = Chain(clf, [link], shares=1.0, combine="last").predict(texts)
+    answered = [i for i, a in enumerate(res.answers[link.name]) if a is not None]
+    assert len(answered) == 3  # calls 2-4; the fifth found the server gone
+    assert all(res.decided_by[i] == link.name and not res.flags[i] for i in answered)
+    rest = [i for i in range(len(texts)) if i not in answered]
+    assert all(res.flags[i] == [f"failed:{link.name}"] and res.decided_by[i] == "classifier" for i in rest)

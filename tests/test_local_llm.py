@@ -1,5 +1,6 @@
 """The default local backend: SmolLM2-135M through llama.cpp, offline."""
 
+import numpy as np
 import pytest
 
 from promptclf import PromptClassifier
@@ -36,3 +37,27 @@ def test_prompt_train_offline_default_backend(tmp_path):
     # same seed, same data
     again = PromptClassifier(examples_per_class=3, progress=False).prompt_train(prompts)
     assert again.get_data() == clf.get_data()
+
+
+def test_local_llm_labels_with_a_real_confidence():
+    """The packaged model picks a class under a grammar; its probabilities come from its logits."""
+    from promptclf.escalation import LLMLink
+
+    llm = get_llm(None)
+    link = LLMLink(llm, {"sports": "games, matches and athletes", "business": "companies, markets, stocks"})
+    ans = link(
+        ["The striker scored twice in the final.", "Shares fell as the bank cut its forecast."], ["sports", "business"]
+    )
+    assert ans.answered.all() and np.allclose(ans.proba.sum(1), 1)
+    assert ((ans.proba > 0) & (ans.proba < 1)).all()  # a distribution, not a vote of one
+    choice = llm.choose([{"role": "user", "content": "Say yes."}], ["Yes", "No"])
+    assert choice.method == "logprobs"
+    assert link.cost.calls == 2 and link.cost.prompt_tokens > 50 and link.cost.completion_tokens >= 2
+
+
+def test_gemma_loads_without_printing(capfd):
+    llm = get_llm("llama-cpp:gemma3-270m")
+    choice = llm.choose([{"role": "user", "content": "Is the sky blue? Answer Yes or No."}], ["Yes", "No"])
+    assert choice.method == "logprobs"
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", err

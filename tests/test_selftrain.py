@@ -148,7 +148,7 @@ def test_llm_labels_the_least_confident_texts():
     def answer(messages, schema, n):
         calls.append(messages[-1]["content"])
         text = messages[-1]["content"].split("Text: ")[1]
-        return {"category": "A" if "alpha" in text else "B"}
+        return {"answer": "A" if "alpha" in text else "B"}
 
     clf = make(llm_label_budget=5)
     clf._llm = FakeLLM(fallback=answer)

@@ -1,7 +1,9 @@
 """LLM base class and registry.
 
 A backend implements one method, ``generate_json``: messages and a JSON schema in, a parsed object
-out. Concurrency (``generate_json_many``), token accounting and JSON repair are built here once.
+out. Concurrency (``map``), token accounting and JSON repair are built here once, and so is
+``choose`` (pick one of a few options, with a probability for each): by self-consistency over a few
+constrained samples here; backends that expose token log-probabilities override it with one call.
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ import json
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+import numpy as np
 
 from .._registry import Backend, Refused, Registry
 from ..errors import GenerationError
 
 Messages = list[dict[str, str]]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class MalformedOutput(GenerationError):
@@ -50,10 +57,63 @@ class Request:
     seed: int | None = None
 
 
+@dataclass
+class Choice:
+    """The answer to ``LLM.choose``: the option picked and a probability for every option.
+
+    ``method`` says where the probabilities come from: ``"logprobs"`` (the answer tokens'
+    log-probabilities, one call) or ``"samples"`` (the share of ``n`` sampled answers, more calls).
+    """
+
+    index: int
+    proba: np.ndarray
+    method: str
+
+
+def choice_schema(options: Sequence[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "enum": list(options)}},
+        "required": ["answer"],
+    }
+
+
+def first_token_proba(options: Sequence[str], logprob_of: Callable[[str], float | None]) -> np.ndarray | None:
+    """Probabilities of ``options`` from their first tokens' log-probabilities.
+
+    ``logprob_of(option)`` gives the log-probability (or logit) of the token that starts the option,
+    ``None`` when the backend did not report it. Options that start with the same token get the same
+    probability (one token cannot tell them apart). Returns ``None`` when no option was reported.
+    """
+    lp = [logprob_of(o) for o in options]
+    if all(v is None for v in lp):
+        return None
+    floor = min(v for v in lp if v is not None) - 5.0  # unreported: far below the least likely reported
+    vals = np.array([floor if v is None else v for v in lp], dtype=float)
+    p = np.exp(vals - vals.max())
+    p /= p.sum()
+    return p
+
+
+def match_option(text: str | None, options: Sequence[str]) -> int | None:
+    """The option a free-text answer names: exactly (ignoring case, quotes and end punctuation), or
+    the longest option it starts with. ``None`` if it names none."""
+    if not text:
+        return None
+    t = text.strip().strip("\"'`*").rstrip(".!").strip().casefold()
+    folded = [o.casefold() for o in options]
+    if t in folded:
+        return folded.index(t)
+    starts = [i for i, o in enumerate(folded) if t.startswith(o)]
+    return max(starts, key=lambda i: len(folded[i])) if starts else None
+
+
 class LLM(Backend, ABC):
     """Structured-output text generator. Subclasses set ``kind`` and implement ``generate_json``."""
 
     max_concurrency: int = 1
+    # answers sampled per ``choose`` call when the backend gives no token log-probabilities
+    choice_samples: int = 5
 
     def __init__(self, model: str) -> None:
         super().__init__(model)
@@ -71,21 +131,85 @@ class LLM(Backend, ABC):
     ) -> dict[str, Any]:
         """Return the object the model wrote; raise ``MalformedOutput`` if it wrote something else."""
 
-    def generate_json_many(self, requests: Sequence[Request]) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
-        """Yield ``(index, object or MalformedOutput)`` as answers arrive; other errors propagate.
+    def choose(self, messages: Messages, options: Sequence[str], *, seed: int | None = None) -> Choice:
+        """Pick one of ``options`` (exact strings) for the conversation, with a probability for each.
 
-        Sequential here; backends that talk to a server run ``max_concurrency`` requests at once.
+        This default asks ``choice_samples`` times for a JSON answer constrained to the options (the
+        first greedily, the others sampled) and returns the vote shares: self-consistency, for
+        backends without token log-probabilities. Raises ``MalformedOutput`` if no answer was usable.
         """
-        for i, r in enumerate(requests):
-            yield i, self._one(r)
+        schema = choice_schema(options)
+        votes = np.zeros(len(options))
+        first: int | None = None
+        for k in range(max(1, self.choice_samples)):
+            try:
+                obj = self.generate_json(
+                    messages,
+                    schema,
+                    temperature=0.0 if k == 0 else 0.7,
+                    max_tokens=32,
+                    seed=None if seed is None else seed + k,
+                )
+            except MalformedOutput:
+                continue
+            if obj.get("answer") in options:
+                i = list(options).index(obj["answer"])
+                votes[i] += 1
+                first = i if first is None else first
+        if first is None:
+            raise MalformedOutput(f"no usable answer among {self.choice_samples} samples")
+        return Choice(int(votes.argmax()) if votes.max() > votes[first] else first, votes / votes.sum(), "samples")
 
-    def _one(self, r: Request) -> dict[str, Any] | Exception:
-        try:
-            return self.generate_json(
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[int, R | Exception]]:
+        """Yield ``(index, fn(item) or its MalformedOutput)`` as results arrive; other errors propagate.
+
+        One at a time when ``max_concurrency`` is 1 (local models: they use every core already);
+        otherwise up to ``max_concurrency`` calls in flight (servers). A ``BackendError`` propagates
+        after everything that finished before it was yielded, and nothing new is started.
+        """
+
+        def one(item: T) -> R | Exception:
+            try:
+                return fn(item)
+            except MalformedOutput as e:
+                return e
+
+        if self.max_concurrency <= 1 or len(items) <= 1:
+            for i, item in enumerate(items):
+                yield i, one(item)
+            return
+        self._before_threads()
+        pending = iter(enumerate(items))
+        with ThreadPoolExecutor(self.max_concurrency) as pool:
+            running = {}
+            for i, item in pending:
+                running[pool.submit(one, item)] = i
+                if len(running) >= self.max_concurrency:
+                    break
+            try:
+                while running:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        i = running.pop(fut)
+                        yield i, fut.result()
+                        nxt = next(pending, None)
+                        if nxt is not None:
+                            running[pool.submit(one, nxt[1])] = nxt[0]
+            finally:
+                for fut in running:
+                    fut.cancel()
+
+    def _before_threads(self) -> None:
+        """Hook: make shared state (a client) once, before ``map`` starts threads."""
+
+    def generate_json_many(self, requests: Sequence[Request]) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+        """Yield ``(index, object or MalformedOutput)`` as answers arrive; other errors propagate."""
+        yield from self.map(
+            lambda r: self.generate_json(
                 r.messages, r.schema, temperature=r.temperature, max_tokens=r.max_tokens, seed=r.seed
-            )
-        except MalformedOutput as e:
-            return e
+            ),
+            requests,
+        )
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.S)

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections.abc import Sequence
 from typing import Any
 
 from .._openai import BadAnswer, OpenAICompatible, call_with_retries
-from .base import LLM, Messages, Request, parse_json_object, register_llm
+from ..errors import ConfigurationError
+from .base import (
+    LLM,
+    Choice,
+    Messages,
+    first_token_proba,
+    match_option,
+    parse_json_object,
+    register_llm,
+)
 
 log = logging.getLogger("promptclf")
 # Status codes with which servers refuse a response_format they do not know.
@@ -44,6 +53,7 @@ class OpenAILLM(OpenAICompatible, LLM):
         self._connect(base_url, api_key, timeout, max_retries)
         self.max_concurrency = max_concurrency
         self._mode: str | None = None  # "json_schema" or "json_object", learnt on the first answer
+        self._logprobs: bool | None = None  # does the server give top_logprobs? learnt on the first choice
         self._mode_lock = threading.Lock()
 
     def _request(self, mode: str, messages: Messages, schema: dict[str, Any], **kw: Any):
@@ -106,28 +116,87 @@ class OpenAILLM(OpenAICompatible, LLM):
         self.usage.add(*(t if isinstance(t, int) and not isinstance(t, bool) else 0 for t in tokens))
         return parse_json_object(content)
 
-    def generate_json_many(self, requests: Sequence[Request]) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
-        """Keep up to ``max_concurrency`` requests in flight; yield answers as they complete."""
-        if self.max_concurrency <= 1 or len(requests) <= 1:
-            yield from super().generate_json_many(requests)
-            return
+    def _before_threads(self) -> None:
         self.client  # noqa: B018  (make the client once, before the threads start)
-        pending = iter(enumerate(requests))
-        with ThreadPoolExecutor(self.max_concurrency) as pool:
-            running = {}
-            for i, r in pending:
-                running[pool.submit(self._one, r)] = i
-                if len(running) >= self.max_concurrency:
-                    break
-            try:
-                while running:
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        i = running.pop(fut)
-                        yield i, fut.result()  # a BackendError here propagates after what was yielded
-                        nxt = next(pending, None)
-                        if nxt is not None:
-                            running[pool.submit(self._one, nxt[1])] = nxt[0]
-            finally:
-                for fut in running:
-                    fut.cancel()
+
+    def _choice_attempt(self, messages: Messages):
+        raw = self.client.chat.completions.with_raw_response.create(
+            model=self.model, messages=messages, temperature=0.0, max_tokens=16, logprobs=True, top_logprobs=20
+        )
+        obj = self._answer(raw)
+        content, usage = self._completion(obj)
+        logprobs = obj["choices"][0].get("logprobs")
+        positions = logprobs.get("content") if isinstance(logprobs, dict) else None
+        return content, usage, positions if isinstance(positions, list) else None
+
+    def choose(self, messages: Messages, options: Sequence[str], *, seed: int | None = None) -> Choice:
+        """One greedy answer with token log-probabilities: the options' probabilities come from the
+        ``top_logprobs`` where the answer starts naming an option (after any preamble), from the
+        tokens that start each option. An answer that names no option is asked again by
+        self-consistency; a server that gives no log-probabilities (or refuses the parameter) is
+        asked by self-consistency from then on."""
+        import openai
+
+        if self._logprobs is False:
+            return super().choose(messages, options, seed=seed)
+        try:
+            content, usage, positions = call_with_retries(
+                lambda: self._choice_attempt(messages),
+                what=f"labeling with {self.model!r} at {self.server}",
+                max_retries=self.max_retries,
+                backend=self.id,
+            )
+        except ConfigurationError as e:  # a 400/422 for the logprobs parameters: the server refuses them
+            cause = e.__cause__
+            if not (isinstance(cause, openai.APIStatusError) and cause.status_code in (400, 422)):
+                raise
+            positions = content = usage = None
+        if usage is not None:
+            tokens = [usage.get(k) for k in ("prompt_tokens", "completion_tokens")]
+            self.usage.add(*(t if isinstance(t, int) and not isinstance(t, bool) else 0 for t in tokens))
+        if not positions:
+            if self._logprobs is None:
+                log.info("%s gave no token log-probabilities: choosing by self-consistency", self.id)
+            self._logprobs = False
+            return super().choose(messages, options, seed=seed)
+        self._logprobs = True
+        top = _answer_position(positions, options)
+        proba = None if top is None else first_token_proba(options, lambda o: _token_logprob(top, o))
+        if proba is None:  # the answer never started with an option (prose): ask by samples this time
+            return super().choose(messages, options, seed=seed)
+        index = match_option(content, options)
+        if index is None:
+            index = int(proba.argmax())
+        return Choice(index, proba, "logprobs")
+
+
+def _answer_position(positions: list, options: Sequence[str]) -> list | None:
+    """The ``top_logprobs`` of the first generated token that starts an option ("The answer is
+    Sports": the position of "Sports"), or ``None``."""
+    for pos in positions:
+        if not isinstance(pos, dict) or not isinstance(pos.get("top_logprobs"), list):
+            continue
+        tok = pos.get("token")
+        t = tok.strip().strip("\"'").casefold() if isinstance(tok, str) else ""
+        if t and any(o.casefold().startswith(t) for o in options):
+            return pos["top_logprobs"]
+    return None
+
+
+def _token_logprob(top: list, option: str) -> float | None:
+    """Log-probability mass of the listed tokens that could start ``option`` (case-insensitive)."""
+    o = option.casefold()
+    vals = []
+    for entry in top:
+        if not isinstance(entry, dict):
+            continue
+        tok, lp = entry.get("token"), entry.get("logprob")
+        if not isinstance(tok, str) or not isinstance(lp, (int, float)) or isinstance(lp, bool):
+            continue
+        t = tok.strip().strip("\"'").casefold()
+        if t and o.startswith(t) and math.isfinite(lp):
+            vals.append(float(lp))
+    if not vals:
+        return None
+    m = max(vals)
+    return m + math.log(sum(math.exp(v - m) for v in vals))

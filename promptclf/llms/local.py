@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
+import io
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
-from .base import LLM, Messages, parse_json_object, register_llm
+from .base import LLM, Choice, MalformedOutput, Messages, first_token_proba, parse_json_object, register_llm
 
 log = logging.getLogger("promptclf")
 _MODELS: dict[tuple[str, int], Any] = {}
@@ -82,7 +85,16 @@ class LlamaCppLLM(LLM):
                 log.info("loading %s", path)
                 if not _MODELS:  # free models before interpreter teardown, or llama.cpp's __del__ fails noisily
                     atexit.register(_close_all)
-                _MODELS[key] = Llama(model_path=path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+                # llama.cpp's log callback prints some notices to sys.stderr even with verbose=False
+                # (Gemma 3's sliding-window cache); they are kept only for an error message
+                notices = io.StringIO()
+                try:
+                    with contextlib.redirect_stderr(notices):
+                        _MODELS[key] = Llama(model_path=path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+                except (ValueError, RuntimeError) as e:
+                    raise ConfigurationError(
+                        f"llama.cpp could not load {path}: {e} {notices.getvalue().strip()[-500:]}".strip()
+                    ) from e
             return _MODELS[key]
 
     def generate_json(
@@ -105,3 +117,38 @@ class LlamaCppLLM(LLM):
         usage = out.get("usage") or {}
         self.usage.add(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
         return parse_json_object(out["choices"][0]["message"].get("content"))
+
+    def choose(self, messages: Messages, options: Sequence[str], *, seed: int | None = None) -> Choice:
+        """One forward pass: the options' probabilities are the model's next-token probabilities, at
+        the start of its answer, of the token each option starts with, renormalised over the options.
+
+        Decoding under a grammar that admits only the options would be biased: the grammar also
+        admits any token that is a prefix of an option ("a" for "abbreviation"), and short common
+        tokens win greedily. Scoring each option's own first token avoids that.
+        """
+        from llama_cpp import LogitsProcessorList
+
+        llama = self._llama()
+        first_ids = [_first_token(llama, o) for o in options]
+        captured: list = []
+
+        def capture(input_ids, scores):
+            if not captured:
+                captured.append(scores[first_ids].copy())
+            return scores
+
+        out = llama.create_chat_completion(
+            messages=messages, temperature=0.0, max_tokens=1, seed=seed, logits_processor=LogitsProcessorList([capture])
+        )
+        usage = out.get("usage") or {}
+        self.usage.add(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        if not captured:
+            raise MalformedOutput("the model produced no answer token")
+        logits = dict(zip(options, captured[0].tolist()))
+        proba = first_token_proba(options, logits.get)
+        return Choice(int(proba.argmax()), proba, "logprobs")
+
+
+def _first_token(llama, text: str) -> int:
+    # the answer starts the assistant turn, so the option is tokenized without a leading space
+    return llama.tokenize(text.encode(), add_bos=False, special=False)[0]

@@ -1,0 +1,283 @@
+"""Serving and scale-out (issue 13): `promptclf serve` under load, a soak with a reload, Ray Data.
+
+    .venv/bin/python bench/serve.py [--no-write] [--soak-s 600] [--rows 100000]
+
+The model: sst2 from the prompt (cached generated examples, packaged MiniLM, served on ONNX fp32).
+The server runs as its own process on 127.0.0.1; the client (httpx, asyncio) runs in this one, on the
+same 2 cores, so the figures include the client's share of the CPU. Texts are short sst2 test
+sentences, one per request. Figures are ratios to in-process `predict_proba` on the same texts in the
+same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import numpy as np
+from common import OUT, ROOT, machine, prompts, publish, read_rows, table
+
+from promptclf import PromptClassifier
+
+sys.path.insert(0, str(ROOT))
+from tests.servers.process import free_port, serve
+
+log = logging.getLogger("bench")
+
+
+def model_file(path: Path) -> Path:
+    clf = PromptClassifier(progress=False)
+    clf.load_examples(OUT / "sst2-direct-n32.jsonl", include_pseudo=False)
+    clf.prompt_train(prompts()["sst2"], generate=False)
+    clf.save(path)
+    return path
+
+
+def texts() -> list[str]:
+    return [r["text"] for r in read_rows("sst2", "test")]
+
+
+async def closed_loop(url: str, pool: list[str], concurrency: int, seconds: float) -> dict:
+    """``concurrency`` clients, each sending its next request when the last is answered."""
+    lat: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def worker(k: int) -> None:
+            nonlocal errors
+            i = k
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                r = await client.post(f"{url}/v1/predict", json={"texts": [pool[i % len(pool)]]})
+                lat.append(time.perf_counter() - t)
+                errors += r.status_code != 200
+                i += concurrency
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return _summary(lat, errors, elapsed)
+
+
+async def open_loop(url: str, pool: list[str], rate: float, seconds: float, during=None) -> dict:
+    """Requests at a fixed rate whatever the answers do (latency under a given load)."""
+    lat: list[float] = []
+    errors = 0
+    statuses: dict[int, int] = {}
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=512), timeout=30) as client:
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            t = time.perf_counter()
+            try:
+                r = await client.post(f"{url}/v1/predict", json={"texts": [pool[i % len(pool)]]})
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                errors += r.status_code != 200
+            except httpx.HTTPError:
+                errors += 1
+            lat.append(time.perf_counter() - t)
+
+        tasks = []
+        start = time.perf_counter()
+        n = int(rate * seconds)
+        hooks = dict(during or {})
+        for i in range(n):
+            due = start + i / rate
+            now = time.perf_counter()
+            if due > now:
+                await asyncio.sleep(due - now)
+            for at in [a for a in hooks if now - start >= a]:
+                tasks.append(asyncio.create_task(hooks.pop(at)(client)))
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    out = _summary(lat, errors, elapsed)
+    out["statuses"] = statuses
+    return out
+
+
+def _summary(lat: list[float], errors: int, elapsed: float) -> dict:
+    a = np.array(lat) * 1000
+    return {
+        "requests": len(lat),
+        "per_s": len(lat) / elapsed,
+        "p50_ms": float(np.percentile(a, 50)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "errors": errors,
+    }
+
+
+def rss_mib(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def in_process(model: Path, pool: list[str]) -> dict:
+    clf = PromptClassifier.load(model)
+    clf.predict_proba(pool[:64])
+    t = time.perf_counter()
+    clf.predict_proba(pool)
+    whole = len(pool) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(0, len(pool), 64):
+        clf.predict_proba(pool[i : i + 64])
+    b64 = len(pool) / (time.perf_counter() - t)
+    return {"whole": whole, "batch64": b64}
+
+
+def http_bench(model: Path, pool: list[str], seconds: float, soak_s: float) -> dict:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ["-m", "promptclf", "serve", str(model), "--port", str(port), "--allow-reload"]
+    out: dict = {}
+    with serve(args, port, "/readyz") as proc:
+        asyncio.run(closed_loop(url, pool, 8, 3))  # warm up
+        for c in (1, 8, 64):
+            out[c] = asyncio.run(closed_loop(url, pool, c, seconds))
+            log.info("concurrency %d: %s", c, out[c])
+        best = max(r["per_s"] for r in out.values())
+        out["half"] = asyncio.run(open_loop(url, pool, best / 2, seconds))
+        out["half"]["rate"] = best / 2
+        log.info("half load: %s", out["half"])
+
+        # soak at half load, with a reload (the same file rewritten) half way
+        async def reload(client):
+            Path(model).write_bytes(Path(model).read_bytes())
+            r = await client.post(f"{url}/v1/reload")
+            out["reload_status"] = r.status_code
+
+        asyncio.run(open_loop(url, pool, best / 2, 20))  # settle before the first reading
+        rss0 = rss_mib(proc.pid)
+        soak = asyncio.run(open_loop(url, pool, best / 2, soak_s, during={soak_s / 2: reload}))
+        rss1 = rss_mib(proc.pid)
+        out["soak"] = soak | {"rss0": rss0, "rss1": rss1, "seconds": soak_s, "rate": best / 2}
+        log.info("soak: %s", out["soak"])
+    return out
+
+
+def ray_bench(model: Path, rows: int) -> dict:
+    import pandas as pd
+    import ray
+
+    from promptclf.integrations.ray import predict_dataset
+
+    base = texts()
+    data = [base[i % len(base)] + f" ({i})" for i in range(rows)]
+    tmp = Path(tempfile.mkdtemp())
+    pd.DataFrame({"text": data}).to_parquet(tmp / "in.parquet")
+    (tmp / "in.txt").write_text("\n".join(data) + "\n")
+    out: dict = {}
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "promptclf", "predict", str(model), str(tmp / "in.txt")],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    out["cli"] = rows / (time.perf_counter() - t)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        for workers in (1, 2):
+            ds = ray.data.read_parquet(str(tmp / "in.parquet"))
+            t = time.perf_counter()
+            n = 0
+            # 1 of the 2 CPUs for the actors, the other for the parquet read tasks (actors holding
+            # every CPU would starve them)
+            for batch in predict_dataset(
+                ds, model, workers=workers, cpus_per_worker=1.0 / workers, batch_size=256
+            ).iter_batches(batch_size=4096):
+                n += len(batch["label"])
+            assert n == rows
+            out[workers] = rows / (time.perf_counter() - t)
+            log.info("ray, %d worker(s): %.0f rows/s", workers, out[workers])
+    finally:
+        ray.shutdown()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--soak-s", type=float, default=600)
+    ap.add_argument("--rows", type=int, default=100_000)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for name in ("httpx", "httpx2", "httpcore"):  # a line per request would cost the client CPU
+        logging.getLogger(name).setLevel(logging.WARNING)
+    model = model_file(Path(tempfile.mkdtemp()) / "sst2.clf")
+    pool = texts()
+    local = in_process(model, pool)
+    log.info("in process: %s", local)
+    http = http_bench(model, pool, args.seconds, args.soak_s)
+    ray_figs = ray_bench(model, args.rows)
+
+    rows = [
+        [
+            f"HTTP, concurrency {c}",
+            f"{http[c]['per_s']:.0f}",
+            f"{http[c]['per_s'] / local['whole']:.2f}",
+            f"{http[c]['p50_ms']:.1f}",
+            f"{http[c]['p99_ms']:.1f}",
+            http[c]["errors"],
+        ]
+        for c in (1, 8, 64)
+    ]
+    h = http["half"]
+    rows.append(
+        [
+            f"HTTP, open loop at {h['rate']:.0f} req/s (half the best)",
+            f"{h['per_s']:.0f}",
+            f"{h['per_s'] / local['whole']:.2f}",
+            f"{h['p50_ms']:.1f}",
+            f"{h['p99_ms']:.1f}",
+            h["errors"],
+        ]
+    )
+    rows.append(["in process, predict_proba(all texts)", f"{local['whole']:.0f}", "1.00", "", "", ""])
+    rows.append(
+        ["in process, batches of 64", f"{local['batch64']:.0f}", f"{local['batch64'] / local['whole']:.2f}", "", "", ""]
+    )
+    s = http["soak"]
+    soak_line = (
+        f"Soak: {s['seconds'] / 60:.0f} minutes open loop at {s['rate']:.0f} requests/s, {s['requests']} requests, "
+        f"{s['errors']} errors (statuses {s['statuses']}), p99 {s['p99_ms']:.1f} ms; server RSS {s['rss0']:.0f} -> "
+        f"{s['rss1']:.0f} MiB ({(s['rss1'] / s['rss0'] - 1) * 100:+.1f}%); a reload half way answered "
+        f"HTTP {http.get('reload_status')}, and no request failed around it."
+    )
+    ray_rows = [
+        ["`promptclf predict` (one process, text file)", f"{ray_figs['cli']:.0f}", "1.00"],
+        ["Ray Data, 1 worker (1 CPU)", f"{ray_figs[1]:.0f}", f"{ray_figs[1] / ray_figs['cli']:.2f}"],
+        ["Ray Data, 2 workers (0.5 CPU each)", f"{ray_figs[2]:.0f}", f"{ray_figs[2] / ray_figs['cli']:.2f}"],
+    ]
+    body = (
+        "## Serving and Ray (issue 13)\n\n"
+        f"{time.strftime('%Y-%m-%d')}, {machine()}. Regenerate with `.venv/bin/python bench/serve.py`\n"
+        f"(about {(args.soak_s + 6 * args.seconds) / 60 + 3:.0f} minutes). `promptclf serve` (one worker,\n"
+        "micro-batches of up to 64 texts, 5 ms wait) on 127.0.0.1; the asyncio client shares the 2 cores with\n"
+        "it. One short\n"
+        "sst2 sentence per request;\n"
+        f"{args.seconds:.0f} s per row. *ratio*: texts/s over in-process `predict_proba` of all texts at once.\n\n"
+        + table(["load", "texts/s", "ratio", "p50 ms", "p99 ms", "errors"], rows)
+        + "\n\n"
+        + soak_line
+        + "\n\n"
+        + f"Ray Data, {args.rows:,} rows from parquet (the same model; a local `ray.init(num_cpus=2)`, start-up\n"
+        "excluded), against the single-process CLI on the same texts as a text file:\n\n"
+        + table(["engine", "rows/s", "ratio"], ray_rows)
+        + "\n"
+    )
+    publish("serve", body, not args.no_write)
+
+
+if __name__ == "__main__":
+    main()

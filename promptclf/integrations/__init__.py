@@ -1,0 +1,1 @@
+"""Integrations with other systems: ``promptclf.integrations.ray`` (batch prediction on Ray Data)."""

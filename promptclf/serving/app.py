@@ -1,0 +1,340 @@
+"""The HTTP server for a ``.clf``: FastAPI on uvicorn, Prometheus metrics, micro-batching, reload.
+
+Endpoints: ``POST /v1/predict``, ``POST /v1/classify`` (Lamini's shape), ``GET /v1/model``,
+``POST /v1/reload`` (when enabled), ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, and the
+OpenAPI docs at ``/docs``. A bad request is a 4xx whose JSON body names the problem; nothing the
+client sends produces a 500 or a traceback.
+"""
+
+import asyncio
+import hashlib
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import PromptClfError
+from .batcher import MicroBatcher, ModelChanged
+
+log = logging.getLogger("promptclf")
+
+
+class TextTooLong(ValueError):
+    """A text over ``--max-text-chars``: answered with HTTP 413."""
+
+
+@dataclass
+class ServerSettings:
+    """What ``promptclf serve`` takes; every limit is a flag there."""
+
+    model: str
+    embedder: str | None = None
+    max_batch: int = 64
+    max_wait_ms: float = 5.0
+    max_texts: int = 256
+    max_text_chars: int = 20_000
+    allow_reload: bool = False
+
+
+@dataclass
+class LoadedModel:
+    classifier: Any
+    path: str
+    sha256: str
+    loaded_at: float = field(default_factory=time.time)
+
+    def info(self) -> dict[str, Any]:
+        clf = self.classifier
+        s = clf.training_summary_
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "classes": [str(c) for c in clf.classes_],
+            "embedder": dict(clf.embedder_spec_),
+            "serving_embedder": clf._emb.to_spec(),
+            "promptclf_version": __version__,
+            "trained_at": s.get("trained_at"),
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+            "calibration": {k: v for k, v in clf.calibration_.items() if k != "precision"},
+        }
+
+
+def load_model(path: str, embedder: str | None) -> LoadedModel:
+    """Load and check a ``.clf``: it must predict one text before it serves any."""
+    from ..classifier import PromptClassifier
+
+    data = Path(path).read_bytes()
+    clf = PromptClassifier.load(path, embedder=embedder)
+    clf.progress = False
+    clf.predict_proba(["promptclf readiness check"])  # builds the session; a broken model fails here
+    return LoadedModel(clf, str(path), hashlib.sha256(data).hexdigest())
+
+
+class Metrics:
+    """Prometheus metrics in a registry of this app's own (several apps can live in one process)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "promptclf_requests", "HTTP requests by endpoint and status", ["endpoint", "status"], registry=self.registry
+        )
+        self.errors = Counter(
+            "promptclf_errors", "Requests answered with an error, by kind", ["kind"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "promptclf_request_seconds",
+            "Request latency",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.batch = Histogram(
+            "promptclf_batch_texts",
+            "Texts per model call (micro-batch size)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=self.registry,
+        )
+        self.texts = Counter("promptclf_texts", "Texts classified", registry=self.registry)
+        self.reloads = Counter("promptclf_reloads", "Model reloads by result", ["result"], registry=self.registry)
+        self.in_flight = Gauge("promptclf_in_flight_requests", "Requests being answered", registry=self.registry)
+        self.model = Info("promptclf_model", "The model being served", registry=self.registry)
+
+    def set_model(self, m: LoadedModel) -> None:
+        self.model.info({"sha256": m.sha256, "path": m.path, "promptclf_version": __version__})
+
+
+def create_app(settings: ServerSettings, model: LoadedModel | None = None):
+    """The FastAPI app for ``settings``; the model is loaded (and checked) now unless given."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, Response
+    from pydantic import BaseModel, ConfigDict, Field
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    state: dict[str, Any] = {"model": model or load_model(settings.model, settings.embedder), "ready": False}
+    metrics = Metrics()
+    metrics.set_model(state["model"])
+    reload_lock = threading.Lock()
+
+    def predict(texts: list[str]) -> tuple[np.ndarray, LoadedModel]:
+        m = state["model"]  # one model per batch, even if a reload swaps it meanwhile
+        return m.classifier.predict_proba(texts), m
+
+    batcher = MicroBatcher(
+        predict, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms, on_batch=metrics.batch.observe
+    )
+
+    texts_field = Field(
+        ...,
+        min_length=1,
+        max_length=settings.max_texts,
+        description=f"1 to {settings.max_texts} texts, each at most {settings.max_text_chars} characters",
+    )
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        texts: list[str] = texts_field
+        abstain: bool = Field(False, description="null label where the probability is under the class threshold")
+
+    class ClassifyRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=True)
+        texts: list[str] = texts_field
+        top_n: int | None = Field(None, ge=1, description="keep the n most likely classes")
+        threshold: float | None = Field(None, ge=0.0, le=1.0, description="keep classes at least this likely")
+
+    async def lifespan(app):
+        batcher.start()
+        state["ready"] = True
+        loop = asyncio.get_running_loop()
+        if settings.allow_reload and threading.current_thread() is threading.main_thread():
+            try:
+                loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(asyncio.to_thread(do_reload)))
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on this platform
+                pass
+        yield
+        state["ready"] = False
+        await batcher.stop()
+
+    app = FastAPI(
+        title="promptclf",
+        version=__version__,
+        description="A text classifier trained from a prompt, served from its .clf file.",
+        lifespan=lifespan,
+    )
+
+    def error(status: int, kind: str, message: str, detail: Any = None) -> JSONResponse:
+        metrics.errors.labels(kind).inc()
+        body: dict[str, Any] = {"error": {"type": kind, "message": message}}
+        if detail is not None:
+            body["error"]["detail"] = detail
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+            problems.append({"field": where, "problem": e.get("msg", "invalid")})
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return error(400, "invalid_json", "the body is not valid JSON", problems)
+        message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+        return error(422, "invalid_request", message or "invalid request", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return error(exc.status_code, "http", str(exc.detail))
+
+    @app.exception_handler(TextTooLong)
+    async def too_long(request: Request, exc: TextTooLong):
+        return error(413, "text_too_long", str(exc))
+
+    @app.exception_handler(ModelChanged)
+    async def changed(request: Request, exc: ModelChanged):
+        return error(503, "model_changed", str(exc) + "; retry")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):  # a bug of ours: logged, never a traceback out
+        log.exception("unexpected error answering %s", request.url.path)
+        return error(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        start = time.perf_counter()
+        metrics.in_flight.inc()
+        try:
+            response = await call_next(request)
+        finally:
+            metrics.in_flight.dec()
+        path = request.scope.get("route").path if request.scope.get("route") is not None else "other"
+        metrics.requests.labels(path, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(time.perf_counter() - start)
+        return response
+
+    async def run(texts: list[str]) -> tuple[np.ndarray, LoadedModel]:
+        for i, t in enumerate(texts):
+            if len(t) > settings.max_text_chars:
+                raise TextTooLong(
+                    f"texts[{i}] has {len(t)} characters; the limit is {settings.max_text_chars} (--max-text-chars)"
+                )
+        proba, m = await batcher.submit(texts)
+        metrics.texts.inc(len(texts))
+        return proba, m
+
+    @app.post("/v1/predict")
+    async def predict_endpoint(body: PredictRequest):
+        """A label and probabilities per text (``label`` is null under the threshold with ``abstain``)."""
+        proba, m = await run(body.texts)
+        clf = m.classifier
+        labels = clf.predict_from_proba(proba, abstain=body.abstain)
+        classes = [str(c) for c in clf.classes_]
+        return {
+            "model": m.sha256,
+            "predictions": [
+                {"label": lab, "prob": float(row.max()), "probs": dict(zip(classes, map(float, row)))}
+                for lab, row in zip(labels, proba)
+            ],
+        }
+
+    @app.post("/v1/classify")
+    async def classify_endpoint(body: ClassifyRequest):
+        """Per text, classes with probabilities, most likely first (Lamini's shape)."""
+        proba, m = await run(body.texts)
+        return {
+            "model": m.sha256,
+            "results": m.classifier.classify_from_proba(proba, top_n=body.top_n, threshold=body.threshold),
+        }
+
+    @app.get("/v1/model")
+    async def model_endpoint():
+        """Classes, embedder, versions, the file's sha256, when it was trained and loaded."""
+        return state["model"].info()
+
+    def do_reload() -> dict[str, Any]:
+        with reload_lock:
+            try:
+                new = load_model(settings.model, settings.embedder)
+            except (PromptClfError, OSError, ValueError) as e:
+                metrics.reloads.labels("failed").inc()
+                log.error("reload of %s failed, still serving %s: %s", settings.model, state["model"].sha256[:12], e)
+                return {"reloaded": False, "error": str(e), "serving": state["model"].sha256}
+            state["model"] = new
+            metrics.set_model(new)
+            metrics.reloads.labels("ok").inc()
+            log.info("reloaded %s (%s)", settings.model, new.sha256[:12])
+            return {"reloaded": True, "serving": new.sha256}
+
+    @app.post("/v1/reload")
+    async def reload_endpoint():
+        """Load the model file again; a file that does not load keeps the old model serving."""
+        if not settings.allow_reload:
+            return error(403, "reload_disabled", "reload is off; start the server with --allow-reload")
+        result = await asyncio.to_thread(do_reload)
+        if not result["reloaded"]:
+            return error(409, "reload_failed", result["error"], {"serving": result["serving"]})
+        return result
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz():
+        if not state["ready"]:
+            return error(503, "not_ready", "starting or shutting down")
+        return {"status": "ready", "model": state["model"].sha256}
+
+    @app.get("/metrics")
+    async def metrics_endpoint():
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.state.promptclf = state
+    app.state.metrics = metrics
+    return app
+
+
+ENV = "PROMPTCLF_SERVE_SETTINGS"
+
+
+_PRELOADED: dict[str, LoadedModel] = {}
+
+
+def app_from_env():
+    """The app factory uvicorn calls (in each worker with ``--workers N``): settings come in an
+    environment variable; in the process that checked the model already, that copy is used."""
+    import json
+
+    raw = os.environ[ENV]
+    return create_app(ServerSettings(**json.loads(raw)), _PRELOADED.pop(raw, None))
+
+
+def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the server until SIGINT/SIGTERM; in-flight requests finish first (uvicorn's graceful shutdown)."""
+    import json
+    from dataclasses import asdict
+
+    import uvicorn
+
+    model = load_model(settings.model, settings.embedder)  # fail before binding the port, with a clear message
+    os.environ[ENV] = json.dumps(asdict(settings))
+    if workers == 1:
+        _PRELOADED[os.environ[ENV]] = model
+    uvicorn.run(
+        "promptclf.serving.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+    )
