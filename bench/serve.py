@@ -261,7 +261,8 @@ def main() -> None:
     ]
     body = (
         "## Serving and Ray (issue 13)\n\n"
-        f"{time.strftime('%Y-%m-%d')}, {machine()}. Regenerate with `.venv/bin/python bench/serve.py`\n"
+        f"{time.strftime('%Y-%m-%d')}, {machine()}. Regenerate with `.venv/bin/python bench/serve.py "
+        f"--seconds {args.seconds:g} --soak-s {args.soak_s:g} --rows {args.rows}`\n"
         f"(about {(args.soak_s + 6 * args.seconds) / 60 + 3:.0f} minutes). `promptclf serve` (one worker,\n"
         "micro-batches of up to 64 texts, 5 ms wait) on 127.0.0.1; the asyncio client shares the 2 cores with\n"
         "it. One short\n"
