@@ -343,9 +343,10 @@ class Chain:
         """Choose which links to use, how much to forward and how to combine, from labeled texts.
 
         Every link labels every text once (a few hundred rows are enough); then every combination
-        of shares on a grid, with both backward passes, is replayed on those answers. A link less
-        accurate than the link before it is skipped (and reported); several LLMs in one link get
-        fusion weights from their accuracies. The choice: the cheapest routing that reaches
+        of shares on a grid, with both backward passes, is replayed on those answers. A link no
+        more accurate than the link before it on any share of the texts that link is least sure of
+        is skipped (and reported); several LLMs in one link get fusion weights from their accuracies.
+        The choice: the cheapest routing that reaches
         ``target_accuracy``; else the most accurate one that sends at most ``max_share`` of the
         texts past the classifier; and escalation at all only where it beats the classifier alone
         by more than chance on this sample (a one-sided McNemar test), so that routing fitted here
