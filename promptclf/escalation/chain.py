@@ -44,6 +44,14 @@ def margin(proba: np.ndarray) -> np.ndarray:
     return s[:, -1] - s[:, -2]
 
 
+def routing_score(ans: LinkAnswers, mask: np.ndarray) -> np.ndarray:
+    """A link's confidence for the texts ``mask`` selects: P("Yes") from its verifier where it
+    verifies (unverified counts as 0: escalate), else the margin of its probabilities."""
+    if ans.verified is None:
+        return margin(ans.proba[mask])
+    return np.nan_to_num(ans.verified[mask], nan=0.0)
+
+
 @dataclass
 class ChainResult:
     """Per text: the label, its confidence, the link that decided, and flags; per link: cost.
@@ -135,7 +143,7 @@ def forward(
         rows = ans.proba[ok]
         labels_by_link[i, got] = rows.argmax(1)
         top[i, got] = rows.max(1)
-        s = margin(rows) if ans.verified is None else np.nan_to_num(ans.verified[ok], nan=0.0)
+        s = routing_score(ans, ok)
         score[i, got] = s
         label[got], conf[got], decided[got] = rows.argmax(1), rows.max(1), i
         for j in miss:
@@ -459,7 +467,7 @@ class Chain:
         p = chosen["_pass"]
         for i, ans in enumerate(full):
             got = p.reached[i] & ans.answered
-            s = margin(ans.proba[got]) if ans.verified is None else np.nan_to_num(ans.verified[got], nan=0.0)
+            s = routing_score(ans, got)
             s = np.sort(s)
             reference.append(s.tolist() if len(s) else None)
             share = routing[i].get("share") or 0.0

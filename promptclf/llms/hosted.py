@@ -112,9 +112,13 @@ class OpenAILLM(OpenAICompatible, LLM):
             max_retries=self.max_retries,
             backend=self.id,
         )
+        self._count(usage)
+        return parse_json_object(content)
+
+    def _count(self, usage: dict[str, Any]) -> None:
+        """Add a call's token counts (a server's non-integer counts count as 0)."""
         tokens = [usage.get(k) for k in ("prompt_tokens", "completion_tokens")]
         self.usage.add(*(t if isinstance(t, int) and not isinstance(t, bool) else 0 for t in tokens))
-        return parse_json_object(content)
 
     def _before_threads(self) -> None:
         self.client  # noqa: B018  (make the client once, before the threads start)
@@ -152,8 +156,7 @@ class OpenAILLM(OpenAICompatible, LLM):
                 raise
             positions = content = usage = None
         if usage is not None:
-            tokens = [usage.get(k) for k in ("prompt_tokens", "completion_tokens")]
-            self.usage.add(*(t if isinstance(t, int) and not isinstance(t, bool) else 0 for t in tokens))
+            self._count(usage)
         if not positions:
             if self._logprobs is None:
                 log.info("%s gave no token log-probabilities: choosing by self-consistency", self.id)

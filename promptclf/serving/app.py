@@ -7,14 +7,12 @@ client sends produces a 500 or a traceback.
 """
 
 import asyncio
-import hashlib
 import logging
 import os
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,11 +68,10 @@ def load_model(path: str, embedder: str | None) -> LoadedModel:
     """Load and check a ``.clf``: it must predict one text before it serves any."""
     from ..classifier import PromptClassifier
 
-    data = Path(path).read_bytes()
     clf = PromptClassifier.load(path, embedder=embedder)
     clf.progress = False
     clf.predict_proba(["promptclf readiness check"])  # builds the session; a broken model fails here
-    return LoadedModel(clf, str(path), hashlib.sha256(data).hexdigest())
+    return LoadedModel(clf, str(path), clf.model_sha256_)  # the whole file's, hashed as it was read
 
 
 class Metrics:
