@@ -26,7 +26,16 @@ from ._validation import (
 from .calibration import label_issues, pr_curves, thresholds_for_precision
 from .embedders import Embedder, EmbeddingCache, get_embedder
 from .errors import ConfigurationError, InvalidInputError, ModelFileError, NotFittedError
-from .head import LinearHead, choose_C, fit_head, out_of_fold_proba, prior_coef, with_prior
+from .head import (
+    DEFAULT_C,
+    MIN_TRUSTED_PER_CLASS,
+    LinearHead,
+    choose_C,
+    fit_head,
+    out_of_fold_proba,
+    prior_coef,
+    with_prior,
+)
 from .settings import SAVED, ParamsMixin, check_setting, validate
 from .store import ExampleStore
 
@@ -89,6 +98,18 @@ class PromptClassifier(ParamsMixin):
         (about 90 MB), served without PyTorch. BENCHMARKS.md measures what it is worth.
     finetune_budget_s : float, default 300
         Most seconds fine-tuning may take; training stops there and keeps what it learnt.
+    multi_label : bool, default False
+        A text may belong to several classes, or to none (``promptclf.multilabel``): one binary head
+        per class, each with its own threshold at ``target_precision``; ``predict`` returns a list of
+        classes per text, ``predict_proba`` independent per-class probabilities. A text added to
+        several classes with ``add_data_to_class`` has all of them as labels.
+    min_labels : {0, 1}, default 0
+        Multi-label only: 1 gives every text at least its most probable class, even where no class
+        reaches its threshold (for data where every text has a label, as GoEmotions with "neutral").
+    long_texts : {"chunk", "truncate"}, default "chunk"
+        Texts longer than the embedder's window (256 word pieces for MiniLM, about 200 words) are
+        embedded as the mean of overlapping chunks cut on sentence boundaries; ``"truncate"`` keeps
+        only the start (faster). ``training_summary_`` counts the long texts either way.
     progress : bool, default True
         Show progress bars for long generation and embedding runs.
 
@@ -138,6 +159,9 @@ class PromptClassifier(ParamsMixin):
         C: float | str | None = None,
         finetune: bool = False,
         finetune_budget_s: float = 300.0,
+        multi_label: bool = False,
+        min_labels: int = 0,
+        long_texts: str = "chunk",
         progress: bool = True,
     ) -> None:
         self.llm = llm
@@ -154,6 +178,9 @@ class PromptClassifier(ParamsMixin):
         self.C = C
         self.finetune = finetune
         self.finetune_budget_s = finetune_budget_s
+        self.multi_label = multi_label
+        self.min_labels = min_labels
+        self.long_texts = long_texts
         self.progress = progress
 
     def __repr__(self) -> str:
@@ -195,6 +222,10 @@ class PromptClassifier(ParamsMixin):
 
     def _validate_settings(self) -> None:
         validate(self.get_params())
+        if self.multi_label:  # not built for multi-label yet: say so instead of training something else
+            for name, on in (("finetune", self.finetune), ("llm_label_budget", self.llm_label_budget > 0)):
+                if on:
+                    raise ConfigurationError(f"{name} is not available with multi_label=True yet", setting=name)
 
     def _is_fitted(self) -> bool:
         return "head_" in self.__dict__
@@ -395,11 +426,55 @@ class PromptClassifier(ParamsMixin):
                 self._pseudo_label(unlabeled, self._emb)
         texts, y, sources = self._training_set()
         self._check_trainable(y)
-        X = self._emb.embed(texts, cache=self._cache, progress=self.progress)
+        fit = self._fit_multi_label if self.multi_label else self._fit_single_label
+        n_examples, dropped, cv_accuracy, counts = fit(texts, y, sources)
+        self.classes_ = self.head_.classes_
+        self.n_features_in_ = self.head_.n_features_in_
+        self.embedder_spec_ = self._emb.space()
+        self.training_summary_ = {
+            "trained_at": modelfile.utc_now(),
+            "n_examples": n_examples,
+            "per_class": {
+                str(c): {
+                    s: counts[(str(c), s)]
+                    for s in ("prompt", "user", "generated", "pseudo", "llm")
+                    if counts[(str(c), s)]
+                }
+                for c in self.classes_
+            },
+            "dropped_by_confident_learning": dropped,
+            "C": self.head_.C_,
+            "prior_weight": self.prior_weight if self._prior_used else 0.0,
+            "cv_accuracy": cv_accuracy,
+            "multi_label": bool(self.multi_label),
+            "long_texts": {
+                "mode": self.long_texts,
+                "n": self._emb.count_long(texts + (unlabeled or [])),
+                "window_tokens": getattr(self._emb.window(), "max_tokens", None),
+            },
+        }
+        return self
+
+    def _vectors(self, texts: list[str], emb: Embedder | None = None, *, progress: bool | None = None) -> np.ndarray:
+        """Embed through the shared cache with this model's long-text setting (every training path)."""
+        return (emb or self._emb).embed(
+            texts,
+            cache=self._cache,
+            progress=self.progress if progress is None else progress,
+            long_texts=self.long_texts,
+        )
+
+    def _llm_weights(self, sources: np.ndarray) -> np.ndarray | None:
+        # answers an LLM gave where this model was unsure count LLM_WEIGHT times (see bench/chain.py)
+        if LLM_WEIGHT == 1.0 or not (sources == "llm").any():
+            return None
+        return np.where(sources == "llm", LLM_WEIGHT, 1.0)
+
+    def _fit_single_label(self, texts: list[str], y: np.ndarray, sources: np.ndarray) -> tuple[int, int, Any, Counter]:
+        X = self._vectors(texts)
         C = self._choose_C(X, y, sources == "user")
         prior = self._prior(np.unique(y))
-        # answers an LLM gave where this model was unsure count LLM_WEIGHT times (see bench/chain.py)
-        w = np.where(sources == "llm", LLM_WEIGHT, 1.0) if LLM_WEIGHT != 1.0 and (sources == "llm").any() else None
+        w = self._llm_weights(sources)
         oof = out_of_fold_proba(X, y, C, w, prior=prior, random_state=self.random_state)
         keep = np.ones(len(y), dtype=bool)
         if oof is not None and self.filter_generated:
@@ -418,27 +493,53 @@ class PromptClassifier(ParamsMixin):
         wk = None if w is None else w[keep]
         self.head_ = with_prior(fit_head(X[keep], y[keep], wk, C=C, random_state=self.random_state), prior)
         self.classes_ = self.head_.classes_
-        self.n_features_in_ = self.head_.n_features_in_
-        self.embedder_spec_ = self._emb.space()
+        self._prior_used = prior is not None
         self._set_calibration(oof, np.searchsorted(self.classes_, y[keep]) if oof is not None else None)
-        by_source = Counter(zip(y[keep].tolist(), sources[keep].tolist()))
-        self.training_summary_ = {
-            "trained_at": modelfile.utc_now(),
-            "n_examples": int(keep.sum()),
-            "per_class": {
-                str(c): {
-                    s: by_source[(str(c), s)]
-                    for s in ("prompt", "user", "generated", "pseudo", "llm")
-                    if by_source[(str(c), s)]
-                }
-                for c in self.classes_
-            },
-            "dropped_by_confident_learning": int((~keep).sum()),
-            "C": self.head_.C_,
-            "prior_weight": self.prior_weight if prior is not None else 0.0,
-            "cv_accuracy": None if oof is None else float((oof.argmax(1) == self._oof_labels_).mean()),
-        }
-        return self
+        cv = None if oof is None else float((oof.argmax(1) == self._oof_labels_).mean())
+        return int(keep.sum()), int((~keep).sum()), cv, Counter(zip(y[keep].tolist(), sources[keep].tolist()))
+
+    def _fit_multi_label(self, texts: list[str], y: np.ndarray, sources: np.ndarray) -> tuple[int, int, Any, Counter]:
+        from .multilabel import choose_ovr_C, clean, exclusive_classes, fit_ovr, label_sets, out_of_fold_ovr, subset
+
+        classes = np.unique(y)
+        D = self._description_vectors()
+        ls = label_sets(texts, y, sources, classes, exclusive_classes(classes, D))
+        X = self._vectors(ls.texts)
+        user = ls.sources == "user"
+        enough = user.any() and ls.Y[user].sum(axis=0).min() >= MIN_TRUSTED_PER_CLASS
+        C = float(self.C) if isinstance(self.C, (int, float)) else choose_ovr_C(X, ls, self.C == "cv" or enough)
+        prior = self._ovr_prior(classes, D)
+        w = self._llm_weights(ls.sources)
+        oof = out_of_fold_ovr(X, ls, C, w, prior=prior, random_state=self.random_state)
+        keep = np.ones(len(ls.texts), dtype=bool)
+        if oof is not None and self.filter_generated:
+            keep = clean(ls, oof)  # also turns contradicted negatives of generated examples into unknowns
+            if (~keep).any():
+                log.info("confident learning dropped %d generated examples that contradict the rest", (~keep).sum())
+            ls, X = subset(ls, keep), X[keep]
+            w = None if w is None else w[keep]
+            oof = out_of_fold_ovr(X, ls, C, w, prior=prior, random_state=self.random_state)
+        self.head_ = fit_ovr(X, ls, w, C=C, prior=prior, random_state=self.random_state)
+        self.classes_ = self.head_.classes_
+        self._prior_used = prior is not None
+        self._set_calibration(
+            oof, np.where(ls.M, ls.Y.astype(np.int8), -1).astype(np.int8) if oof is not None else None
+        )
+        kept_texts = set(ls.texts)
+        counts = Counter((str(c), str(src)) for t, c, src in zip(texts, y, sources) if t in kept_texts)
+        return len(ls.texts), int((~keep).sum()), None, counts
+
+    def _description_vectors(self, emb: Embedder | None = None) -> dict[str, np.ndarray] | None:
+        prompts = getattr(self, "prompts_", {})
+        if not prompts:
+            return None
+        names = list(prompts)
+        return dict(zip(names, self._vectors([prompts[c] for c in names], emb, progress=False)))
+
+    def _ovr_prior(self, classes: np.ndarray, D: dict[str, np.ndarray] | None) -> np.ndarray | None:
+        from .multilabel import ovr_prior
+
+        return ovr_prior(classes, D, self.prior_weight) if D is not None and self.prior_weight > 0 else None
 
     def _choose_C(self, X: np.ndarray, y: np.ndarray, trusted: np.ndarray) -> float:
         if self.C is None:
@@ -448,12 +549,10 @@ class PromptClassifier(ParamsMixin):
         return float(self.C)
 
     def _prior(self, classes: np.ndarray, emb: Embedder | None = None) -> np.ndarray | None:
-        prompts = getattr(self, "prompts_", {})
-        if self.prior_weight <= 0 or not prompts:
+        if self.prior_weight <= 0:
             return None
-        names = list(prompts)
-        D = (emb or self._emb).embed([prompts[c] for c in names], cache=self._cache)
-        return prior_coef(classes, dict(zip(names, D)), self.prior_weight)
+        D = self._description_vectors(emb)
+        return None if D is None else prior_coef(classes, D, self.prior_weight)
 
     def _finetune(self) -> None:
         """Fine-tune a copy of the base encoder on the training set; an interruption changes nothing."""
@@ -508,8 +607,11 @@ class PromptClassifier(ParamsMixin):
             raise InvalidInputError(
                 "unlabeled: no texts left after removing empty ones and known examples", argument="unlabeled"
             )
-        X = emb.embed(texts, cache=self._cache, progress=self.progress)
-        XU = emb.embed(pool, cache=self._cache, progress=self.progress)
+        X = self._vectors(texts, emb)
+        XU = self._vectors(pool, emb)
+        if self.multi_label:
+            self._pseudo_label_sets(texts, y, src, X, pool, XU, emb)
+            return
         labeler = None
         if self.llm_label_budget > 0:
             link = LLMLink(self._llm, getattr(self, "prompts_", {}), seed=self.random_state or 0)
@@ -532,6 +634,38 @@ class PromptClassifier(ParamsMixin):
         )
         self.self_training_report_ = res.report
 
+    def _pseudo_label_sets(
+        self,
+        texts: list[str],
+        y: np.ndarray,
+        src: np.ndarray,
+        X: np.ndarray,
+        pool: list[str],
+        XU: np.ndarray,
+        emb: Embedder,
+    ) -> None:
+        """Multi-label self-training: each chosen pool text is stored once per class of its label set."""
+        from .multilabel import exclusive_classes, label_sets, self_train_ovr
+        from .store import Example
+
+        classes = np.unique(y)
+        D = self._description_vectors(emb)
+        ls = label_sets(texts, y, src, classes, exclusive_classes(classes, D))
+        index = {t: i for i, t in enumerate(texts)}
+        Xs = X[[index[t] for t in ls.texts]]
+        res = self_train_ovr(
+            Xs, ls, XU, C=float(self.C) if isinstance(self.C, (int, float)) else DEFAULT_C,
+            prior=self._ovr_prior(classes, D), random_state=self.random_state,
+            target_precision=float(self.target_precision), min_labels=self.min_labels,
+        )  # fmt: skip
+        self._store.remove(lambda e: e.source == "pseudo")
+        self._store.extend(
+            Example(pool[i], c, "pseudo", {"confidence": round(float(p), 4), "labeler": "model"})
+            for i, cs, p in zip(res.index, res.label_sets, res.confidence)
+            for c in cs
+        )
+        self.self_training_report_ = res.report
+
     def _set_calibration(
         self,
         proba: np.ndarray | None,
@@ -542,7 +676,12 @@ class PromptClassifier(ParamsMixin):
     ) -> None:
         target = float(self.target_precision if target is None else target)
         self._oof_proba_, self._oof_labels_ = proba, y_idx
-        if proba is None:
+        if self.multi_label:  # y_idx is then (n, k): 1 positive, 0 negative, -1 unknown
+            from .multilabel import ovr_thresholds
+
+            L = y_idx if y_idx is not None else np.zeros((0, len(self.classes_)), dtype=np.int8)
+            self.thresholds_, reached = ovr_thresholds(L == 1, L >= 0, proba, self.classes_, target)
+        elif proba is None:
             log.warning("too few examples per class for cross-validation: thresholds set to 0 (never abstain)")
             self.thresholds_ = np.zeros(len(self.classes_))
             reached: dict[str, float] = {}
@@ -571,28 +710,43 @@ class PromptClassifier(ParamsMixin):
         if target is not None and target == 0:
             raise InvalidInputError("target_precision must be over 0", argument="target_precision")
         texts = check_texts(texts)
-        labels = check_texts(labels, "labels")
-        if len(texts) != len(labels):
-            raise InvalidInputError(f"{len(texts)} texts but {len(labels)} labels", argument="labels")
         if not texts:
             raise InvalidInputError("calibrate needs labelled texts, got none", argument="texts")
-        unknown = sorted(set(labels) - set(self.classes_))
+        y = self._label_array(labels, len(texts))
+        proba = head.predict_proba(self._embed(texts))
+        self._set_calibration(proba, y, target=target, source="labelled")
+        return self
+
+    def _label_array(self, labels: Iterable[Any], n: int) -> np.ndarray:
+        """Checked labels as ``_set_calibration`` takes them: class indices, or for a multi-label model
+        an ``(n, k)`` 0/1 matrix (each label an iterable of class names, or one name)."""
+        if self.multi_label:
+            sets = [[lab] if isinstance(lab, str) else list(lab) for lab in labels]
+            flat = check_texts([c for row in sets for c in row], "labels")
+            count = len(sets)
+        else:
+            flat = check_texts(labels, "labels")
+            count = len(flat)
+        if count != n:
+            raise InvalidInputError(f"{n} texts but {count} labels", argument="labels")
+        unknown = sorted(set(flat) - set(self.classes_))
         if unknown:
             raise InvalidInputError(
                 f"labels {unknown} are not classes of this model ({list(self.classes_)})", argument="labels"
             )
-        missing = sorted(set(map(str, self.classes_)) - set(labels))
+        missing = sorted(set(map(str, self.classes_)) - set(flat))
         if missing:
-            log.warning("calibrate: no labelled texts of class(es) %s; their thresholds are set to 0", missing)
-        proba = head.predict_proba(self._embed(texts))
-        self._set_calibration(
-            proba, np.searchsorted(self.classes_, np.asarray(labels, dtype=str)), target=target, source="labelled"
-        )
-        return self
+            log.warning("no labelled texts of class(es) %s; their thresholds are set by default", missing)
+        if not self.multi_label:
+            return np.searchsorted(self.classes_, np.asarray(flat, dtype=str))
+        Y = np.zeros((n, len(self.classes_)), dtype=np.int8)
+        for i, row in enumerate(sets):
+            Y[i, np.searchsorted(self.classes_, np.asarray(row, dtype=str))] = 1
+        return Y
 
     # ------------------------------------------------------------------ prediction
     def _embed(self, texts: list[str]) -> np.ndarray:
-        X = self._emb.embed(texts, progress=self.progress)
+        X = self._emb.embed(texts, progress=self.progress, long_texts=self.long_texts)
         if len(texts) and X.shape[1] != self.n_features_in_:
             raise ConfigurationError(
                 f"embedder {self._emb.id} gives {X.shape[1]}-dimensional vectors but this model was trained "
@@ -610,18 +764,34 @@ class PromptClassifier(ParamsMixin):
         return head.predict_proba(self._embed(texts))
 
     def predict(self, texts: TextInput, *, abstain: bool = False) -> Any:
-        """Class per text (a string for a string). With ``abstain``, ``None`` under the class's threshold."""
+        """Class per text (a string for a string). With ``abstain``, ``None`` under the class's threshold.
+
+        A multi-label model answers a list per text: every class over its threshold, most probable
+        first, possibly none (``abstain`` changes nothing: its thresholds always apply).
+        """
         labels = self.predict_from_proba(self.predict_proba(texts), abstain=abstain)
         return labels[0] if isinstance(texts, str) else labels
 
     def predict_from_proba(self, proba: np.ndarray, *, abstain: bool = False) -> list[str | None]:
         """Labels for rows of ``predict_proba`` output (lets callers get both from one forward pass)."""
+        if self.multi_label:
+            over = self._over_threshold(proba)
+            return [
+                [str(self.classes_[j]) for j in np.argsort(-row, kind="stable") if hit[j]]
+                for row, hit in zip(proba, over)
+            ]
         top = proba.argmax(axis=1)
         labels: list[str | None] = [str(self.classes_[j]) for j in top]
         if abstain:
             sure = proba[np.arange(len(top)), top] >= self.thresholds_[top]
             labels = [lab if ok else None for lab, ok in zip(labels, sure)]
         return labels
+
+    def _over_threshold(self, proba: np.ndarray) -> np.ndarray:
+        """Multi-label: which classes each row predicts (its thresholds; the top class too with ``min_labels``)."""
+        from .multilabel import predicted_sets
+
+        return predicted_sets(proba, self.thresholds_, bool(self.min_labels))
 
     def classify(
         self, texts: TextInput, *, top_n: int | None = None, threshold: float | None = None
@@ -634,13 +804,19 @@ class PromptClassifier(ParamsMixin):
     def classify_from_proba(
         self, proba: np.ndarray, *, top_n: int | None = None, threshold: float | None = None
     ) -> list[list[dict[str, Any]]]:
-        """``classify``'s answer for rows of ``predict_proba`` output (arguments already checked)."""
+        """``classify``'s answer for rows of ``predict_proba`` output (arguments already checked).
+
+        A multi-label model lists every class over its own threshold unless ``threshold`` is given.
+        """
         out = []
-        for row in proba:
+        over = self._over_threshold(proba) if self.multi_label and threshold is None else None
+        for i, row in enumerate(proba):
             order = np.argsort(-row, kind="stable")
+            if over is not None:
+                order = [j for j in order if over[i, j]]
+            elif threshold is not None:
+                order = [j for j in order if row[j] >= threshold]
             items = [{"class_name": str(self.classes_[j]), "prob": float(row[j])} for j in order]
-            if threshold is not None:
-                items = [d for d in items if d["prob"] >= threshold]
             out.append(items[:top_n] if top_n is not None else items)
         return out
 
@@ -650,7 +826,14 @@ class PromptClassifier(ParamsMixin):
         self._check_fitted()
         if self._oof_proba_ is None:
             return {}
-        return pr_curves(self._oof_labels_, self._oof_proba_, self.classes_)
+        return self._curves(self._oof_proba_, self._oof_labels_)
+
+    def _curves(self, proba: np.ndarray, y: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        if self.multi_label:
+            from .multilabel import pr_curves_ovr
+
+            return pr_curves_ovr(y == 1, y >= 0, proba, self.classes_)
+        return pr_curves(y, proba, self.classes_)
 
     def plot_precision_recall(
         self, path: str | os.PathLike[str], *, texts: Iterable[str] | None = None, labels: Iterable[str] | None = None
@@ -663,9 +846,8 @@ class PromptClassifier(ParamsMixin):
 
         self._check_fitted()
         if texts is not None and labels is not None:
-            labels = check_texts(labels, "labels")
-            y_idx = np.searchsorted(self.classes_, np.asarray(labels, dtype=str))
-            curves = pr_curves(y_idx, self.predict_proba(texts), self.classes_)
+            texts = check_texts(texts)
+            curves = self._curves(self.predict_proba(texts), self._label_array(labels, len(texts)))
         else:
             curves = self.precision_recall_curves()
         plot_precision_recall(curves, self.classes_, self.thresholds_, self.calibration_["target_precision"], path)
@@ -678,6 +860,7 @@ class PromptClassifier(ParamsMixin):
         params = self.get_params()
         return {
             "classes": [str(c) for c in self.classes_],
+            "multi_label": bool(self.multi_label),
             "examples": self.example_counts(),
             "embedder": dict(self.embedder_spec_),
             "serving_embedder": self._emb.to_spec(),
@@ -688,6 +871,7 @@ class PromptClassifier(ParamsMixin):
             "calibration": {k: v for k, v in self.calibration_.items() if k != "precision"},
             "settings": {k: params[k] for k in SAVED},
             "cv_accuracy": s.get("cv_accuracy"),
+            "long_texts": s.get("long_texts"),
             "C": s.get("C"),
             "trained_at": s.get("trained_at"),
             "generation": {

@@ -69,6 +69,9 @@ def train(
         bool,
         typer.Option(help="write a first model from the descriptions (and unlabeled texts) before generating"),
     ] = True,
+    multi_label: Annotated[
+        bool, typer.Option("--multi-label", help="a text may belong to several classes (or none)")
+    ] = False,
 ) -> None:
     """Generate examples from class descriptions (and learn from unlabeled texts), then train a model.
 
@@ -80,7 +83,13 @@ def train(
     from .classifier import PromptClassifier
 
     desc = _read_prompts(prompts, encoding)
-    clf = PromptClassifier(llm=llm, embedder=embedder, examples_per_class=examples_per_class, saved_examples_path=store)
+    clf = PromptClassifier(
+        llm=llm,
+        embedder=embedder,
+        examples_per_class=examples_per_class,
+        saved_examples_path=store,
+        multi_label=multi_label,
+    )
     if examples is not None:
         clf.load_examples(examples)
     pool = list(_pool(unlabeled, column, field, encoding)) if unlabeled is not None else None  # read once, used twice
@@ -197,11 +206,17 @@ def evaluate(
     model: Model,
     data: Annotated[Path, typer.Argument(help="labelled CSV")],
     text_column: Annotated[str, typer.Option(help="column with the text")] = "text",
-    label_column: Annotated[str, typer.Option(help="column with the label")] = "label",
+    label_column: Annotated[
+        str | None, typer.Option(help="column with the label (default: label; labels for a multi-label model)")
+    ] = None,
+    delimiter: Annotated[str, typer.Option(help="multi-label: what separates the labels in one cell")] = "|",
     plot: Annotated[Path | None, typer.Option(help="write precision-recall curves on this data to a PNG")] = None,
     encoding: Encoding = "utf-8",
 ) -> None:
-    """Accuracy, macro-F1, per-class precision and recall, confusion matrix."""
+    """Accuracy, macro-F1, per-class precision and recall, confusion matrix.
+
+    For a multi-label model: micro- and macro-F1, exact-match ratio and per-class figures; each cell of
+    the label column holds the text's labels joined by --delimiter (empty: no label)."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
     from .classifier import PromptClassifier
@@ -210,12 +225,18 @@ def evaluate(
     if plot is not None and not plot.resolve().parent.is_dir():
         _fail(f"cannot write {plot}: folder {plot.resolve().parent} does not exist")
 
+    clf = PromptClassifier.load(model)
+    clf.progress = False
+    label_column = label_column or ("labels" if clf.multi_label else "label")
     rows = read_csv_columns(data, [text_column, label_column], encoding=encoding)
     if not rows:
         _fail(f"{data}: no rows")
-    clf = PromptClassifier.load(model)
-    clf.progress = False
     texts = [t for t, _ in rows]
+    if clf.multi_label:
+        if not delimiter:
+            _fail("--delimiter must not be empty")
+        _eval_multi_label(clf, texts, [[x for x in lab.split(delimiter) if x] for _, lab in rows], plot)
+        return
     labels = [lab for _, lab in rows]
     pred = clf.predict(texts)
     classes = [str(c) for c in clf.classes_]
@@ -239,6 +260,32 @@ def evaluate(
     if plot is not None:
         known = [i for i, lab in enumerate(labels) if lab in classes]
         clf.plot_precision_recall(plot, texts=[texts[i] for i in known], labels=[labels[i] for i in known])
+        typer.echo(f"wrote {plot}", err=True)
+
+
+def _eval_multi_label(clf, texts: list[str], truth: list[list[str]], plot: Path | None) -> None:
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    classes = [str(c) for c in clf.classes_]
+    unknown = sorted({c for row in truth for c in row} - set(classes))
+    known = [[c for c in row if c in classes] for row in truth]
+    mlb = MultiLabelBinarizer(classes=classes)
+    Yt, Yp = mlb.fit_transform(known), mlb.transform(clf.predict(texts))
+    p, r, f1, support = precision_recall_fscore_support(Yt, Yp, zero_division=0)
+    typer.echo(f"rows         {len(texts)}")
+    typer.echo(f"micro-F1     {f1_score(Yt, Yp, average='micro', zero_division=0):.4f}")
+    typer.echo(f"macro-F1     {f1_score(Yt, Yp, average='macro', zero_division=0):.4f}")
+    typer.echo(f"exact match  {(Yt == Yp).all(axis=1).mean():.4f}")
+    typer.echo(f"labels/text  {Yp.sum(1).mean():.2f} predicted, {Yt.sum(1).mean():.2f} true")
+    w = max(len(c) for c in classes)
+    typer.echo(f"\n{'class':{w}}  precision  recall  f1      support  threshold")
+    for i, c in enumerate(classes):
+        typer.echo(f"{c:{w}}  {p[i]:.4f}     {r[i]:.4f}  {f1[i]:.4f}  {support[i]:<7d}  {clf.thresholds_[i]:.4f}")
+    if unknown:
+        typer.echo(f"\nnote: labels not in the model (left out): {unknown}", err=True)
+    if plot is not None:
+        clf.plot_precision_recall(plot, texts=texts, labels=known)
         typer.echo(f"wrote {plot}", err=True)
 
 

@@ -24,6 +24,7 @@ class LinearHead:
     coef_: np.ndarray  # (1, d) for two classes, else (k, d)
     intercept_: np.ndarray  # (1,) or (k,)
     C_: float
+    multi_label = False  # a class attribute: the one-vs-rest head (promptclf.multilabel) says True
 
     @property
     def n_features_in_(self) -> int:

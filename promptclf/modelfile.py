@@ -33,6 +33,7 @@ from ._atomic import atomic_write
 from ._version import __version__
 from .errors import ConfigurationError, InvalidInputError, ModelFileError
 from .head import LinearHead
+from .multilabel import OneVsRestHead
 from .safejson import UnsafeJSON
 from .safejson import loads as safe_loads
 from .store import ExampleStore
@@ -62,6 +63,7 @@ MAX_CLASSES = 10_000
 MAX_NAME = 1_000  # characters of a class name, embedder or LLM model name
 MAX_DIMENSION = 65_536
 ARRAY_MEMBERS = {m for m in MEMBER_LIMITS if m.endswith(".npy")}
+HEAD_KINDS = {False: "logistic-regression", True: "one-vs-rest-logistic-regression"}
 REQUIRED = {MANIFEST, "prompts.json", "examples.jsonl", "head/coef.npy", "head/intercept.npy"}
 
 
@@ -110,7 +112,7 @@ def _schema():
         dimension: Annotated[int, Field(ge=1, le=MAX_DIMENSION)]
 
     class Head(Model):
-        kind: Literal["logistic-regression"]
+        kind: Literal["logistic-regression", "one-vs-rest-logistic-regression"]
         C: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)]
 
     class Member(Model):
@@ -203,8 +205,8 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
     arrays = {"head/coef.npy": state.head.coef_, "head/intercept.npy": state.head.intercept_}
     if state.calibration_arrays is not None:
         proba, labels = state.calibration_arrays
-        arrays["calibration/proba.npy"] = proba.astype(np.float32)
-        arrays["calibration/labels.npy"] = labels.astype(np.int32)
+        arrays["calibration/proba.npy"] = np.nan_to_num(proba.astype(np.float32), nan=0.0)  # NaN: label unknown
+        arrays["calibration/labels.npy"] = labels.astype(np.int8 if state.head.multi_label else np.int32)
     members: dict[str, bytes] = {
         "prompts.json": json.dumps(state.prompts, ensure_ascii=False, indent=1).encode(),
         "examples.jsonl": state.store.to_jsonl().encode(),
@@ -225,7 +227,7 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         "embedder": {**state.embedder, "dimension": int(state.dimension)},
         "llm": state.llm,
         "encoder": state.encoder,
-        "head": {"kind": "logistic-regression", "C": float(state.head.C_)},
+        "head": {"kind": HEAD_KINDS[state.head.multi_label], "C": float(state.head.C_)},
         "thresholds": [float(t) for t in state.thresholds],
         "target_precision": float(state.calibration.get("target_precision", 0.9)),
         "calibration": state.calibration,
@@ -401,24 +403,32 @@ def read(path: str | os.PathLike[str]) -> ModelState:
     k, dim = len(m.classes), m.embedder.dimension
     if len(m.thresholds) != k:
         raise r.fail(f"has {len(m.thresholds)} thresholds for {k} classes", MANIFEST)
-    rows = 1 if k == 2 else k
+    multi = m.head.kind == HEAD_KINDS[True]
+    if multi != bool(m.settings.get("multi_label", False)):
+        raise r.fail(f"head {m.head.kind!r} does not match the setting multi_label={not multi}", MANIFEST)
+    rows = k if multi or k > 2 else 1
     coef = r.array(data["head/coef.npy"], "head/coef.npy", (rows, None))
     if coef.shape[1] != dim:
         raise r.fail(f"has {coef.shape[1]} features but the manifest says dimension {dim}", "head/coef.npy")
     intercept = r.array(data["head/intercept.npy"], "head/intercept.npy", (rows,))
     classes = np.asarray(m.classes, dtype=str)
-    head = LinearHead(classes, coef.astype(np.float32), intercept.astype(np.float32), float(m.head.C))
+    head_type = OneVsRestHead if multi else LinearHead
+    head = head_type(classes, coef.astype(np.float32), intercept.astype(np.float32), float(m.head.C))
 
     calibration_arrays = None
     if ("calibration/proba.npy" in data) != ("calibration/labels.npy" in data):
         raise r.fail("calibration needs both calibration/proba.npy and calibration/labels.npy")
     if "calibration/proba.npy" in data:
         proba = r.array(data["calibration/proba.npy"], "calibration/proba.npy", (None, k))
-        labels = r.array(data["calibration/labels.npy"], "calibration/labels.npy", (proba.shape[0],), kinds="iu")
-        if proba.size and (proba.min() < 0 or proba.max() > 1):
+        # single-label: a class index per row; multi-label: per row and class 1, 0, or -1 (unknown)
+        shape = (proba.shape[0], k) if multi else (proba.shape[0],)
+        labels = r.array(data["calibration/labels.npy"], "calibration/labels.npy", shape, kinds="iu")
+        finite = proba[np.isfinite(proba)]  # multi-label: NaN where a class's label is unknown
+        if (finite.size and (finite.min() < 0 or finite.max() > 1)) or (not multi and finite.size != proba.size):
             raise r.fail("holds values outside [0, 1]", "calibration/proba.npy")
-        if labels.size and (labels.min() < 0 or labels.max() >= k):
-            raise r.fail(f"holds class indices outside 0..{k - 1}", "calibration/labels.npy")
+        low, high = (-1, 1) if multi else (0, k - 1)
+        if labels.size and (labels.min() < low or labels.max() > high):
+            raise r.fail(f"holds labels outside {low}..{high}", "calibration/labels.npy")
         calibration_arrays = (proba, labels.astype(np.int64))
 
     prompts = r.json(data["prompts.json"], "prompts.json")

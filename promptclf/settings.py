@@ -31,6 +31,9 @@ SAVED = (
     "C",
     "finetune",
     "finetune_budget_s",
+    "multi_label",
+    "min_labels",
+    "long_texts",
 )
 MAX_EXAMPLES_PER_CLASS = 10_000
 MAX_SEED = 2**32 - 1
@@ -111,6 +114,9 @@ CONSTRAINTS: dict[str, Callable[[Any], str | None]] = {
     "C": _C,
     "finetune": _bool,
     "finetune_budget_s": _real(0.0, 86_400.0),
+    "multi_label": _bool,
+    "min_labels": _int(0, 1),
+    "long_texts": _choice("chunk", "truncate"),
     "progress": _bool,
 }
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._registry import Backend, Refused, Registry, spec_id
-from ..errors import BackendError
+from ..errors import BackendError, InvalidInputError
+
+if TYPE_CHECKING:
+    from .chunking import Window
 
 log = logging.getLogger("promptclf")
 
@@ -42,6 +45,19 @@ class Embedder(Backend, ABC):
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         """Return one row per text (any scale; normalisation happens in ``embed``)."""
 
+    def window(self) -> Window | None:
+        """The tokenizer and token budget of this embedder's input window; ``None`` if unknown.
+
+        Backends that know it (the local models) return it, and ``embed`` then never truncates:
+        longer texts are chunked. A backend without one sends texts as they are.
+        """
+        return None
+
+    def count_long(self, texts: Sequence[str]) -> int:
+        """How many of ``texts`` are longer than the window (chunked by ``embed``, or truncated)."""
+        w = self.window()
+        return 0 if w is None else sum(w.is_long(t) for t in dict.fromkeys(texts))
+
     def embed(
         self,
         texts: Sequence[str],
@@ -49,28 +65,64 @@ class Embedder(Backend, ABC):
         cache: EmbeddingCache | None = None,
         progress: bool = False,
         chunk_size: int = 2048,
+        long_texts: str = "chunk",
     ) -> np.ndarray:
-        """L2-normalised float32 vectors for ``texts``; only texts missing from ``cache`` are computed."""
+        """L2-normalised float32 vectors for ``texts``; only texts missing from ``cache`` are computed.
+
+        ``long_texts``: ``"chunk"`` embeds a text longer than the window as the mean of its chunks'
+        vectors (``embedders.chunking``); ``"truncate"`` lets the backend cut it at the window.
+        """
         texts = list(texts)
-        todo = [t for t in dict.fromkeys(texts) if cache is None or cache.get(self.id, t) is None]
+        key = self._cache_key(long_texts)
+        todo = [t for t in dict.fromkeys(texts) if cache is None or cache.get(key(t), t) is None]
         computed: dict[str, np.ndarray] = {}
         if todo:
             bar = _progress(len(todo), progress, "embedding")
+            window = self.window() if long_texts == "chunk" else None
             for start in range(0, len(todo), chunk_size):
                 chunk = todo[start : start + chunk_size]
-                vecs = self._checked(chunk)
+                vecs = self._checked(chunk) if window is None else self._chunked(chunk, window)
                 for t, v in zip(chunk, vecs):
                     computed[t] = v
                     if cache is not None:
-                        cache.put(self.id, t, v)
+                        cache.put(key(t), t, v)
                 if bar is not None:
                     bar.update(len(chunk))
             if bar is not None:
                 bar.close()
         if not texts:
             return np.zeros((0, self.dimension_hint()), dtype=np.float32)
-        rows = [computed[t] if t in computed else cache.get(self.id, t) for t in texts]  # type: ignore[union-attr]
+        rows = [computed[t] if t in computed else cache.get(key(t), t) for t in texts]  # type: ignore[union-attr]
         return np.stack(rows).astype(np.float32, copy=False)
+
+    def _cache_key(self, long_texts: str) -> Callable[[str], str]:
+        """Cached vectors are filed under the vector space; a truncated long text is another vector."""
+        if long_texts not in ("chunk", "truncate"):
+            raise InvalidInputError(
+                f"long_texts must be 'chunk' or 'truncate', got {long_texts!r}", argument="long_texts"
+            )
+        ident = self.id
+        window = self.window() if long_texts == "truncate" else None
+        if window is None:
+            return lambda t: ident
+        return lambda t: f"{ident}#truncated" if window.is_long(t) else ident
+
+    def _chunked(self, texts: list[str], window: Window) -> np.ndarray:
+        """Vectors of ``texts``, each long one the normalised mean of its chunks' vectors."""
+        from .chunking import split
+
+        parts = [split(t, window) for t in texts]
+        if all(len(p) == 1 for p in parts):
+            return self._checked(texts)
+        flat = [c for p in parts for c in p]
+        vecs = self._checked(flat)
+        out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+        i = 0
+        for row, p in enumerate(parts):
+            v = vecs[i : i + len(p)].mean(axis=0)
+            out[row] = v / max(float(np.linalg.norm(v)), 1e-12)
+            i += len(p)
+        return out
 
     def dimension_hint(self) -> int:
         return 0

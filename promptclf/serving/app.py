@@ -55,6 +55,7 @@ class LoadedModel:
             "path": self.path,
             "sha256": self.sha256,
             "classes": [str(c) for c in clf.classes_],
+            "multi_label": bool(clf.multi_label),
             "embedder": dict(clf.embedder_spec_),
             "serving_embedder": clf._emb.to_spec(),
             "promptclf_version": __version__,
