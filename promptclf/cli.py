@@ -244,10 +244,7 @@ def evaluate(
     typer.echo(f"rows      {len(rows)}")
     typer.echo(f"accuracy  {accuracy_score(labels, pred):.4f}")
     typer.echo(f"macro-F1  {f1_score(labels, pred, labels=classes, average='macro', zero_division=0):.4f}")
-    w = max(len(c) for c in classes)
-    typer.echo(f"\n{'class':{w}}  precision  recall  f1      support")
-    for i, c in enumerate(classes):
-        typer.echo(f"{c:{w}}  {p[i]:.4f}     {r[i]:.4f}  {f1[i]:.4f}  {support[i]}")
+    w = _per_class_table(classes, p, r, f1, support)
     cm = confusion_matrix(labels, pred, labels=classes)
     typer.echo(
         f"\nconfusion matrix (rows: true, columns: predicted)\n{'':{w}}  " + " ".join(f"{c[:8]:>8}" for c in classes)
@@ -261,6 +258,19 @@ def evaluate(
         known = [i for i, lab in enumerate(labels) if lab in classes]
         clf.plot_precision_recall(plot, texts=[texts[i] for i in known], labels=[labels[i] for i in known])
         typer.echo(f"wrote {plot}", err=True)
+
+
+def _per_class_table(classes, p, r, f1, support, *, thresholds=None) -> int:
+    """Print eval's per-class rows (with each class's threshold, for a multi-label model); returns the name width."""
+    w = max(len(c) for c in classes)
+    typer.echo(
+        f"\n{'class':{w}}  precision  recall  f1      support" + ("  threshold" if thresholds is not None else "")
+    )
+    for i, c in enumerate(classes):
+        row = f"{c:{w}}  {p[i]:.4f}     {r[i]:.4f}  {f1[i]:.4f}  "
+        row += f"{support[i]:<7d}  {thresholds[i]:.4f}" if thresholds is not None else f"{support[i]}"
+        typer.echo(row)
+    return w
 
 
 def _eval_multi_label(clf, texts: list[str], truth: list[list[str]], plot: Path | None) -> None:
@@ -278,10 +288,7 @@ def _eval_multi_label(clf, texts: list[str], truth: list[list[str]], plot: Path 
     typer.echo(f"macro-F1     {f1_score(Yt, Yp, average='macro', zero_division=0):.4f}")
     typer.echo(f"exact match  {(Yt == Yp).all(axis=1).mean():.4f}")
     typer.echo(f"labels/text  {Yp.sum(1).mean():.2f} predicted, {Yt.sum(1).mean():.2f} true")
-    w = max(len(c) for c in classes)
-    typer.echo(f"\n{'class':{w}}  precision  recall  f1      support  threshold")
-    for i, c in enumerate(classes):
-        typer.echo(f"{c:{w}}  {p[i]:.4f}     {r[i]:.4f}  {f1[i]:.4f}  {support[i]:<7d}  {clf.thresholds_[i]:.4f}")
+    _per_class_table(classes, p, r, f1, support, thresholds=clf.thresholds_)
     if unknown:
         typer.echo(f"\nnote: labels not in the model (left out): {unknown}", err=True)
     if plot is not None:

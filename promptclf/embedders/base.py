@@ -56,7 +56,7 @@ class Embedder(Backend, ABC):
     def count_long(self, texts: Sequence[str]) -> int:
         """How many of ``texts`` are longer than the window (chunked by ``embed``, or truncated)."""
         w = self.window()
-        return 0 if w is None else sum(w.is_long(t) for t in dict.fromkeys(texts))
+        return 0 if w is None else sum(w.long_mask(list(dict.fromkeys(texts))))
 
     def embed(
         self,
@@ -111,9 +111,10 @@ class Embedder(Backend, ABC):
         """Vectors of ``texts``, each long one the normalised mean of its chunks' vectors."""
         from .chunking import split
 
-        parts = [split(t, window) for t in texts]
-        if all(len(p) == 1 for p in parts):
+        long = window.long_mask(texts)
+        if not any(long):
             return self._checked(texts)
+        parts = [split(t, window, long=True) if is_long else [t] for t, is_long in zip(texts, long)]
         flat = [c for p in parts for c in p]
         vecs = self._checked(flat)
         out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)

@@ -32,9 +32,21 @@ class Window:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     def is_long(self, text: str) -> bool:
-        # a word piece covers at least one character, so a text no longer than the window in
-        # characters fits without being tokenised (most texts; this keeps short-text cost at zero)
-        return len(text) > self.max_tokens and self.n_tokens(text) > self.max_tokens
+        return bool(self.long_mask([text])[0])
+
+    def long_mask(self, texts: list[str]) -> list[bool]:
+        """Which texts are over the window: one batched tokenisation of the candidates only.
+
+        A word piece covers at least one character, so a text no longer than the window in characters
+        fits without being tokenised (most texts: short-text cost stays at zero).
+        """
+        mask = [False] * len(texts)
+        idx = [i for i, t in enumerate(texts) if len(t) > self.max_tokens]
+        if idx:
+            encs = self.tokenizer.encode_batch([texts[i] for i in idx], add_special_tokens=False)
+            for i, e in zip(idx, encs):
+                mask[i] = len(e.ids) > self.max_tokens
+        return mask
 
 
 def max_seq_length(folder: str | Path, default: int = 256) -> int:
@@ -75,13 +87,14 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def split(text: str, window: Window) -> list[str]:
+def split(text: str, window: Window, *, long: bool | None = None) -> list[str]:
     """``text`` as chunks of at most ``window.max_tokens`` tokens, cut between sentences where possible.
 
     A text that fits is returned whole. A sentence longer than the window is cut between word pieces
     (at the offset of a token). Consecutive chunks share the sentence between them when it is short.
+    ``long``: whether the text is over the window, if the caller knows already (``Window.long_mask``).
     """
-    if not window.is_long(text):
+    if not (window.is_long(text) if long is None else long):
         return [text]
     limit = window.max_tokens
     spans = sentence_spans(text)
