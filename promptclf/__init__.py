@@ -16,6 +16,7 @@ from .errors import (
     ModelFileError,
     NotFittedError,
     PromptClfError,
+    UncalibratedThresholdsWarning,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ __all__ = [
     "NotFittedError",
     "PromptClassifier",
     "PromptClfError",
+    "Suggestion",
+    "UncalibratedThresholdsWarning",
     "__version__",
     "load",
 ]
@@ -49,6 +52,10 @@ def __getattr__(name: str) -> Any:
         from .classifier import PromptClassifier
 
         return PromptClassifier
+    if name == "Suggestion":
+        from .review.suggest import Suggestion
+
+        return Suggestion
     if name == "Chain":
         from .escalation import Chain
 

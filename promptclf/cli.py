@@ -1,4 +1,4 @@
-"""The ``promptclf`` command line: train, predict, eval, add, retrain, info.
+"""The ``promptclf`` command line: train, predict, eval, add, review, retrain, info, serve.
 
 Library errors become a one-line message and exit status 1, never a traceback.
 """
@@ -211,9 +211,14 @@ def evaluate(
     ] = None,
     delimiter: Annotated[str, typer.Option(help="multi-label: what separates the labels in one cell")] = "|",
     plot: Annotated[Path | None, typer.Option(help="write precision-recall curves on this data to a PNG")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="write a report to this folder: tables, confusion matrix, PR curves, reliability"),
+    ] = None,
     encoding: Encoding = "utf-8",
 ) -> None:
-    """Accuracy, macro-F1, per-class precision and recall, confusion matrix.
+    """Accuracy, macro-F1, per-class precision and recall, confusion matrix, and what the abstention
+    thresholds deliver here (precision and coverage with 95% intervals).
 
     For a multi-label model: micro- and macro-F1, exact-match ratio and per-class figures; each cell of
     the label column holds the text's labels joined by --delimiter (empty: no label)."""
@@ -235,7 +240,9 @@ def evaluate(
     if clf.multi_label:
         if not delimiter:
             _fail("--delimiter must not be empty")
-        _eval_multi_label(clf, texts, [[x for x in lab.split(delimiter) if x] for _, lab in rows], plot)
+        truth = [[x for x in lab.split(delimiter) if x] for _, lab in rows]
+        _eval_multi_label(clf, texts, truth, plot)
+        _abstention_lines(clf, texts, [[c for c in row if c in set(map(str, clf.classes_))] for row in truth], report)
         return
     labels = [lab for _, lab in rows]
     pred = clf.predict(texts)
@@ -254,10 +261,37 @@ def evaluate(
     unknown = sorted(set(labels) - set(classes))
     if unknown:
         typer.echo(f"\nnote: labels not in the model: {unknown}", err=True)
+    known = [i for i, lab in enumerate(labels) if lab in classes]
     if plot is not None:
-        known = [i for i, lab in enumerate(labels) if lab in classes]
         clf.plot_precision_recall(plot, texts=[texts[i] for i in known], labels=[labels[i] for i in known])
         typer.echo(f"wrote {plot}", err=True)
+    _abstention_lines(clf, [texts[i] for i in known], [labels[i] for i in known], report)
+
+
+def _abstention_lines(clf, texts: list[str], truth: list, report: Path | None) -> None:
+    """What predict(abstain=True) delivers on these rows, beside what the model promised; then the report."""
+    from .report import abstention, write_report
+
+    if not texts:
+        return
+    cal = clf.calibration_
+    ab = abstention(clf, clf.predict_proba(texts), clf._label_array(truth, len(texts)))
+
+    def iv(v, lo_hi) -> str:
+        return "n/a" if v is None else f"{v:.4f} [{lo_hi[0]:.4f}, {lo_hi[1]:.4f}]"
+
+    typer.echo(f"\nabstaining at the thresholds (target precision {cal.get('target_precision', 0.9):g}, 95% intervals)")
+    typer.echo(f"precision here    {iv(ab['precision'], ab['precision_interval'])}")
+    typer.echo(f"coverage here     {iv(ab['coverage'], ab['coverage_interval'])}")
+    est = cal.get("estimate")
+    if cal.get("calibrated") and est:
+        typer.echo(f"model's estimate  precision {iv(est['precision'], est['precision_interval'])}, "
+                   f"coverage {iv(est['coverage'], est['coverage_interval'])} ({est.get('method', '')})")  # fmt: skip
+    else:
+        typer.echo("model's estimate  none: thresholds uncalibrated (set on synthetic/pseudo-labelled data)")
+    if report is not None:
+        index = write_report(clf, texts, truth, report)
+        typer.echo(f"wrote {index}", err=True)
 
 
 def _per_class_table(classes, p, r, f1, support, *, thresholds=None) -> int:
@@ -299,16 +333,132 @@ def _eval_multi_label(clf, texts: list[str], truth: list[list[str]], plot: Path 
 @app.command()
 def add(
     model: Model,
-    class_name: Annotated[str, typer.Argument(help="the class the texts belong to")],
-    texts: Annotated[list[str], typer.Argument(help="one or more texts")],
+    class_name: Annotated[str | None, typer.Argument(help="the class the texts belong to")] = None,
+    texts: Annotated[list[str] | None, typer.Argument(help="one or more texts")] = None,
+    from_csv: Annotated[
+        Path | None, typer.Option("--from", help="a CSV of text,label rows (e.g. a filled-in review --export)")
+    ] = None,
+    text_column: Annotated[str, typer.Option(help="--from: column with the text")] = "text",
+    label_column: Annotated[str, typer.Option(help="--from: column with the label (empty: skipped)")] = "label",
+    delimiter: Annotated[str, typer.Option(help="--from, multi-label: what separates labels in one cell")] = "|",
+    encoding: Encoding = "utf-8",
 ) -> None:
-    """Add examples to a class inside the model file (then run `promptclf retrain`)."""
+    """Add examples inside the model file: texts of one class, or labelled rows of a CSV (then `retrain`)."""
+    from .classifier import PromptClassifier
+
+    if (from_csv is None) == (class_name is None):
+        _fail("give a class and texts, or --from labels.csv (not both)")
+    clf = PromptClassifier.load(model)
+    if from_csv is None:
+        if not texts:
+            _fail(f"no texts given for class {class_name!r}")
+        clf.add_data_to_class(class_name, texts)
+        typer.echo(f"added {len(texts)} example(s) to {class_name!r}; run `promptclf retrain {model}`", err=True)
+    else:
+        from .review.session import REVIEW_META
+        from .textio import read_csv_columns, read_csv_header
+
+        # a `pick` column (review --export writes one) says which texts were random picks: those calibrate
+        has_pick = "pick" in read_csv_header(from_csv, encoding=encoding)
+        cols = [text_column, label_column] + (["pick"] if has_pick else [])
+        cells = [(*row, "") if not has_pick else row for row in read_csv_columns(from_csv, cols, encoding=encoding)]
+        rows = [(t, lab.strip(), pick.strip()) for t, lab, pick in cells]
+        labelled = [
+            (t, [c for c in lab.split(delimiter) if c] if clf.multi_label else [lab], pick)
+            for t, lab, pick in rows
+            if lab
+        ]
+        unknown = sorted({c for _, cs, _ in labelled for c in cs} - set(map(str, clf.classes_)))
+        if unknown:  # a typo must not become a new class
+            _fail(f"{from_csv}: labels {unknown} are not classes of {model} ({list(map(str, clf.classes_))})")
+        for t, cs, pick in labelled:
+            meta = {**REVIEW_META, "pick": pick} if pick in ("random", "uncertain") else {"via": "csv"}
+            for c in cs:
+                clf.add_data_to_class(c, t, meta=meta)
+        typer.echo(
+            f"added {len(labelled)} labelled row(s) from {from_csv} ({len(rows) - len(labelled)} without a label "
+            f"skipped); run `promptclf retrain {model}`",
+            err=True,
+        )
+    clf.save(model)
+
+
+@app.command()
+def review(
+    model: Model,
+    texts: Annotated[str, typer.Argument(help="your unlabelled texts: lines, CSV or JSONL")],
+    column: Annotated[str | None, typer.Option(help="CSV column of the texts")] = None,
+    field: Annotated[str | None, typer.Option(help="JSONL field of the texts")] = None,
+    export: Annotated[
+        Path | None, typer.Option(help="don't ask: write the suggestions to this CSV (fill in label, then add --from)")
+    ] = None,
+    n: Annotated[int, typer.Option("-n", help="--export: how many suggestions", min=1)] = 50,
+    batch: Annotated[int, typer.Option(help="suggestions chosen at a time", min=1)] = 10,
+    retrain_every: Annotated[int, typer.Option(help="answers between background retrainings", min=1)] = 5,
+    llm: Annotated[str | None, typer.Option(help="also show this LLM's answer (e.g. llama-cpp:smollm2)")] = None,
+    explore: Annotated[
+        float, typer.Option(help="share of suggestions drawn at random (their labels calibrate)", min=0, max=1)
+    ] = 0.5,
+    self_train: Annotated[
+        bool | None,
+        typer.Option(help="self-train on the texts when saving (default: when the model was self-trained)"),
+    ] = None,
+    encoding: Encoding = "utf-8",
+) -> None:
+    """Label the texts the model most needs, one at a time; the model retrains as you go and is saved at the end.
+
+    Answers are written to MODEL.review.jsonl as you give them: after Ctrl-C or a crash, run the
+    same command again to carry on.
+    """
     from .classifier import PromptClassifier
 
     clf = PromptClassifier.load(model)
-    clf.add_data_to_class(class_name, texts)
-    clf.save(model)
-    typer.echo(f"added {len(texts)} example(s) to {class_name!r}; run `promptclf retrain {model}`", err=True)
+    clf.progress = False
+    pool = list(_pool(texts, column, field, encoding))
+    if export is not None:
+        _export_suggestions(clf, pool, export, n, explore)
+        return
+    from .escalation.links import LLMLink
+    from .review.session import ReviewSession, journal_path
+    from .review.tui import check_terminal, run_review
+
+    check_terminal()
+    link = LLMLink(llm, clf.prompts_) if llm else None
+    session = ReviewSession(
+        clf,
+        pool,
+        journal=journal_path(model),
+        batch=batch,
+        retrain_every=retrain_every,
+        llm_link=link,
+        explore=explore,
+    )
+    if self_train is None:
+        self_train = getattr(clf, "self_training_report_", None) is not None
+    run_review(model, session, unlabeled=pool if self_train else None)
+
+
+def _export_suggestions(clf, pool: list[str], path: Path, n: int, explore: float) -> None:
+    import csv
+    import io
+
+    from ._atomic import atomic_write
+
+    if not path.resolve().parent.is_dir():
+        _fail(f"cannot write {path}: folder {path.resolve().parent} does not exist")
+    suggestions = clf.suggest(pool, n=n, explore=explore)
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["text", "guess", "confidence", "pick", "label"])
+    for s in suggestions:
+        guess = "|".join(s.guess) if isinstance(s.guess, list) else s.guess
+        w.writerow([s.text, guess, f"{s.confidence:.4f}", s.pick, ""])
+    atomic_write(path, buf.getvalue().encode("utf-8"))
+    typer.echo(
+        f"wrote {len(suggestions)} suggestion(s) to {path}: fill in the label column (the guess may be "
+        f"copied), then `promptclf add MODEL --from {path}` and `promptclf retrain MODEL`",
+        err=True,
+    )
 
 
 @app.command()
@@ -338,8 +488,9 @@ def info(model: Model, as_json: Annotated[bool, typer.Option("--json", help="mac
     if as_json:
         typer.echo(json.dumps(data, indent=1))
         return
+    w = max(map(len, data))
     for k, v in data.items():
-        typer.echo(f"{k:17} {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+        typer.echo(f"{k:{w}} {json.dumps(v) if isinstance(v, (dict, list)) else v}")
 
 
 @app.command()

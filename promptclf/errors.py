@@ -117,3 +117,7 @@ class GenerationError(PromptClfError):
         self.class_name = class_name
         self.dropped = dict(dropped or {})
         self.report = report
+
+
+class UncalibratedThresholdsWarning(UserWarning):
+    """``predict(abstain=True)`` on thresholds that no real label has measured (warned once per model)."""

@@ -119,11 +119,34 @@ def _schema():
         sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
         size: Annotated[int, Field(ge=0, le=TOTAL_LIMIT)]
 
+    Count = Annotated[int, Field(ge=0, le=10**9)]
+    Interval = Annotated[list[Unit], Field(min_length=2, max_length=2)]
+
+    class ClassEstimate(Model):
+        answered: Count
+        precision: Unit | None = None
+        interval: Interval
+
+    class Estimate(Model):
+        n: Count
+        precision: Unit | None = None
+        precision_interval: Interval
+        coverage: Unit | None = None
+        coverage_interval: Interval
+        per_class: dict[Name, ClassEstimate] = Field(default_factory=dict)
+        method: Annotated[str, Field(max_length=200)] = ""
+
     class Calibration(Model):
         source: Literal["out-of-fold", "labelled"] = "out-of-fold"
         target_precision: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.9
-        n: Annotated[int, Field(ge=0, le=10**9)] | None = None
+        n: Count | None = None
         precision: dict[Name, Unit] = Field(default_factory=dict)
+        # which rows chose the thresholds: synthetic/pseudo out-of-fold, or real labels (calibrated).
+        # Files written before these fields: "labelled" was real, anything else synthetic.
+        labels: Literal["synthetic", "real"] | None = None
+        calibrated_classes: list[Name] | None = None  # classes whose thresholds real labels chose
+        real_labels: dict[Name, Count] = Field(default_factory=dict)
+        estimate: Estimate | None = None
 
     class Encoder(Model):
         base: Spec
@@ -475,7 +498,14 @@ def read(path: str | os.PathLike[str]) -> ModelState:
     except ConfigurationError as e:
         raise r.fail(f"settings: {e}", MANIFEST) from None
     cal = m.calibration.model_dump() if m.calibration is not None else {"target_precision": m.target_precision}
-    unknown = set(cal.get("precision", {})) - set(m.classes)
+    if cal.get("labels") is None:
+        cal["labels"] = "real" if cal.get("source") == "labelled" else "synthetic"
+    cal["calibrated"] = cal["labels"] == "real"
+    if cal.get("calibrated_classes") is None:
+        cal["calibrated_classes"] = list(m.classes) if cal["calibrated"] else []
+    named = set(cal.get("precision", {})) | set(cal.get("real_labels", {})) | set(cal["calibrated_classes"])
+    named |= set((cal.get("estimate") or {}).get("per_class", {}))
+    unknown = named - set(m.classes)
     if unknown:
         raise r.fail(f"calibration names classes not in the model: {sorted(unknown)[:5]}", MANIFEST)
     return ModelState(

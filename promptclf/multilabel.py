@@ -232,13 +232,13 @@ def pr_curves_ovr(Y: np.ndarray, M: np.ndarray, P: np.ndarray, classes: np.ndarr
 
 
 def ovr_thresholds(
-    Y: np.ndarray, M: np.ndarray, P: np.ndarray | None, classes: np.ndarray, target: float
+    Y: np.ndarray, M: np.ndarray, P: np.ndarray | None, classes: np.ndarray, target: float, *, quiet: bool = False
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Per class, the lowest probability whose precision reaches ``target`` (0.5 where unmeasurable)."""
     if P is None:
         return np.full(len(classes), FALLBACK_THRESHOLD), {}
     curves = pr_curves_ovr(Y, M, P, classes)
-    th, reached = thresholds_for_precision(curves, classes, target)
+    th, reached = thresholds_for_precision(curves, classes, target, quiet=quiet)
     for j, c in enumerate(classes):
         curve = curves.get(str(c))
         if curve is None:
@@ -416,3 +416,25 @@ def self_train_ovr(
         return MultiSelfTrainResult(np.zeros(0, dtype=int), [], np.zeros(0), report)
     sets = [[str(classes[j]) for j in np.flatnonzero(row)] for row in Ysel]
     return MultiSelfTrainResult(sel, sets, conf, report)
+
+
+def cross_validated_estimate_ovr(
+    P: np.ndarray, L: np.ndarray, classes: np.ndarray, target: float, *, folds: int = 5, random_state: int = 0
+) -> dict[str, Any] | None:
+    """Multi-label counterpart of ``calibration.cross_validated_estimate``: per-class thresholds chosen
+    on the other folds; precision is over the labels given (where the truth is known), coverage the
+    share of texts given at least one label. ``L`` is (n, k): 1 positive, 0 negative, -1 unknown."""
+    from sklearn.model_selection import KFold
+
+    from .calibration import summarize_sets
+
+    if (L == 1).sum(axis=0).min() < 2 or len(L) < 4:
+        return None
+    cv = KFold(n_splits=int(min(folds, len(L) // 2)), shuffle=True, random_state=random_state)
+    given = np.zeros(L.shape, dtype=bool)
+    for fit_rows, held in cv.split(P):
+        th, _ = ovr_thresholds(L[fit_rows] == 1, L[fit_rows] >= 0, P[fit_rows], classes, target, quiet=True)
+        given[held] = P[held] >= th
+    out = summarize_sets(given, L, classes)
+    out["method"] = f"{cv.get_n_splits()}-fold cross-validation of the threshold choice"
+    return out

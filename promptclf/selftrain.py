@@ -99,16 +99,21 @@ def self_train(
     llm_labeler: Any = None,
     view: TextView | None = None,
     prior_in_rounds: bool | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> SelfTrainResult:
     """Pseudo-label ``XU`` starting from the labelled anchors ``X, y`` (descriptions, generated, user).
 
     ``view``: a second view (co-training): a pseudo-label is kept only where both views agree.
     ``prior_in_rounds``: refit each round with the zero-shot prior too (default ``PRIOR_IN_ROUNDS``).
+    ``sample_weight``: per anchor (your examples may count more); pseudo-labels weigh 1.
     """
     prior_in_rounds = PRIOR_IN_ROUNDS if prior_in_rounds is None else prior_in_rounds
 
+    def weights(n: int) -> np.ndarray | None:  # every fit puts the anchors first
+        return None if sample_weight is None else np.concatenate([sample_weight, np.ones(n - len(sample_weight))])
+
     def fit(Xf: np.ndarray, yf: np.ndarray):
-        return with_prior(fit_head(Xf, yf, C=C, random_state=random_state), prior)
+        return with_prior(fit_head(Xf, yf, weights(len(yf)), C=C, random_state=random_state), prior)
 
     agreed: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=int), np.zeros(0, dtype=str))
 
@@ -131,7 +136,12 @@ def self_train(
     labels = proba.argmax(1)
     sel = agree(_select(proba, classes), labels)
     rounds = 0
-    refit = fit if prior_in_rounds else (lambda Xf, yf: fit_head(Xf, yf, C=C, random_state=random_state))
+
+    def refit(Xf: np.ndarray, yf: np.ndarray):
+        if prior_in_rounds:
+            return fit(Xf, yf)
+        return fit_head(Xf, yf, weights(len(yf)), C=C, random_state=random_state)
+
     for rounds in range(1, ROUNDS + 1):
         head = refit(np.vstack([X, XU[sel]]), np.concatenate([y, classes[labels[sel]]]))
         proba = head.predict_proba(XU)

@@ -98,6 +98,12 @@ def csv_columns(f, columns: list[str], path: str | Path) -> Iterator[tuple[str, 
         yield values  # type: ignore[misc]
 
 
+def read_csv_header(path: str | Path, *, encoding: str = "utf-8") -> list[str]:
+    """The column names of a CSV file (empty for an empty file)."""
+    with _reading(path, encoding) as f:
+        return list(csv.DictReader(f).fieldnames or [])
+
+
 def read_csv_columns(path: str | Path, columns: list[str], *, encoding: str = "utf-8") -> list[tuple[str, ...]]:
     """All rows' values of ``columns`` of a CSV file, with ``iter_texts``'s errors."""
     with _reading(path, encoding) as f:

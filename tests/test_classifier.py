@@ -67,12 +67,19 @@ def test_calibrate_from_labelled_data(trained):
     labels = ["pos", "neg", "pos", "neg", "pos", "neg"]
     trained.calibrate(texts, labels, target_precision=0.8)
     assert trained.target_precision == 0.9  # the constructor's setting is not rewritten
-    assert trained.calibration_ == {
+    cal = trained.calibration_
+    assert {k: cal[k] for k in ("source", "target_precision", "n", "labels", "calibrated")} == {
         "source": "labelled",
         "target_precision": 0.8,
         "n": 6,
-        "precision": trained.precision_at_threshold_,
+        "labels": "real",
+        "calibrated": True,
     }
+    assert cal["precision"] == trained.precision_at_threshold_
+    assert cal["real_labels"] == {"neg": 3, "pos": 3}
+    est = cal["estimate"]  # cross-validated: 3 folds of 2, thresholds chosen on the other 4 rows
+    assert est["n"] == 6 and est["method"].startswith("3-fold")
+    assert 0 <= est["precision_interval"][0] <= est["precision_interval"][1] <= 1
     assert set(trained.precision_recall_curves()) == {"neg", "pos"}
     with pytest.raises(InvalidInputError, match="not classes"):
         trained.calibrate(["x"], ["other"])

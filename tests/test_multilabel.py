@@ -240,3 +240,20 @@ def test_server_returns_label_lists(ml_clf, tmp_path):
         assert httpx.get(f"{s.url}/v1/model").json()["multi_label"] is True
         res = httpx.post(f"{s.url}/v1/classify", json={"texts": texts}).json()["results"]
         assert [[d["class_name"] for d in r] for r in res] == ml_clf.predict(texts)
+
+
+def test_multi_label_thresholds_on_real_labels_are_calibrated(ml_clf, tmp_path):
+    cal = ml_clf.calibration_  # the fixture's examples are all yours: thresholds chosen on them
+    assert cal["calibrated"] and cal["labels"] == "real" and set(cal["real_labels"]) == set(TOPICS)
+    est = cal["estimate"]
+    assert est["method"].endswith("threshold choice") and 0 <= est["coverage"] <= 1
+    assert est["precision_interval"][0] <= est["precision"] <= est["precision_interval"][1]
+    ml_clf.train(unlabeled=texts_of(("sports", "food"), 10, seed=7))  # with pseudo-label sets too
+    assert ml_clf.calibration_["calibrated"]
+    assert (
+        len(ml_clf._oof_proba_)
+        == ml_clf.calibration_["n"]
+        == len({e.text for e in ml_clf._store if e.source == "user"})
+    )
+    ml_clf.save(tmp_path / "m.clf")
+    assert PromptClassifier.load(tmp_path / "m.clf").calibration_ == ml_clf.calibration_
