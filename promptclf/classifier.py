@@ -1022,7 +1022,8 @@ class PromptClassifier(ParamsMixin):
         rng = np.random.default_rng(self.random_state + len(labelled))
         randoms = rng.choice(rest, size=min(n_random, len(rest)), replace=False) if len(rest) else rest
         idx = sg.interleave(sure, randoms)
-        picks = ["uncertain" if i in set(sure.tolist()) else "random" for i in idx]
+        uncertain = set(sure.tolist())
+        picks = ["uncertain" if i in uncertain else "random" for i in idx]
         return sg.suggestions(self, [pool[i] for i in idx], proba[idx], u[idx], picks)
 
     # ------------------------------------------------------------------ calibration views

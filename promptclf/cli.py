@@ -237,16 +237,18 @@ def evaluate(
     if not rows:
         _fail(f"{data}: no rows")
     texts = [t for t, _ in rows]
+    proba = clf.predict_proba(texts)  # once: every figure below is made from it
+    classes = [str(c) for c in clf.classes_]
     if clf.multi_label:
         if not delimiter:
             _fail("--delimiter must not be empty")
         truth = [[x for x in lab.split(delimiter) if x] for _, lab in rows]
-        _eval_multi_label(clf, texts, truth, plot)
-        _abstention_lines(clf, texts, [[c for c in row if c in set(map(str, clf.classes_))] for row in truth], report)
+        known_sets = [[c for c in row if c in classes] for row in truth]
+        _eval_multi_label(clf, proba, truth, known_sets, plot)
+        _abstention_lines(clf, texts, proba, known_sets, report)
         return
     labels = [lab for _, lab in rows]
-    pred = clf.predict(texts)
-    classes = [str(c) for c in clf.classes_]
+    pred = clf.predict_from_proba(proba)
     p, r, f1, support = precision_recall_fscore_support(labels, pred, labels=classes, zero_division=0)
     typer.echo(f"rows      {len(rows)}")
     typer.echo(f"accuracy  {accuracy_score(labels, pred):.4f}")
@@ -262,20 +264,29 @@ def evaluate(
     if unknown:
         typer.echo(f"\nnote: labels not in the model: {unknown}", err=True)
     known = [i for i, lab in enumerate(labels) if lab in classes]
+    known_labels = [labels[i] for i in known]
     if plot is not None:
-        clf.plot_precision_recall(plot, texts=[texts[i] for i in known], labels=[labels[i] for i in known])
-        typer.echo(f"wrote {plot}", err=True)
-    _abstention_lines(clf, [texts[i] for i in known], [labels[i] for i in known], report)
+        _plot(clf, proba[known], known_labels, plot)
+    _abstention_lines(clf, [texts[i] for i in known], proba[known], known_labels, report)
 
 
-def _abstention_lines(clf, texts: list[str], truth: list, report: Path | None) -> None:
+def _plot(clf, proba, truth: list, path: Path) -> None:
+    from .calibration import plot_precision_recall
+
+    curves = clf._curves(proba, clf._label_array(truth, len(proba)))
+    target = clf.calibration_.get("target_precision", clf.target_precision)
+    plot_precision_recall(curves, clf.classes_, clf.thresholds_, target, str(path))
+    typer.echo(f"wrote {path}", err=True)
+
+
+def _abstention_lines(clf, texts: list[str], proba, truth: list, report: Path | None) -> None:
     """What predict(abstain=True) delivers on these rows, beside what the model promised; then the report."""
     from .report import abstention, write_report
 
     if not texts:
         return
     cal = clf.calibration_
-    ab = abstention(clf, clf.predict_proba(texts), clf._label_array(truth, len(texts)))
+    ab = abstention(clf, proba, clf._label_array(truth, len(texts)))
 
     def iv(v, lo_hi) -> str:
         return "n/a" if v is None else f"{v:.4f} [{lo_hi[0]:.4f}, {lo_hi[1]:.4f}]"
@@ -290,7 +301,7 @@ def _abstention_lines(clf, texts: list[str], truth: list, report: Path | None) -
     else:
         typer.echo("model's estimate  none: thresholds uncalibrated (set on synthetic/pseudo-labelled data)")
     if report is not None:
-        index = write_report(clf, texts, truth, report)
+        index = write_report(clf, texts, truth, report, proba=proba)
         typer.echo(f"wrote {index}", err=True)
 
 
@@ -307,17 +318,16 @@ def _per_class_table(classes, p, r, f1, support, *, thresholds=None) -> int:
     return w
 
 
-def _eval_multi_label(clf, texts: list[str], truth: list[list[str]], plot: Path | None) -> None:
+def _eval_multi_label(clf, proba, truth: list[list[str]], known: list[list[str]], plot: Path | None) -> None:
     from sklearn.metrics import f1_score, precision_recall_fscore_support
     from sklearn.preprocessing import MultiLabelBinarizer
 
     classes = [str(c) for c in clf.classes_]
     unknown = sorted({c for row in truth for c in row} - set(classes))
-    known = [[c for c in row if c in classes] for row in truth]
     mlb = MultiLabelBinarizer(classes=classes)
-    Yt, Yp = mlb.fit_transform(known), mlb.transform(clf.predict(texts))
+    Yt, Yp = mlb.fit_transform(known), mlb.transform(clf.predict_from_proba(proba))
     p, r, f1, support = precision_recall_fscore_support(Yt, Yp, zero_division=0)
-    typer.echo(f"rows         {len(texts)}")
+    typer.echo(f"rows         {len(proba)}")
     typer.echo(f"micro-F1     {f1_score(Yt, Yp, average='micro', zero_division=0):.4f}")
     typer.echo(f"macro-F1     {f1_score(Yt, Yp, average='macro', zero_division=0):.4f}")
     typer.echo(f"exact match  {(Yt == Yp).all(axis=1).mean():.4f}")
@@ -326,8 +336,7 @@ def _eval_multi_label(clf, texts: list[str], truth: list[list[str]], plot: Path 
     if unknown:
         typer.echo(f"\nnote: labels not in the model (left out): {unknown}", err=True)
     if plot is not None:
-        clf.plot_precision_recall(plot, texts=texts, labels=known)
-        typer.echo(f"wrote {plot}", err=True)
+        _plot(clf, proba, known, plot)
 
 
 @app.command()

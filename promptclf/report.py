@@ -38,8 +38,9 @@ def abstention(clf: Any, proba: np.ndarray, truth: Any) -> dict[str, Any]:
     given, coverage the share of texts given at least one.
     """
     if clf.multi_label:
-        out = summarize_sets(clf._over_threshold(proba), truth, clf.classes_)
-        out["answered"] = int(clf._over_threshold(proba).any(axis=1).sum())
+        given = clf._over_threshold(proba)
+        out = summarize_sets(given, truth, clf.classes_)
+        out["answered"] = int(given.any(axis=1).sum())
         return out
     answered, correct = abstain_outcome(proba, truth, clf.thresholds_)
     out = summarize_outcome(answered, correct, proba.argmax(axis=1), clf.classes_)
@@ -93,11 +94,14 @@ def _interval(v: Any, iv: list[float]) -> str:
     return "–" if v is None else f"{v:.3f} [{iv[0]:.3f}, {iv[1]:.3f}]"
 
 
-def write_report(clf: Any, texts: list[str], truth: Any, folder: str | os.PathLike[str]) -> Path:
+def write_report(
+    clf: Any, texts: list[str], truth: Any, folder: str | os.PathLike[str], *, proba: np.ndarray | None = None
+) -> Path:
     """Write the report for labelled ``texts`` to ``folder`` (made if missing); returns ``index.html``.
 
     ``truth``: per text its class (single-label; classes the model does not know must be left out
-    by the caller), or its list of classes (multi-label).
+    by the caller), or its list of classes (multi-label). ``proba``: ``clf.predict_proba(texts)``
+    if the caller has it already.
     """
     from sklearn.metrics import precision_recall_fscore_support
 
@@ -110,7 +114,8 @@ def write_report(clf: Any, texts: list[str], truth: Any, folder: str | os.PathLi
     except OSError as e:
         raise InvalidInputError(f"cannot make report folder {out}: {e}", argument="report") from None
     classes = [str(c) for c in clf.classes_]
-    proba = clf.predict_proba(texts)
+    if proba is None:
+        proba = clf.predict_proba(texts)
     y = clf._label_array(truth, len(texts))
     thresholds = clf.thresholds_
     figures: list[tuple[str, str]] = []
