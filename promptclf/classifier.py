@@ -520,7 +520,7 @@ class PromptClassifier(ParamsMixin):
         y_idx = np.searchsorted(self.classes_, y[keep])
         real = self._calibration_rows(np.asarray(texts)[keep], sources[keep])
         cal = self._real_label_proba(X[keep], y[keep], sources[keep], real, C, wk, prior, oof)
-        self._set_calibration(cal, y_idx if oof is not None else None, real=real)
+        self._set_calibration(oof, y_idx if oof is not None else None, real=real, real_proba=cal)
         cv = None if oof is None else float((oof.argmax(1) == y_idx).mean())
         return int(keep.sum()), int((~keep).sum()), cv, Counter(zip(y[keep].tolist(), sources[keep].tolist()))
 
@@ -554,10 +554,8 @@ class PromptClassifier(ParamsMixin):
         pseudo = sources == "pseudo"
         if not CALIBRATE_WITHOUT_PSEUDO or oof is None or not pseudo.any() or not real.any():
             return oof
-        if np.unique(y[real], return_counts=True)[1].min() < MIN_REAL_PER_CLASS or len(np.unique(y[real])) < len(
-            np.unique(y)
-        ):
-            return oof  # not calibrated on real rows anyway
+        if np.unique(y[real], return_counts=True)[1].max() < MIN_REAL_PER_CLASS:
+            return oof  # no class is calibrated on real rows anyway
         rest = ~pseudo
         cal = out_of_fold_proba(
             X[rest], y[rest], C, None if w is None else w[rest], prior=prior, random_state=self.random_state
@@ -594,7 +592,7 @@ class PromptClassifier(ParamsMixin):
         self._prior_used = prior is not None
         real, pseudo = self._calibration_rows(np.asarray(ls.texts), ls.sources), ls.sources == "pseudo"
         cal = oof
-        enough = real.any() and ls.Y[real].sum(axis=0).min() >= MIN_REAL_PER_CLASS
+        enough = real.any() and ls.Y[real].sum(axis=0).min() >= MIN_REAL_PER_CLASS  # all or nothing here
         if CALIBRATE_WITHOUT_PSEUDO and oof is not None and pseudo.any() and enough:
             # as _real_label_proba: pseudo-label sets learnt from your examples leak them into the folds
             rest = ~pseudo
@@ -604,7 +602,10 @@ class PromptClassifier(ParamsMixin):
                 cal = oof.copy()
                 cal[rest] = held
         self._set_calibration(
-            cal, np.where(ls.M, ls.Y.astype(np.int8), -1).astype(np.int8) if oof is not None else None, real=real
+            oof,
+            np.where(ls.M, ls.Y.astype(np.int8), -1).astype(np.int8) if oof is not None else None,
+            real=real,
+            real_proba=cal,
         )
         kept_texts = set(ls.texts)
         counts = Counter((str(c), str(src)) for t, c, src in zip(texts, y, sources) if t in kept_texts)
@@ -756,6 +757,7 @@ class PromptClassifier(ParamsMixin):
         target: float | None = None,
         source: str = "out-of-fold",
         real: np.ndarray | None = None,
+        real_proba: np.ndarray | None = None,
     ) -> None:
         """Thresholds at the target precision, and where they come from.
 
@@ -763,8 +765,10 @@ class PromptClassifier(ParamsMixin):
         ``MIN_REAL_PER_CLASS`` of them in every class, thresholds are chosen on those rows alone: a
         precision measured on synthetic and pseudo-labelled rows is not one real text will see
         (BENCHMARKS.md, "Correction loop"). Only then, or after ``calibrate``, are they *calibrated*,
-        with a cross-validated estimate of the precision and coverage they deliver.
+        with a cross-validated estimate of the precision and coverage they deliver. ``real_proba``:
+        the probabilities to calibrate those rows with (``_real_label_proba``), if not ``proba``.
         """
+        own = proba if real_proba is None else real_proba
         target = float(self.target_precision if target is None else target)
         real_counts: dict[str, int] = {}
         labels = "real" if source == "labelled" else "synthetic"
@@ -777,7 +781,7 @@ class PromptClassifier(ParamsMixin):
             real_counts = {str(c): int(v) for c, v in zip(self.classes_, per_class)} if rows.any() else {}
             if real is not None and source != "labelled" and real.any():
                 if per_class.min() >= MIN_REAL_PER_CLASS:
-                    proba, y_idx, labels = proba[real], y_idx[real], "real"
+                    proba, y_idx, labels = own[real], y_idx[real], "real"
                 elif not self.multi_label:
                     some = per_class >= MIN_REAL_PER_CLASS
         self._oof_proba_, self._oof_labels_ = proba, y_idx
@@ -801,7 +805,7 @@ class PromptClassifier(ParamsMixin):
             elif some.any():
                 # a rare class may never get 5 real labels (trec6's abbreviations: 1.6% of texts); the
                 # classes that have them are calibrated on them, the rest keep the synthetic thresholds
-                pr, yr = proba[real], y_idx[real]
+                pr, yr = own[real], y_idx[real]
                 th_real, got = thresholds_for_precision(pr_curves(yr, pr, self.classes_), self.classes_, target)
                 self.thresholds_ = np.where(some, th_real, self.thresholds_)
                 reached.update({str(c): got[str(c)] for c in self.classes_[some] if str(c) in got})

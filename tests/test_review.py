@@ -212,6 +212,11 @@ def test_background_retraining_failure_keeps_the_old_model(geometry, monkeypatch
     assert s.model is clf and isinstance(s.error, RuntimeError)
 
 
+def test_an_unwritable_journal_is_named_before_any_answer(tmp_path):
+    with pytest.raises(InvalidInputError, match="review journal"):
+        Journal(tmp_path / "missing-folder" / "j.jsonl")
+
+
 def test_journal_ignores_a_torn_last_line(tmp_path):
     j = Journal(tmp_path / "j.jsonl")
     j.append({"op": "answer", "text": "a", "classes": ["x"]})

@@ -47,6 +47,13 @@ class Journal:
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
         self.path = Path(path) if path is not None else None
+        if self.path is not None:  # find out now, not at the first answer, that it cannot be written
+            try:
+                with open(self.path, "a", encoding="utf-8"):
+                    pass
+            except OSError as e:
+                msg = f"cannot write the review journal {self.path}: {e}"
+                raise InvalidInputError(msg, argument="journal") from None
 
     def append(self, record: dict[str, Any]) -> None:
         if self.path is None:
