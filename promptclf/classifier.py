@@ -53,7 +53,7 @@ log = logging.getLogger("promptclf")
 LLM_WEIGHT = 3.0  # settled by bench/chain.py (feedback table)
 USER_WEIGHT = 1.0  # settled by bench/learning.py (user weight table)
 # calibrate on your examples with out-of-fold probabilities from folds without pseudo-labels
-# (settled by bench/learning.py: see _real_label_proba)
+# (settled by bench/learning.py: see _without_pseudo)
 CALIBRATE_WITHOUT_PSEUDO = True
 TextInput = str | Iterable[str]
 
@@ -519,7 +519,16 @@ class PromptClassifier(ParamsMixin):
         self._prior_used = prior is not None
         y_idx = np.searchsorted(self.classes_, y[keep])
         real = self._calibration_rows(np.asarray(texts)[keep], sources[keep])
-        cal = self._real_label_proba(X[keep], y[keep], sources[keep], real, C, wk, prior, oof)
+        Xk, yk = X[keep], y[keep]
+        cal = self._without_pseudo(
+            oof,
+            sources[keep],
+            real,
+            real.any() and np.unique(yk[real], return_counts=True)[1].max() >= MIN_REAL_PER_CLASS,
+            lambda rows: out_of_fold_proba(
+                Xk[rows], yk[rows], C, None if wk is None else wk[rows], prior=prior, random_state=self.random_state
+            ),
+        )
         self._set_calibration(oof, y_idx if oof is not None else None, real=real, real_proba=cal)
         cv = None if oof is None else float((oof.argmax(1) == y_idx).mean())
         return int(keep.sum()), int((~keep).sum()), cv, Counter(zip(y[keep].tolist(), sources[keep].tolist()))
@@ -531,16 +540,9 @@ class PromptClassifier(ParamsMixin):
         chosen = [e.text for e in self._store.examples(("user",)) if e.meta.get("pick") == "uncertain"]
         return (sources == "user") & ~np.isin(texts, chosen)
 
-    def _real_label_proba(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        sources: np.ndarray,
-        real: np.ndarray,
-        C: float,
-        w: np.ndarray | None,
-        prior: np.ndarray | None,
-        oof: np.ndarray | None,
+    @staticmethod
+    def _without_pseudo(
+        oof: np.ndarray | None, sources: np.ndarray, real: np.ndarray, enough: bool, refit: Any
     ) -> np.ndarray | None:
         """Out-of-fold probabilities for calibrating on your examples, without pseudo-labels in the folds.
 
@@ -549,21 +551,17 @@ class PromptClassifier(ParamsMixin):
         On sst2 with 16/32 reviewed labels per class, thresholds chosen with pseudo-labels in the folds
         delivered 0.83/0.80 where the model estimated 1.00/0.93; without them 0.82/0.88 (bench/
         learning.py). The folds then model a weaker classifier than the one deployed, so the estimate
-        errs low: a promise kept rather than one broken.
+        errs low: a promise kept rather than one broken. ``refit(rows)``: out-of-fold probabilities of
+        ``rows`` alone; ``enough``: whether any class will be calibrated on real rows at all.
         """
         pseudo = sources == "pseudo"
-        if not CALIBRATE_WITHOUT_PSEUDO or oof is None or not pseudo.any() or not real.any():
+        if not CALIBRATE_WITHOUT_PSEUDO or oof is None or not pseudo.any() or not real.any() or not enough:
             return oof
-        if np.unique(y[real], return_counts=True)[1].max() < MIN_REAL_PER_CLASS:
-            return oof  # no class is calibrated on real rows anyway
-        rest = ~pseudo
-        cal = out_of_fold_proba(
-            X[rest], y[rest], C, None if w is None else w[rest], prior=prior, random_state=self.random_state
-        )
-        if cal is None:
+        held = refit(~pseudo)
+        if held is None:
             return oof
         out = oof.copy()
-        out[rest] = cal
+        out[~pseudo] = held
         return out
 
     def _fit_multi_label(self, texts: list[str], y: np.ndarray, sources: np.ndarray) -> tuple[int, int, Any, Counter]:
@@ -590,17 +588,16 @@ class PromptClassifier(ParamsMixin):
         self.head_ = fit_ovr(X, ls, w, C=C, prior=prior, random_state=self.random_state)
         self.classes_ = self.head_.classes_
         self._prior_used = prior is not None
-        real, pseudo = self._calibration_rows(np.asarray(ls.texts), ls.sources), ls.sources == "pseudo"
-        cal = oof
-        enough = real.any() and ls.Y[real].sum(axis=0).min() >= MIN_REAL_PER_CLASS  # all or nothing here
-        if CALIBRATE_WITHOUT_PSEUDO and oof is not None and pseudo.any() and enough:
-            # as _real_label_proba: pseudo-label sets learnt from your examples leak them into the folds
-            rest = ~pseudo
-            wr = None if w is None else w[rest]
-            held = out_of_fold_ovr(X[rest], subset(ls, rest), C, wr, prior=prior, random_state=self.random_state)
-            if held is not None:
-                cal = oof.copy()
-                cal[rest] = held
+        real, rs = self._calibration_rows(np.asarray(ls.texts), ls.sources), self.random_state
+        cal = self._without_pseudo(
+            oof,
+            ls.sources,
+            real,
+            real.any() and ls.Y[real].sum(axis=0).min() >= MIN_REAL_PER_CLASS,  # all or nothing here
+            lambda rows: out_of_fold_ovr(
+                X[rows], subset(ls, rows), C, None if w is None else w[rows], prior=prior, random_state=rs
+            ),
+        )
         self._set_calibration(
             oof,
             np.where(ls.M, ls.Y.astype(np.int8), -1).astype(np.int8) if oof is not None else None,
@@ -766,7 +763,7 @@ class PromptClassifier(ParamsMixin):
         precision measured on synthetic and pseudo-labelled rows is not one real text will see
         (BENCHMARKS.md, "Correction loop"). Only then, or after ``calibrate``, are they *calibrated*,
         with a cross-validated estimate of the precision and coverage they deliver. ``real_proba``:
-        the probabilities to calibrate those rows with (``_real_label_proba``), if not ``proba``.
+        the probabilities to calibrate those rows with (``_without_pseudo``), if not ``proba``.
         """
         own = proba if real_proba is None else real_proba
         target = float(self.target_precision if target is None else target)
@@ -1046,18 +1043,25 @@ class PromptClassifier(ParamsMixin):
         return pr_curves(y, proba, self.classes_)
 
     def plot_precision_recall(
-        self, path: str | os.PathLike[str], *, texts: Iterable[str] | None = None, labels: Iterable[str] | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        texts: Iterable[str] | None = None,
+        labels: Iterable[Any] | None = None,
+        proba: np.ndarray | None = None,
     ) -> None:
         """Write a PNG of each class's precision-recall curve with its threshold marked.
 
-        Curves come from the calibration probabilities, or from ``texts``/``labels`` if given.
+        Curves come from the calibration probabilities, or from ``labels`` with ``texts`` (or with
+        ``proba``, their ``predict_proba`` rows, when you have them already).
         """
         from .calibration import plot_precision_recall
 
         self._check_fitted()
-        if texts is not None and labels is not None:
-            texts = check_texts(texts)
-            curves = self._curves(self.predict_proba(texts), self._label_array(labels, len(texts)))
+        if labels is not None and (texts is not None or proba is not None):
+            if proba is None:
+                proba = self.predict_proba(check_texts(texts))
+            curves = self._curves(proba, self._label_array(labels, len(proba)))
         else:
             curves = self.precision_recall_curves()
         plot_precision_recall(curves, self.classes_, self.thresholds_, self.calibration_["target_precision"], path)

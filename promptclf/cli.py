@@ -271,11 +271,7 @@ def evaluate(
 
 
 def _plot(clf, proba, truth: list, path: Path) -> None:
-    from .calibration import plot_precision_recall
-
-    curves = clf._curves(proba, clf._label_array(truth, len(proba)))
-    target = clf.calibration_.get("target_precision", clf.target_precision)
-    plot_precision_recall(curves, clf.classes_, clf.thresholds_, target, str(path))
+    clf.plot_precision_recall(path, labels=truth, proba=proba)
     typer.echo(f"wrote {path}", err=True)
 
 
