@@ -74,7 +74,7 @@ def calibration_honesty(clf: PromptClassifier, texts: list[str], labels: list[st
 
 def from_store(emb, cache, descs, path, **settings) -> PromptClassifier:
     """A classifier over already generated examples (no LLM calls): for comparing training choices."""
-    clf = PromptClassifier(embedder=emb, progress=False, **settings).use_embedding_cache(cache)
+    clf = PromptClassifier(embedder=emb, progress=False, **{"finetune": False, **settings}).use_embedding_cache(cache)
     if path is not None and path.exists():
         clf.load_examples(path, include_pseudo=False)
     return clf.prompt_train(descs, generate=False)
@@ -127,8 +127,8 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
         cost_path.unlink(missing_ok=True)
     elif path.exists():  # an earlier run's pseudo-labels are no part of the prompt-only model
         ExampleStore.load(path).remove(lambda e: e.source == "pseudo")
-    clf = PromptClassifier(
-        embedder=emb, examples_per_class=n, strategy=strategy, saved_examples_path=path, progress=False
+    clf = PromptClassifier(  # the encoder frozen: bench/finetune.py measures the fine-tuned default
+        embedder=emb, examples_per_class=n, strategy=strategy, saved_examples_path=path, finetune=False, progress=False
     ).use_embedding_cache(cache)
     t0 = time.perf_counter()
     clf.prompt_train(descs)
@@ -241,7 +241,8 @@ all-MiniLM-L6-v2. *zero-shot*: nearest class description. *probe-8* / *probe-ful
 real labelled examples per class / on the whole train split (the ceiling for this embedder). *prompt*:
 `PromptClassifier(examples_per_class={args.examples_per_class}).prompt_train(descriptions)` with the default local LLM
 (SmolLM2-135M), no labelled rows. *+ unlabeled*: then `train(unlabeled=texts)` with up to {args.unlabeled:,} train-split
-texts, labels hidden. Goal: +5 points over zero-shot on every set.
+texts, labels hidden, the encoder frozen (`finetune=False`; with 500 or more unlabeled texts the default
+fine-tunes it: section "Fine-tuning the encoder"). Goal: +5 points over zero-shot on every set.
 
 {table(ACC_HEADER, acc_rows)}
 

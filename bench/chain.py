@@ -75,7 +75,7 @@ class Simulated(Link):
 
 
 def classifier(name: str, descs: dict[str, str], pool: list[str], emb, cache) -> PromptClassifier:
-    clf = PromptClassifier(embedder=emb, progress=False).use_embedding_cache(cache)
+    clf = PromptClassifier(embedder=emb, finetune=False, progress=False).use_embedding_cache(cache)
     clf.load_examples(OUT / f"{name}-direct-n32.jsonl", include_pseudo=False)
     clf.prompt_train(descs, generate=False, unlabeled=pool)
     return clf

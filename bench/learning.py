@@ -39,7 +39,7 @@ CEILING = {"sst2": 0.810, "ag_news": 0.879, "trec6": 0.851}  # probe-full, BENCH
 
 
 def start(emb, cache, name: str, descs: dict[str, str], pool: list[str]) -> PromptClassifier:
-    clf = PromptClassifier(embedder=emb, progress=False).use_embedding_cache(cache)
+    clf = PromptClassifier(embedder=emb, finetune=False, progress=False).use_embedding_cache(cache)
     clf.load_examples(OUT / f"{name}-direct-n32.jsonl", include_pseudo=False)
     clf.prompt_train(descs, generate=False, unlabeled=pool)
     return clf

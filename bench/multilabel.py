@@ -163,7 +163,7 @@ def run_longdocs(emb, cache, pool_size: int) -> tuple[str, str]:
         rows.setdefault("zero-shot (nearest description)", {})[mode] = f1([classes[j] for j in (X @ D.T).argmax(1)])
         clf = classifier(emb, cache, descs, store, long_texts=mode).train()
         rows.setdefault("prompt", {})[mode] = f1(clf.predict(texts))
-        clf = classifier(emb, cache, descs, store, long_texts=mode).train(unlabeled=pool)
+        clf = classifier(emb, cache, descs, store, long_texts=mode, finetune=False).train(unlabeled=pool)
         rows.setdefault(f"prompt + {len(pool)} unlabeled", {})[mode] = f1(clf.predict(texts))
         print(mode, {k: v[mode] for k, v in rows.items()}, flush=True)
     acc = table(

@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("promptclf")
 LLM_WEIGHT = 3.0  # settled by bench/chain.py (feedback table)
 USER_WEIGHT = 1.0  # settled by bench/learning.py (user weight table)
+# finetune="auto" tunes from this many unlabeled texts on (bench/finetune.py: a gain on every set
+# measured, pools of 660 to 5,000; nothing measured for tiny pools, where a 85 MB file is mostly cost)
+AUTO_FINETUNE_MIN_POOL = 500
 # calibrate on your examples with out-of-fold probabilities from folds without pseudo-labels
 # (settled by bench/learning.py: see _without_pseudo)
 CALIBRATE_WITHOUT_PSEUDO = True
@@ -104,12 +107,15 @@ class PromptClassifier(ParamsMixin):
     C : float, "cv" or None
         Inverse regularisation of the head. ``None``: cross-validated when every class has at least
         8 of your own examples, else 1.0; ``"cv"``: always cross-validated; a number: fixed.
-    finetune : bool, default False
+    finetune : bool or "auto", default "auto"
         Fine-tune the encoder too (``promptclf.finetune``): on the descriptions, your examples,
         generated examples and pseudo-labels, then relabel the unlabeled texts with it and fit the
         head on its vectors. Needs a local sentence-transformers embedder (the packaged MiniLM) and
         PyTorch at training; the fine-tuned encoder travels in the ``.clf`` as an ONNX graph
-        (about 90 MB), served without PyTorch. BENCHMARKS.md measures what it is worth.
+        (about 85 MB), served without PyTorch. ``"auto"`` tunes when ``train`` is given at least
+        500 unlabeled texts and the embedder and PyTorch allow it (where BENCHMARKS.md measures
+        the gain), and otherwise keeps the encoder it has; ``True`` always tunes (an error where it
+        cannot), ``False`` never.
     finetune_budget_s : float, default 300
         Most seconds fine-tuning may take; training stops there and keeps what it learnt.
     multi_label : bool, default False
@@ -171,7 +177,7 @@ class PromptClassifier(ParamsMixin):
         llm_label_budget: int = 0,
         prior_weight: float = 10.0,
         C: float | str | None = None,
-        finetune: bool = False,
+        finetune: bool | str = "auto",
         finetune_budget_s: float = 300.0,
         multi_label: bool = False,
         min_labels: int = 0,
@@ -237,7 +243,7 @@ class PromptClassifier(ParamsMixin):
     def _validate_settings(self) -> None:
         validate(self.get_params())
         if self.multi_label:  # not built for multi-label yet: say so instead of training something else
-            for name, on in (("finetune", self.finetune), ("llm_label_budget", self.llm_label_budget > 0)):
+            for name, on in (("finetune", self.finetune is True), ("llm_label_budget", self.llm_label_budget > 0)):
                 if on:
                     raise ConfigurationError(f"{name} is not available with multi_label=True yet", setting=name)
 
@@ -437,9 +443,10 @@ class PromptClassifier(ParamsMixin):
         self._validate_settings()
         if unlabeled is not None:  # checked once, used twice when fine-tuning
             unlabeled = check_texts(unlabeled, "unlabeled")
-            # for tuning, pseudo-labels come from the base encoder
-            self._pseudo_label(unlabeled, self._embedder if self.finetune else self._emb)
-        if self.finetune:
+        tune = self._tunes(0 if unlabeled is None else len(set(unlabeled)))
+        if unlabeled is not None:  # for tuning, pseudo-labels come from the base encoder
+            self._pseudo_label(unlabeled, self._embedder if tune else self._emb)
+        if tune:
             self._finetune()  # replaces the tuned encoder only once done: an interruption changes nothing
             if unlabeled is not None:  # relabel the pool with the tuned encoder (one outer round)
                 self._pseudo_label(unlabeled, self._emb)
@@ -632,6 +639,27 @@ class PromptClassifier(ParamsMixin):
             return None
         D = self._description_vectors(emb)
         return None if D is None else prior_coef(classes, D, self.prior_weight)
+
+    def _tunes(self, pool: int) -> bool:
+        """Whether this ``train()`` fine-tunes the encoder (``finetune`` True, or "auto" and it helps).
+
+        ``pool``: how many distinct unlabeled texts it was given.
+        """
+        if self.finetune != "auto":
+            return bool(self.finetune)
+        # "auto": where bench/finetune.py measures a gain (a pool of real texts to learn from, the
+        # smallest measured 660), and only where it can run; elsewhere the model keeps the encoder
+        # it has (the base, or one tuned before)
+        if pool < AUTO_FINETUNE_MIN_POOL or self.multi_label:
+            return False
+        if self._embedder.space().get("kind") != "sentence-transformers":
+            return False
+        import importlib.util
+
+        missing = [m for m in ("torch", "datasets") if importlib.util.find_spec(m) is None]
+        if missing:
+            log.info("finetune='auto': not fine-tuning the encoder (%s not installed)", ", ".join(missing))
+        return not missing
 
     def _finetune(self) -> None:
         """Fine-tune a copy of the base encoder on the training set; an interruption changes nothing."""

@@ -72,6 +72,11 @@ def train(
     multi_label: Annotated[
         bool, typer.Option("--multi-label", help="a text may belong to several classes (or none)")
     ] = False,
+    finetune: Annotated[
+        str,
+        typer.Option(help="fine-tune the encoder: auto (with --unlabeled, when PyTorch is here), on, off"),
+    ] = "auto",
+    finetune_budget: Annotated[float, typer.Option(help="most seconds fine-tuning may take")] = 300.0,
 ) -> None:
     """Generate examples from class descriptions (and learn from unlabeled texts), then train a model.
 
@@ -82,6 +87,9 @@ def train(
 
     from .classifier import PromptClassifier
 
+    modes = {"auto": "auto", "on": True, "off": False}
+    if finetune not in modes:
+        raise typer.BadParameter(f"one of {list(modes)}, got {finetune!r}", param_hint="--finetune")
     desc = _read_prompts(prompts, encoding)
     clf = PromptClassifier(
         llm=llm,
@@ -89,13 +97,16 @@ def train(
         examples_per_class=examples_per_class,
         saved_examples_path=store,
         multi_label=multi_label,
+        finetune=modes[finetune],
+        finetune_budget_s=finetune_budget,
     )
     if examples is not None:
         clf.load_examples(examples)
     pool = list(_pool(unlabeled, column, field, encoding)) if unlabeled is not None else None  # read once, used twice
     start = time.perf_counter()
-    if quick_first:
-        clf.prompt_train(desc, unlabeled=pool, generate=False)
+    if quick_first:  # seconds, so without fine-tuning (the finished model is tuned if it will be)
+        clf.set_params(finetune=False).prompt_train(desc, unlabeled=pool, generate=False)
+        clf.set_params(finetune=modes[finetune])
         clf.save(output)
         typer.echo(
             f"wrote a first model to {output} in {time.perf_counter() - start:.0f} s (from the descriptions"

@@ -29,6 +29,9 @@ from .errors import ConfigurationError
 log = logging.getLogger("promptclf")
 # How many pairs each example anchors, by provenance (trust): a person's word counts most.
 TRUST = {"user": 3, "prompt": 3, "llm": 2, "pseudo": 1, "generated": 1}
+# A small set (descriptions and a few hundred generated examples) makes few pairs: a few dozen steps.
+# SetFit draws 20 pairs per example for that reason; here the draws repeat until this many pairs.
+MIN_PAIRS = 0
 
 
 @dataclass
@@ -52,9 +55,16 @@ class FinetuneReport:
 
 
 def make_pairs(
-    texts: list[str], labels: list[str], sources: list[str], *, seed: int = 0, max_pairs: int = 20_000
+    texts: list[str],
+    labels: list[str],
+    sources: list[str],
+    *,
+    seed: int = 0,
+    max_pairs: int = 20_000,
+    min_pairs: int | None = None,
 ) -> tuple[list[str], list[str], list[float]]:
-    """SetFit-style pairs: per draw of an example, one positive (same class) and one negative pair."""
+    """SetFit-style pairs: per draw of an example, one positive (same class) and one negative pair;
+    the draws repeat (reshuffled) until there are ``min_pairs`` (default ``MIN_PAIRS``)."""
     rng = random.Random(seed)
     by_class: dict[str, list[int]] = defaultdict(list)
     for i, c in enumerate(labels):
@@ -63,8 +73,14 @@ def make_pairs(
     a: list[str] = []
     b: list[str] = []
     y: list[float] = []
-    draws = [i for i, s in enumerate(sources) for _ in range(TRUST.get(s, 1))]
-    rng.shuffle(draws)
+    once = [i for i, s in enumerate(sources) for _ in range(TRUST.get(s, 1))]
+    want = min(max_pairs, MIN_PAIRS if min_pairs is None else min_pairs)
+    draws: list[int] = []
+    while True:  # each pass draws every example its trust's number of times, in a new order
+        rng.shuffle(once)
+        draws += once
+        if 2 * len(draws) >= want or not once:
+            break
     for i in draws[: max_pairs // 2]:
         c = labels[i]
         same = by_class[c]

@@ -34,6 +34,10 @@ COLLAPSE = 0.3  # ... or if a class's share of predictions falls under 30% of wh
 # Issue 11 ablations, settled by bench/selftrain.py (BENCHMARKS.md, "Self-training variants"):
 SECOND_VIEW = False  # co-training with a TF-IDF view: keep a pseudo-label only where both views agree
 PRIOR_IN_ROUNDS = False  # refit each round with the zero-shot prior, as the base and final models are
+CLUSTER_REFINE = False  # X-Class: a Gaussian mixture on the pool, started at the classes, relabels it first
+RETRIEVAL = False  # the anchors as queries: each one's nearest pool texts inherit its class, first
+RETRIEVED_PER_ANCHOR = 5
+REFINE_DIMS = 64  # the mixture runs on the pool's leading principal components (X-Class uses PCA too)
 
 
 @dataclass
@@ -56,6 +60,45 @@ def _select(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
         idx = np.flatnonzero(top == j)
         chosen.append(idx[np.argsort(-conf[idx], kind="stable")][: min(q, cap)])
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)
+
+
+def refine_by_clusters(XU: np.ndarray, proba: np.ndarray, random_state: int = 0) -> np.ndarray:
+    """X-Class's class-oriented clustering: a Gaussian mixture (one component per class, shared
+    covariance) on the pool's leading principal components, started at the classes' means under the
+    current labels; its posterior replaces ``proba`` where the mixture converges."""
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    k = proba.shape[1]
+    Z = PCA(n_components=min(REFINE_DIMS, XU.shape[0] - 1, XU.shape[1]), random_state=random_state).fit_transform(XU)
+    weights = proba / np.maximum(proba.sum(0, keepdims=True), 1e-12)
+    gmm = GaussianMixture(
+        k, covariance_type="tied", means_init=weights.T @ Z, weights_init=np.full(k, 1.0 / k),
+        max_iter=100, random_state=random_state, reg_covar=1e-4,
+    )  # fmt: skip
+    gmm.fit(Z)
+    return gmm.predict_proba(Z) if gmm.converged_ else proba
+
+
+def retrieved(
+    X: np.ndarray, y_idx: np.ndarray, XU: np.ndarray, k: int, per_anchor: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pool rows and classes from the anchors as queries: each anchor's ``per_anchor`` nearest pool
+    texts inherit its class; a text two classes claim goes to the more similar anchor. Class-balanced:
+    no class keeps more than the class with the fewest."""
+    S = X @ XU.T  # unit vectors: cosine
+    best = np.full(len(XU), -np.inf)
+    label = np.full(len(XU), -1)
+    for i in range(len(X)):
+        top = np.argpartition(-S[i], min(per_anchor, len(XU) - 1))[:per_anchor]
+        better = S[i, top] > best[top]
+        best[top[better]], label[top[better]] = S[i, top[better]], y_idx[i]
+    rows = np.flatnonzero(label >= 0)
+    counts = np.bincount(label[rows], minlength=k)
+    cap = counts[counts > 0].min() if (counts > 0).any() else 0
+    keep = np.concatenate([rows[label[rows] == j][np.argsort(-best[rows[label[rows] == j]])][:cap] for j in range(k)])
+    keep = np.sort(keep.astype(int))
+    return keep, label[keep]
 
 
 class TextView:
@@ -132,9 +175,13 @@ def self_train(
     classes = base.classes_
     y_idx = np.searchsorted(classes, y)
     proba0 = base.predict_proba(XU)
-    proba = proba0
+    proba = refine_by_clusters(XU, proba0, random_state) if CLUSTER_REFINE else proba0
     labels = proba.argmax(1)
     sel = agree(_select(proba, classes), labels)
+    if RETRIEVAL:  # the retrieved texts seed the first round, in place of the model's confident picks
+        sel, found = retrieved(X, y_idx, XU, len(classes), RETRIEVED_PER_ANCHOR)
+        labels = labels.copy()
+        labels[sel] = found
     rounds = 0
 
     def refit(Xf: np.ndarray, yf: np.ndarray):
@@ -193,6 +240,8 @@ def self_train(
         "pseudo_labels": len(sel),
         "second_view": view is not None,
         "prior_in_rounds": prior_in_rounds,
+        "cluster_refine": CLUSTER_REFINE,
+        "retrieval": RETRIEVAL,
         "by_labeler": dict(Counter(labeler.tolist())),
         "per_class": {str(c): int(np.sum(sel_labels == c)) for c in classes},
         "dropped_by_confident_learning": dropped_cl,

@@ -69,6 +69,10 @@ def _bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else "True or False"
 
 
+def _bool_or_auto(v: Any) -> str | None:
+    return None if isinstance(v, bool) or v == "auto" else 'True, False or "auto"'
+
+
 def _path(v: Any) -> str | None:
     return None if v is None or isinstance(v, (str, os.PathLike)) else "None or a file path"
 
@@ -112,7 +116,7 @@ CONSTRAINTS: dict[str, Callable[[Any], str | None]] = {
     "llm_label_budget": _int(0, 10**7),
     "prior_weight": _real(0.0, 1e4),
     "C": _C,
-    "finetune": _bool,
+    "finetune": _bool_or_auto,
     "finetune_budget_s": _real(0.0, 86_400.0),
     "multi_label": _bool,
     "min_labels": _int(0, 1),

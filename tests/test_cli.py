@@ -96,6 +96,7 @@ def test_train_from_prompts(tmp_path, monkeypatch, capsys):
     )  # fmt: skip
     assert code == 0, err
     assert PromptClassifier.load(out_path).get_data()["pos"]
+    assert PromptClassifier.load(out_path).finetune == "auto"  # the default, saved with the model
 
     pool = tmp_path / "pool.csv"
     pool.write_text("body\n" + "".join(f"film {w} number {i}\n" for i in range(10) for w in ("superb", "dreadful")))
@@ -274,3 +275,14 @@ def test_predict_escalates_to_an_llm(model, monkeypatch, capsys):
         assert code != 0 and "unknown llm kind" in err and "Traceback" not in err
     finally:
         llms().unregister("fake-neg")
+
+
+def test_train_finetune_option(tmp_path, monkeypatch, capsys):
+    prompts = tmp_path / "p.json"
+    prompts.write_text(json.dumps({"pos": "Reviews that praise.", "neg": "Reviews that criticise."}))
+    common = ["train", prompts, "--llm", "fake-topic:x", "--embedder", "fake:bow64", "--examples-per-class", "2"]
+    code, _, err = run(monkeypatch, capsys, *common, "-o", tmp_path / "a.clf", "--finetune", "maybe")
+    assert code == 2 and "--finetune" in err and "maybe" in err and "Traceback" not in err
+    code, _, err = run(monkeypatch, capsys, *common, "-o", tmp_path / "b.clf", "--finetune", "off")
+    assert code == 0, err
+    assert PromptClassifier.load(tmp_path / "b.clf").finetune is False

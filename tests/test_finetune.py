@@ -25,6 +25,16 @@ def test_a_single_example_class_gets_only_negative_pairs():
     assert all(sc == 0.0 for s1, sc in zip(x, score) if s1 == "lonely")
 
 
+def test_a_small_set_draws_again_until_min_pairs_keeping_the_trust_ratio():
+    texts = [f"{c} text {i}" for c in ("a", "b") for i in range(5)]
+    labels = [t[0] for t in texts]
+    sources = ["user"] * 5 + ["generated"] * 5
+    x, _, score = make_pairs(texts, labels, sources, seed=1, min_pairs=400)
+    assert 400 <= len(score) < 400 + 2 * 20  # whole passes: 20 draws (40 pairs) each
+    anchors = Counter(s1 for s1, sc in zip(x, score) if sc == 0.0)
+    assert anchors["a text 0"] == 3 * anchors["b text 0"]  # user 3x generated, every pass
+
+
 @pytest.mark.integration
 def test_finetune_pulls_classes_apart_and_the_budget_stops_it():
     from promptclf.embedders import get_embedder

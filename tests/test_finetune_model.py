@@ -131,3 +131,21 @@ def test_an_interrupted_finetune_leaves_the_previous_model(tuned, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         clf.train()
     assert np.allclose(clf.predict_proba(TEXTS), before)
+
+
+def test_auto_tunes_with_a_pool_of_unlabeled_texts_and_keeps_the_encoder_otherwise(monkeypatch):
+    """finetune="auto" (the default) tunes where the benchmark measured a gain, a pool of real texts
+    (at least AUTO_FINETUNE_MIN_POOL of them, lowered here so the test stays short), and only there."""
+    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_POOL", 8)
+    pool = [f"{w} film, {v}" for w in ("a lovely", "a boring", "an awful", "a great") for v in ("truly", "I think")]
+    clf = PromptClassifier(finetune_budget_s=5, progress=False)
+    assert clf.get_params()["finetune"] == "auto"
+    clf.add_data_to_class("pos", POS).add_data_to_class("neg", NEG).train(unlabeled=pool[:7])
+    assert "encoder_" not in clf.__dict__  # 7 texts: under the minimum, the base encoder stays
+    clf.train(unlabeled=pool)
+    name = clf.encoder_["name"]
+    assert clf.encoder_["report"]["steps"] > 0 and clf.embedder_spec_["kind"] == "finetuned"
+    clf.add_data_to_class("pos", "a moving, funny film").train()  # no pool: the tuned encoder is kept
+    assert clf.encoder_["name"] == name and clf.embedder_spec_ == {"kind": "finetuned", "model": name}
+    monkeypatch.setitem(sys.modules, "torch", None)  # where PyTorch is missing, auto does not tune
+    assert clf._tunes(len(pool)) is False

@@ -202,3 +202,32 @@ def test_cotraining_drops_pseudo_labels_the_text_view_disputes():
     co = self_train(X, y, XU, C=1.0, view=view)
     assert not any(i >= 60 for i in co.index) and co.report["second_view"]
     assert all(lab == ("A" if i < 30 else "B") for i, lab in zip(co.index, co.labels))
+
+
+def blobs(n=60, seed=0):
+    """Two well separated Gaussian blobs of unit vectors in 16 dimensions, and their classes."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(16)[:2] * 3
+    y = np.repeat([0, 1], n // 2)
+    X = centres[y] + rng.normal(0, 0.4, (n, 16))
+    return X / np.linalg.norm(X, axis=1, keepdims=True), y
+
+
+def test_cluster_refinement_repairs_a_noisy_start():
+    from promptclf.selftrain import refine_by_clusters
+
+    XU, y = blobs()
+    rng = np.random.default_rng(1)
+    start = np.eye(2)[np.where(rng.random(len(y)) < 0.3, 1 - y, y)] * 0.6 + 0.2  # 30% start wrong
+    assert (start.argmax(1) != y).mean() > 0.2
+    assert (refine_by_clusters(XU, start).argmax(1) == y).mean() > 0.95
+
+
+def test_retrieval_labels_each_anchors_neighbours_and_keeps_the_classes_balanced():
+    from promptclf.selftrain import retrieved
+
+    XU, y = blobs()
+    anchors = np.vstack([XU[:1], XU[:2][-1:], XU[-1:]])  # two anchors of class 0, one of class 1
+    rows, labels = retrieved(anchors, np.array([0, 0, 1]), XU, 2, per_anchor=4)
+    assert (labels == y[rows]).all()  # neighbours inherit their anchor's class
+    assert np.bincount(labels).tolist() == [4, 4]  # class 0 found up to 8, kept as many as class 1

@@ -104,3 +104,24 @@ def test_calibrate_validates_before_changing_anything(trained):
     with pytest.raises(Exception, match="needs labelled texts, got none"):
         trained.calibrate([], [])
     assert np.array_equal(trained.thresholds_, before) and trained.target_precision == 0.9
+
+
+def test_finetune_is_true_false_or_auto(fake_embedder):
+    assert PromptClassifier().finetune == "auto"
+    clf = PromptClassifier(embedder=fake_embedder, finetune="yes", progress=False)
+    clf.add_data_to_class("a", ["x one", "x two"]).add_data_to_class("b", ["y one", "y two"])
+    with pytest.raises(ConfigurationError, match="finetune") as e:
+        clf.train()
+    assert e.value.setting == "finetune"
+
+
+def test_auto_finetune_skips_an_embedder_it_cannot_tune_and_multi_label(fake_embedder, monkeypatch):
+    """With the default finetune="auto", a pool of unlabeled texts and an embedder that is not a local
+    sentence-transformers model (or a multi-label model) train as before, without an error."""
+    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_POOL", 4)
+    pool = ["x three", "x four", "y three", "y four", "x five", "y five"]
+    for multi in (False, True):
+        clf = PromptClassifier(embedder=fake_embedder, multi_label=multi, progress=False)
+        clf.add_data_to_class("a", ["x one", "x two", "x six"]).add_data_to_class("b", ["y one", "y two", "y six"])
+        clf.train(unlabeled=pool)
+        assert "encoder_" not in clf.__dict__ and clf.embedder_spec_["kind"] != "finetuned"
