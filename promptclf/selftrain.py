@@ -93,11 +93,9 @@ def retrieved(
         top = np.argpartition(-S[i], min(per_anchor, len(XU) - 1))[:per_anchor]
         better = S[i, top] > best[top]
         best[top[better]], label[top[better]] = S[i, top[better]], y_idx[i]
-    rows = np.flatnonzero(label >= 0)
-    counts = np.bincount(label[rows], minlength=k)
-    cap = counts[counts > 0].min() if (counts > 0).any() else 0
-    keep = np.concatenate([rows[label[rows] == j][np.argsort(-best[rows[label[rows] == j]])][:cap] for j in range(k)])
-    keep = np.sort(keep.astype(int))
+    per_class = [np.flatnonzero(label == j) for j in range(k)]
+    cap = min((len(r) for r in per_class if len(r)), default=0)
+    keep = np.sort(np.concatenate([r[np.argsort(-best[r])][:cap] for r in per_class]).astype(int))
     return keep, label[keep]
 
 
