@@ -33,6 +33,9 @@ format:
 bench:
 	$(PY) bench/accuracy.py
 	$(PY) bench/speed.py
+	$(PY) bench/int8_variants.py
+	$(PY) bench/cold_start.py
+	$(PY) bench/generation.py
 	$(PY) bench/first_model.py
 	$(PY) bench/fuzz.py
 

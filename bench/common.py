@@ -91,7 +91,19 @@ def machine() -> str:
         pass
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     py = platform.python_version()
-    return f"{os.cpu_count()} cores, {cpu}, Python {py}, commit {commit.strip()}"
+    return f"{os.cpu_count()} cores, {cpu} ({cpu_flags()}), Python {py}, commit {commit.strip()}"
+
+
+def cpu_flags() -> str:
+    """The vector instruction sets speed depends on: int8 kernels differ with VNNI, AVX-512, AVX2."""
+    want = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "neon")
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next(line.split(":", 1)[1].split() for line in f if line.startswith(("flags", "Features"))))
+    except (OSError, StopIteration):
+        return "flags unknown"
+    have = [f for f in want if f in flags]
+    return " ".join(have) if have else "no AVX2"
 
 
 def table(header: list[str], rows: list[list[object]]) -> str:

@@ -77,6 +77,10 @@ def train(
         typer.Option(help="fine-tune the encoder: auto (with --unlabeled, when PyTorch is here), on, off"),
     ] = "auto",
     finetune_budget: Annotated[float, typer.Option(help="most seconds fine-tuning may take")] = 300.0,
+    fast: Annotated[
+        bool,
+        typer.Option("--fast", help="add the static fast path: a static-embedding head answers what it is sure of"),
+    ] = False,
 ) -> None:
     """Generate examples from class descriptions (and learn from unlabeled texts), then train a model.
 
@@ -99,6 +103,7 @@ def train(
         multi_label=multi_label,
         finetune=modes[finetune],
         finetune_budget_s=finetune_budget,
+        fast=fast,
     )
     if examples is not None:
         clf.load_examples(examples)
@@ -132,7 +137,8 @@ def predict(
     abstain: Annotated[bool, typer.Option(help="null label under the class threshold")] = False,
     batch_size: Annotated[int, typer.Option(help="texts per batch")] = 256,
     embedder: Annotated[
-        str | None, typer.Option(help="serve with this embedder, e.g. onnx-int8:all-MiniLM-L6-v2")
+        str | None,
+        typer.Option(help="serve with this embedder, e.g. onnx:all-MiniLM-L6-v2 (fp32; int8 is the default)"),
     ] = None,
     encoding: Encoding = "utf-8",
     escalate: Annotated[
@@ -156,6 +162,9 @@ def predict(
     output: Annotated[Path | None, typer.Option(help="with --engine ray: folder to write the results to")] = None,
     output_format: Annotated[str, typer.Option(help="with --engine ray: parquet, csv or jsonl")] = "parquet",
     workers: Annotated[int, typer.Option(help="with --engine ray: model copies (actors)")] = 1,
+    no_fast: Annotated[
+        bool, typer.Option("--no-fast", help="predict without the model's static fast path (every text through MiniLM)")
+    ] = False,
 ) -> None:
     """Write one JSON line per input text: text, label, prob (with --escalate also decided_by, flags).
 
@@ -168,8 +177,8 @@ def predict(
     if engine not in ("local", "ray"):
         _fail(f"--engine must be local or ray, got {engine!r}")
     if engine == "ray":
-        if escalate or abstain:
-            _fail("--engine ray does not take --escalate or --abstain")
+        if escalate or abstain or no_fast:
+            _fail("--engine ray does not take --escalate, --abstain or --no-fast")
         if output is None:
             _fail("--engine ray needs --output DIR (the results are written there, one file per block)")
         from .integrations.ray_cli import predict_with_ray
@@ -190,6 +199,8 @@ def predict(
         _fail(f"--escalate-share must be between 0 and 1, got {escalate_share}")
     clf = PromptClassifier.load(model, embedder=embedder)
     clf.progress = False
+    if no_fast:
+        clf.fast = False
     chain = None
     if escalate:
         from .escalation import Chain
@@ -521,7 +532,8 @@ def serve(
     max_text_chars: Annotated[int, typer.Option(help="longest text accepted, in characters")] = 20_000,
     allow_reload: Annotated[bool, typer.Option(help="reload the file on SIGHUP or POST /v1/reload")] = False,
     embedder: Annotated[
-        str | None, typer.Option(help="serve with this embedder, e.g. onnx-int8:all-MiniLM-L6-v2")
+        str | None,
+        typer.Option(help="serve with this embedder, e.g. onnx:all-MiniLM-L6-v2 (fp32; int8 is the default)"),
     ] = None,
 ) -> None:
     """Serve the model over HTTP: /v1/predict, /v1/classify, /v1/model, /healthz, /readyz, /metrics, /docs."""

@@ -25,7 +25,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from .multilabel import OneVsRestHead
 from .safejson import UnsafeJSON
 from .safejson import loads as safe_loads
 from .store import ExampleStore
+
+if TYPE_CHECKING:
+    from .cascade import FastPath
 
 log = logging.getLogger("promptclf")
 MAGIC = "promptclf-model"
@@ -55,6 +58,8 @@ MEMBER_LIMITS = {
     "cache/texts.json": 256 * MiB,
     "cache/embeddings.npy": 768 * MiB,
     "encoder/model.onnx": 256 * MiB,  # a fine-tuned MiniLM is ~90 MB
+    "fast/coef.npy": 256 * MiB,  # the static fast path's head (promptclf.cascade)
+    "fast/intercept.npy": 1 * MiB,
 }
 # All members together: each at its own limit would need several GB of memory to load.
 TOTAL_LIMIT = 1024 * MiB
@@ -88,6 +93,7 @@ class ModelState:
     self_training_report: dict[str, Any] | None = None
     encoder: dict[str, Any] | None = None  # base, name, report of a fine-tuned encoder
     encoder_graph: bytes | None = None  # its ONNX graph, checked against the base architecture
+    fast: FastPath | None = None  # the static fast path: embedder spec, head, threshold
     promptclf_version: str = __version__
     sha256: str = ""  # of the whole file, as read
 
@@ -153,6 +159,11 @@ def _schema():
         name: Name
         report: dict[str, Any] = Field(default_factory=dict)
 
+    class Fast(Model):
+        embedder: EmbedderSpec
+        threshold: Annotated[float, Field(ge=0.0, le=1.01, allow_inf_nan=False)]
+        estimate: dict[str, float | int] = Field(default_factory=dict)
+
     class Manifest(Model):
         format: Literal["promptclf-model"]
         format_version: Annotated[int, Field(ge=1, le=FORMAT_VERSION)]
@@ -162,6 +173,7 @@ def _schema():
         embedder: EmbedderSpec
         llm: Spec | None = None
         encoder: Encoder | None = None
+        fast: Fast | None = None
         head: Head
         thresholds: list[Unit]
         target_precision: Unit = 0.9  # format 1 before calibration info; superseded by calibration
@@ -241,6 +253,15 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         members[name] = _npy_bytes(arr)
     if state.encoder_graph is not None:
         members["encoder/model.onnx"] = state.encoder_graph
+    fast = None
+    if state.fast is not None:
+        members["fast/coef.npy"] = _npy_bytes(state.fast.head.coef_)
+        members["fast/intercept.npy"] = _npy_bytes(state.fast.head.intercept_)
+        fast = {
+            "embedder": {**state.fast.embedder, "dimension": int(state.fast.head.n_features_in_)},
+            "threshold": float(state.fast.threshold),
+            "estimate": state.fast.estimate,
+        }
     manifest = {
         "format": MAGIC,
         "format_version": FORMAT_VERSION,
@@ -250,6 +271,7 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         "embedder": {**state.embedder, "dimension": int(state.dimension)},
         "llm": state.llm,
         "encoder": state.encoder,
+        "fast": fast,
         "head": {"kind": HEAD_KINDS[state.head.multi_label], "C": float(state.head.C_)},
         "thresholds": [float(t) for t in state.thresholds],
         "target_precision": float(state.calibration.get("target_precision", 0.9)),
@@ -490,6 +512,7 @@ def read(path: str | os.PathLike[str]) -> ModelState:
             raise r.fail(str(e), "encoder/model.onnx") from None
         encoder = m.encoder.model_dump()
 
+    fast = _fast(r, m, data, classes, rows)
     from .settings import SAVED, validate
 
     settings = {k2: v for k2, v in m.settings.items() if k2 in SAVED}
@@ -526,9 +549,31 @@ def read(path: str | os.PathLike[str]) -> ModelState:
         self_training_report=m.self_training_report,
         encoder=encoder,
         encoder_graph=graph,
+        fast=fast,
         promptclf_version=m.promptclf_version,
         sha256=digest,
     )
+
+
+def _fast(r: _Reader, m: Any, data: dict[str, bytes], classes: np.ndarray, rows: int) -> FastPath | None:
+    """The static fast path, if the file has one: both arrays and the manifest entry, consistent."""
+    from .cascade import FastPath
+
+    present = {"fast/coef.npy" in data, "fast/intercept.npy" in data, m.fast is not None}
+    if present == {False}:
+        return None
+    if present != {True}:
+        raise r.fail("a fast path needs its manifest entry, fast/coef.npy and fast/intercept.npy")
+    if m.head.kind != HEAD_KINDS[False]:
+        raise r.fail("a fast path goes with a single-label head only", MANIFEST)
+    if m.fast.embedder.kind != "model2vec":
+        raise r.fail(f"a fast path's embedder must be static (model2vec), got {m.fast.embedder.kind!r}", MANIFEST)
+    dim = m.fast.embedder.dimension
+    coef = r.array(data["fast/coef.npy"], "fast/coef.npy", (rows, dim))
+    intercept = r.array(data["fast/intercept.npy"], "fast/intercept.npy", (rows,))
+    head = LinearHead(classes, coef.astype(np.float32), intercept.astype(np.float32), float(m.head.C))
+    spec = {"kind": m.fast.embedder.kind, "model": m.fast.embedder.model}
+    return FastPath(spec, head, float(m.fast.threshold), dict(m.fast.estimate))
 
 
 # What our export of a BERT-style sentence encoder contains (opset 17, default domain only).

@@ -34,6 +34,7 @@ SAVED = (
     "multi_label",
     "min_labels",
     "long_texts",
+    "fast",
 )
 MAX_EXAMPLES_PER_CLASS = 10_000
 MAX_SEED = 2**32 - 1
@@ -121,6 +122,7 @@ CONSTRAINTS: dict[str, Callable[[Any], str | None]] = {
     "multi_label": _bool,
     "min_labels": _int(0, 1),
     "long_texts": _choice("chunk", "truncate"),
+    "fast": _bool,
     "progress": _bool,
 }
 

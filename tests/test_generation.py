@@ -4,6 +4,8 @@ import pytest
 
 from promptclf import BackendError, ConfigurationError, GenerationError, InvalidInputError, PromptClassifier
 from promptclf.generation.filters import normalize, reject_reason
+from promptclf.generation.pipeline import TEXT_SCHEMA
+from promptclf.generation.templates import DEFAULT_TEMPLATES
 from promptclf.llms import MalformedOutput, parse_json_object
 from tests.conftest import FakeEmbedder, FakeLLM, topic_llm
 
@@ -174,10 +176,52 @@ def test_off_class_generations_are_dropped(fake_embedder):
 
 def test_template_override_and_validation(fake_embedder):
     llm = topic_llm()
-    make(fake_embedder, llm, templates={"system": "SYSTEM-X"}).prompt_train(PROMPTS)
-    assert all(c["messages"][0]["content"] == "SYSTEM-X" for c in llm.calls)
+    make(fake_embedder, llm, templates={"system_plain": "SYSTEM-X"}).prompt_train(PROMPTS)
+    assert llm.calls and all(c["messages"][0]["content"] == "SYSTEM-X" for c in llm.calls)
     with pytest.raises(ConfigurationError, match=r"templates must be a dict whose keys are among .*\(got 'nope'\)"):
         make(fake_embedder, topic_llm(), templates={"nope": "x"}).prompt_train(PROMPTS)
+
+
+def test_examples_are_asked_as_plain_text_and_summaries_as_json(fake_embedder):
+    """A backend with a plain-text path gets every example request there; summaries stay JSON."""
+
+    class PlainLLM(FakeLLM):
+        def __init__(self):
+            super().__init__(fallback=topic_llm().fallback)
+            self.plain: list[list[dict[str, str]]] = []
+
+        def generate_text(self, messages, *, temperature=0.8, max_tokens=256, seed=None):
+            self.plain.append(messages)
+            assert max_tokens <= 128  # long answers are dropped early, not decoded to the end
+            return "Sure! Here's an example: " + self.fallback(messages, TEXT_SCHEMA, len(self.plain))["text"]
+
+    llm = PlainLLM()
+    clf = make(fake_embedder, llm, strategy="summaries").prompt_train(PROMPTS)
+    assert llm.plain and all(m[0]["content"] == DEFAULT_TEMPLATES["system_plain"] for m in llm.plain)
+    assert llm.calls and all("summaries" in c["schema"]["properties"] for c in llm.calls)
+    texts = [t for ts in clf.get_data().values() for t in ts]
+    assert texts and not any(t.startswith("Sure") for t in texts)  # the lead-in is stripped
+
+
+def test_plain_text_through_a_json_only_backend():
+    """The base class answers plain-text requests through ``generate_json``, so any backend works."""
+    from promptclf.llms import Request
+
+    llm = FakeLLM(outputs=[{"text": "A fine film."}, {"text": ""}, {"nope": 1}])
+    reqs = [Request([{"role": "user", "content": "x"}], TEXT_SCHEMA, plain=True) for _ in range(3)]
+    got = dict(llm.generate_json_many(reqs))
+    assert got[0] == {"text": "A fine film."}
+    assert isinstance(got[1], MalformedOutput) and isinstance(got[2], MalformedOutput)
+    assert llm.calls[0]["schema"]["required"] == ["text"]
+
+
+def test_strip_preamble():
+    from promptclf.generation.filters import strip_preamble
+
+    assert strip_preamble("Sure! Here's an example of a review: The plot drags.") == "The plot drags."
+    assert strip_preamble("Example 2: Shares fell.") == "Shares fell."
+    assert strip_preamble("The film was great: really.") == "The film was great: really."
+    assert strip_preamble("Example:") == "Example:"  # nothing after it: left for the filters to judge
 
 
 def test_filters():

@@ -56,11 +56,15 @@ def test_train_save_load_in_fresh_process_identical(tmp_path):
     acc = np.mean([p == r["label"] for p, r in zip(got["pred"], read_csv("sst2", "test")[:40])])
     assert acc > 0.6  # 16 real examples a class: clearly better than chance
 
-    # the default serving path (ONNX Runtime, same vectors) agrees too
+    # ONNX Runtime fp32 gives the same vectors, so the same answers
+    exact = PromptClassifier.load(path, embedder="onnx:all-MiniLM-L6-v2")
+    assert exact.predict(test) == clf.predict(test)
+    assert np.allclose(exact.predict_proba(test), clf.predict_proba(test), atol=1e-4)
+    # the default serving path (int8) stays close: the same answer on nearly every text
     served = PromptClassifier.load(path)
-    assert served._embedder.kind == "onnx"
-    assert served.predict(test) == clf.predict(test)
-    assert np.allclose(served.predict_proba(test), clf.predict_proba(test), atol=1e-4)
+    assert served._embedder.kind == "onnx-int8"
+    assert np.mean([a == b for a, b in zip(served.predict(test), clf.predict(test))]) >= 0.9
+    assert np.abs(served.predict_proba(test) - clf.predict_proba(test)).max() < 0.25
 
 
 def test_embeddings_are_normalised_and_cached():

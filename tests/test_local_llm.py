@@ -19,6 +19,18 @@ def test_structured_output_from_packaged_model():
     assert llm.usage.calls == 1 and llm.usage.completion_tokens > 0
 
 
+def test_plain_text_answers_one_line_and_drops_what_runs_long():
+    from promptclf.llms import MalformedOutput
+
+    llm = get_llm(None)
+    msgs = [{"role": "user", "content": "Write a one-sentence movie review. Only the review."}]
+    text = llm.generate_text(msgs, max_tokens=96, seed=1)
+    assert text.strip() and "\n" not in text and not text.lstrip().startswith("{")
+    with pytest.raises(MalformedOutput, match="cut off at 3 tokens"):
+        llm.generate_text([{"role": "user", "content": "Write a long story about a dragon."}], max_tokens=3, seed=1)
+    assert llm.usage.calls == 2
+
+
 def test_prompt_train_offline_default_backend(tmp_path):
     prompts = {
         "sports": "News about sports: games, matches, teams and athletes.",

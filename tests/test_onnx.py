@@ -21,10 +21,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def cache(tmp_path_factory):
     import os
 
+    from promptclf.embedders import onnx_backend
+
     path = tmp_path_factory.mktemp("onnx-cache")
     old = os.environ.get("PROMPTCLF_CACHE")
     os.environ["PROMPTCLF_CACHE"] = str(path)
+    # sessions opened by earlier tests come from the other cache folder: start from nothing here
+    onnx_backend._SESSIONS.clear()
     yield path
+    onnx_backend._SESSIONS.clear()
     if old is None:
         del os.environ["PROMPTCLF_CACHE"]
     else:
@@ -41,7 +46,9 @@ def test_fp32_matches_pytorch_and_int8_stays_close(cache, texts):
     fp32 = get_embedder("onnx:all-MiniLM-L6-v2").embed(texts)
     int8 = get_embedder("onnx-int8:all-MiniLM-L6-v2").embed(texts)
     assert (fp32 * ref).sum(1).min() > 0.99
-    assert (int8 * ref).sum(1).mean() > 0.9
+    # per-channel int8 stays close to the exact vectors on every text, not only on average
+    assert (int8 * ref).sum(1).min() > 0.95, (int8 * ref).sum(1).min()
+    assert (int8 * ref).sum(1).mean() > 0.98
     assert list(cache.glob("onnx/*/model*.onnx"))  # exported once, cached
 
 
@@ -104,19 +111,35 @@ def test_onnx_load_add_save_load_retrain_embeds_only_the_new_text(cache, st_mode
 
     monkeypatch.setattr(OnnxEmbedder, "embed_batch", spy)
     first = PromptClassifier.load(st_model)
-    assert first._embedder.kind == "onnx"
+    assert first._embedder.kind == "onnx-int8"  # predicts with int8, trains with the fp32 twin
     first.add_data_to_class("sports", "The keeper saved a penalty.")
     path = tmp_path / "again.clf"
     first.save(path)
     second = PromptClassifier.load(path)
     assert second.summary()["embedder"] == {"kind": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
-    assert second.summary()["serving_embedder"] == {"kind": "onnx", "model": "all-MiniLM-L6-v2"}
+    assert second.summary()["serving_embedder"] == {"kind": "onnx-int8", "model": "all-MiniLM-L6-v2"}
     seen.clear()
     second.train()
     assert seen == ["The keeper saved a penalty."]
 
 
-def test_first_load_prints_nothing_and_exports_only_fp32(st_model, tmp_path):
+def test_int8_served_model_trains_on_exact_vectors(cache, st_model):
+    """The cache (and so the head, and the saved file) only ever holds fp32 vectors, even when a
+    loaded model predicts with int8: one space, whatever serves it."""
+    from promptclf.embedders.onnx_backend import OnnxEmbedder
+
+    clf = PromptClassifier.load(st_model)
+    text = "The keeper saved a penalty in extra time."
+    clf.add_data_to_class("sports", text).train()
+    cached = clf._cache.get(clf._emb.trainer()._cache_key("chunk")(text), text)
+    exact = OnnxEmbedder().embed([text])[0]
+    served = clf._emb.embed([text])[0]
+    assert np.allclose(cached, exact, atol=1e-6)
+    assert not np.allclose(served, exact, atol=1e-4)  # int8 really served the prediction
+    assert clf.embedder_spec_ == {"kind": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
+
+
+def test_first_load_prints_nothing_and_makes_both_models(st_model, tmp_path):
     import os
 
     fresh = tmp_path / "fresh-cache"
@@ -127,4 +150,4 @@ def test_first_load_prints_nothing_and_exports_only_fp32(st_model, tmp_path):
     assert out.stdout.strip() == "['sports']"
     assert out.stderr == ""
     made = sorted(p.name for p in fresh.glob("onnx/*/*.onnx"))
-    assert made == ["model.onnx"]  # int8 is made only when asked for
+    assert made == ["model-int8-s8-perchannel-7bit.onnx", "model.onnx"]  # int8 serves, fp32 trains

@@ -36,6 +36,12 @@ class Embedder(Backend, ABC):
         """
         return self.to_spec()
 
+    def trainer(self) -> Embedder:
+        """The embedder a head served by this one is trained with: itself, unless this one only
+        approximates another's vectors for speed (int8 weights serving the fp32 model), in which
+        case training and the embedding cache use the exact vectors."""
+        return self
+
     @property
     def id(self) -> str:
         """Identity of the vector space, the key of cached embeddings."""
@@ -189,7 +195,7 @@ register_embedder = EMBEDDERS.register
 
 def embedders() -> Registry[Embedder]:
     """The registry, with the built-in kinds registered (their modules import nothing heavy)."""
-    from . import hosted, local, onnx_backend  # noqa: F401
+    from . import hosted, local, onnx_backend, static  # noqa: F401
 
     return EMBEDDERS
 

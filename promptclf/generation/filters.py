@@ -25,6 +25,20 @@ def normalize(text: str) -> str:
     return t
 
 
+# "Sure! Here's an example: ...", "Example: ..." : a lead-in small models put before the text
+_PREAMBLE = re.compile(
+    r"^\s*(?:(?:sure|okay|ok|certainly)\b[,.!]?\s*)?"
+    r"(?:here(?:'s| is)\b[^:\n]{0,60}:|(?:example|text|answer|output)\s*(?:\d+\s*)?:)\s*",
+    re.I,
+)
+
+
+def strip_preamble(text: str) -> str:
+    """The text without a lead-in such as "Here's an example:" (kept whole if nothing follows it)."""
+    rest = _PREAMBLE.sub("", str(text), count=1)
+    return rest if rest.strip() else str(text)
+
+
 def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 

@@ -1,6 +1,7 @@
 """Prompt templates for the three generation phases, in one place so users can override them.
 
 ``direct`` is the one-step alternative to generate-diversify-expand (``strategy="direct"``).
+``system`` opens the JSON requests (summaries), ``system_plain`` the plain-text ones (examples).
 Fields: ``{class_name}``, ``{description}``, ``{n}``, ``{examples}`` (a bulleted block, may be
 empty), ``{summaries}`` (bulleted), ``{summary}``. Pass ``templates={"expand": "..."}`` to
 ``PromptClassifier`` to replace any of them.
@@ -12,6 +13,8 @@ from collections.abc import Mapping
 
 DEFAULT_TEMPLATES: dict[str, str] = {
     "system": "You write realistic, varied training data for a text classifier. You answer in JSON.",
+    # for the example texts themselves, which are asked for as one line of plain text
+    "system_plain": "You write realistic, varied training data for a text classifier. You answer with the text only.",
     "generate": (
         "Category: {class_name}\n"
         "Description: {description}\n"

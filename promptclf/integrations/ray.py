@@ -90,7 +90,7 @@ def predict_dataset(
         CPUs Ray reserves per actor; ONNX Runtime uses that many threads (rounded up). Leave some
         CPUs free for Ray's read tasks: actors holding every CPU starve the reads, and nothing runs.
     embedder : str, optional
-        Serve with another embedder of the same vector space (e.g. ``"onnx-int8:all-MiniLM-L6-v2"``).
+        Serve with another embedder of the same vector space (e.g. ``"onnx:all-MiniLM-L6-v2"``, fp32).
     """
     from ray.data import ActorPoolStrategy
 

@@ -1,7 +1,9 @@
 """LLM base class and registry.
 
 A backend implements one method, ``generate_json``: messages and a JSON schema in, a parsed object
-out. Concurrency (``map``), token accounting and JSON repair are built here once, and so is
+out. ``generate_text`` (one line of plain text) works through it unless a backend has a faster way
+(llama.cpp: no grammar, a stop sequence). Concurrency (``map``), token accounting and JSON repair
+are built here once, and so is
 ``choose`` (pick one of a few options, with a probability for each): by self-consistency over a few
 constrained samples here; backends that expose token log-probabilities override it with one call.
 """
@@ -50,11 +52,18 @@ class Usage:
 
 @dataclass
 class Request:
+    """One call. ``plain``: the answer is one line of text (``generate_text``), answered as
+    ``{"text": ...}``; ``schema`` then only describes that object."""
+
     messages: Messages
     schema: dict[str, Any]
     temperature: float = 0.8
     max_tokens: int = 256
     seed: int | None = None
+    plain: bool = False
+
+
+TEXT_ONLY_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
 
 
 @dataclass
@@ -131,6 +140,20 @@ class LLM(Backend, ABC):
     ) -> dict[str, Any]:
         """Return the object the model wrote; raise ``MalformedOutput`` if it wrote something else."""
 
+    def generate_text(
+        self, messages: Messages, *, temperature: float = 0.8, max_tokens: int = 256, seed: int | None = None
+    ) -> str:
+        """One line of plain text; ``MalformedOutput`` if the answer is empty or was cut off.
+
+        This default asks ``generate_json`` for ``{"text": ...}``, so every backend can answer;
+        backends that can decode free text faster override it.
+        """
+        obj = self.generate_json(messages, TEXT_ONLY_SCHEMA, temperature=temperature, max_tokens=max_tokens, seed=seed)
+        text = obj.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise MalformedOutput("no text in the answer")
+        return text
+
     def choose(self, messages: Messages, options: Sequence[str], *, seed: int | None = None) -> Choice:
         """Pick one of ``options`` (exact strings) for the conversation, with a probability for each.
 
@@ -204,12 +227,14 @@ class LLM(Backend, ABC):
 
     def generate_json_many(self, requests: Sequence[Request]) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
         """Yield ``(index, object or MalformedOutput)`` as answers arrive; other errors propagate."""
-        yield from self.map(
-            lambda r: self.generate_json(
-                r.messages, r.schema, temperature=r.temperature, max_tokens=r.max_tokens, seed=r.seed
-            ),
-            requests,
-        )
+
+        def one(r: Request) -> dict[str, Any]:
+            kw = {"temperature": r.temperature, "max_tokens": r.max_tokens, "seed": r.seed}
+            if r.plain:
+                return {"text": self.generate_text(r.messages, **kw)}
+            return self.generate_json(r.messages, r.schema, **kw)
+
+        yield from self.map(one, requests)
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.S)

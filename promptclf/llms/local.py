@@ -118,6 +118,28 @@ class LlamaCppLLM(LLM):
         self.usage.add(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
         return parse_json_object(out["choices"][0]["message"].get("content"))
 
+    def generate_text(
+        self, messages: Messages, *, temperature: float = 0.8, max_tokens: int = 256, seed: int | None = None
+    ) -> str:
+        """Free decoding up to the first newline: about twice as fast per answer as decoding under the
+        JSON grammar (bench/speed.py), and the answer is the text, with no quotes to escape.
+
+        An answer that runs into ``max_tokens`` is dropped (``MalformedOutput``), not kept cut off
+        mid-sentence; a short ``max_tokens`` so rejects rambling answers early.
+        """
+        out = self._llama().create_chat_completion(
+            messages=messages, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=["\n"]
+        )
+        usage = out.get("usage") or {}
+        self.usage.add(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        choice = out["choices"][0]
+        text = choice["message"].get("content") or ""
+        if choice.get("finish_reason") == "length":
+            raise MalformedOutput(f"cut off at {max_tokens} tokens: {text[:60]!r}")
+        if not text.strip():
+            raise MalformedOutput("empty answer")
+        return text
+
     def choose(self, messages: Messages, options: Sequence[str], *, seed: int | None = None) -> Choice:
         """One forward pass: the options' probabilities are the model's next-token probabilities, at
         the start of its answer, of the token each option starts with, renormalised over the options.

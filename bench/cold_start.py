@@ -1,0 +1,96 @@
+"""Cold start of a small model: a fresh process loads a ``.clf`` and predicts one text.
+
+    .venv/bin/python bench/cold_start.py [--no-write]
+
+The model: 16 sst2 train examples per class, ``fast=True`` (so the same file serves every row).
+Median of 5 fresh interpreters per row; where the time goes is profiled in-process once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, machine, per_class_sample, publish, read_rows, table
+
+from promptclf import PromptClassifier
+
+ROWS = {
+    "load only": "c = promptclf.load(P)",
+    "load + predict, ONNX int8 (default)": "c = promptclf.load(P); c.fast = False; c.predict(['a fine film'])",
+    "load + predict, ONNX fp32": (
+        "c = promptclf.load(P, embedder='onnx:all-MiniLM-L6-v2'); c.fast = False; c.predict(['a fine film'])"
+    ),
+    "load + predict, fast path": "c = promptclf.load(P); c.predict(['a fine film'])",
+}
+
+
+def fresh(code: str, path: Path, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", f"import promptclf; P = {str(path)!r}; {code}"], check=True, cwd=ROOT)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def profile(path: Path) -> list[list[object]]:
+    """Cumulative seconds of the main steps of load + one int8 prediction, in this process."""
+    import promptclf
+
+    pr = cProfile.Profile()
+    pr.enable()
+    c = promptclf.load(path)
+    c.fast = False
+    c.predict(["a fine film"])
+    pr.disable()
+    stats = pstats.Stats(pr).stats  # type: ignore[attr-defined]
+    steps = {
+        "read and check the file (manifest schema included)": "read",
+        "the manifest's pydantic schema, built once": "_schema",
+        "ONNX Runtime session": "session",
+        "tokenizers (model and chunking window)": "from_file",
+    }
+    out = []
+    for label, fn in steps.items():
+        cum = sum(v[3] for k, v in stats.items() if k[2] == fn or k[2].endswith(f" {fn}>"))  # built-ins: "<method ...>"
+        out.append([label, f"{1000 * cum:.0f} ms"])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    path = Path(tempfile.mkdtemp()) / "small.clf"
+    clf = PromptClassifier(fast=True, finetune=False, progress=False)
+    for label, xs in per_class_sample(read_rows("sst2", "train"), 16).items():
+        clf.add_data_to_class(label, xs)
+    clf.train().save(path)
+    fresh(ROWS["load + predict, fast path"], path, repeat=1)  # make the cached files first
+    rows = [[name, f"{fresh(code, path):.2f} s"] for name, code in ROWS.items()]
+    rows.append(["`python -c 'import promptclf'`", f"{fresh('pass', path):.2f} s"])
+    body = f"""## Cold start of a small model
+
+{dt.date.today().isoformat()}, {machine()}. Regenerate with `.venv/bin/python bench/cold_start.py`.
+A fresh interpreter loads a 32-example sst2 `.clf` (`fast=True`) and predicts one text; median of 5.
+
+{table(["what", "wall time"], rows)}
+
+Where load + one int8 prediction spends its time (cumulative, profiled in one process after imports):
+
+{table(["step", "time"], profile(path))}
+"""
+    publish("cold-start", body, write=not args.no_write)
+
+
+if __name__ == "__main__":
+    main()

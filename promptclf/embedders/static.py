@@ -1,0 +1,130 @@
+"""Static token embeddings distilled from the packaged MiniLM: a text's vector is the mean of its
+tokens' vectors, no transformer at prediction time (tens of times faster, less accurate).
+
+The distillation is model2vec's algorithm (``model2vec.distill``): every vocabulary token is run
+through the transformer between ``[CLS]`` and ``[SEP]`` and mean-pooled, the vectors are reduced
+with PCA, and each is weighted by SIF over a Zipf estimate of its frequency (the tokenizer lists
+frequent tokens first). It runs here over our ONNX Runtime export, not through ``model2vec.distill``,
+because model2vec's ``distill`` extra pins ``transformers<5.4`` and we pin 5.23. The result is
+saved and served by model2vec's own ``StaticModel`` (its base package has no such pin). Made once
+on this machine from the packaged weights, cached; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigurationError
+from .base import Embedder, register_embedder
+
+log = logging.getLogger("promptclf")
+PCA_DIMS = 256  # model2vec's default
+SIF_COEFFICIENT = 1e-4  # model2vec's default
+UNUSED = re.compile(r"\[unused\d+\]")  # placeholder tokens: no text ever maps to them
+_MODELS: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+
+def static_dir(model: str) -> Path:
+    """The distilled model for ``model`` (a packaged transformer name), distilling it first if needed."""
+    from .local import resolve_model_path
+    from .onnx_backend import cache_dir, onnx_file
+
+    fp32 = onnx_file(model, False)
+    stamp = hashlib.sha256(f"{fp32}:{fp32.stat().st_size}:{PCA_DIMS}:{SIF_COEFFICIENT}".encode()).hexdigest()[:12]
+    out = cache_dir() / "static" / f"{Path(resolve_model_path(model)).name}-{stamp}"
+    if not (out / "model.safetensors").exists():
+        distill(model, fp32, out)
+    return out
+
+
+def token_vectors(model: str, fp32: Path, batch_size: int = 512) -> tuple[np.ndarray, Any]:
+    """Every vocabulary token's mean-pooled output of ``[CLS] token [SEP]``; and the tokenizer."""
+    from .onnx_backend import _tokenizer, session
+
+    tok, _ = _tokenizer(model)
+    tok.no_truncation()
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    n = tok.get_vocab_size()
+    sess = session(str(fp32))
+    out = np.zeros((n, 0), dtype=np.float32)
+    for start in range(0, n, batch_size):
+        ids = np.arange(start, min(n, start + batch_size), dtype=np.int64)
+        feed = {
+            "input_ids": np.stack([np.full_like(ids, cls_id), ids, np.full_like(ids, sep_id)], axis=1),
+            "attention_mask": np.ones((len(ids), 3), dtype=np.int64),
+            "token_type_ids": np.zeros((len(ids), 3), dtype=np.int64),
+        }
+        pooled = sess.run(None, feed)[0].mean(axis=1)
+        if out.shape[1] == 0:
+            out = np.zeros((n, pooled.shape[1]), dtype=np.float32)
+        out[ids] = pooled
+    return out, tok
+
+
+def distill(model: str, fp32: Path, out: Path) -> None:
+    """Distil, PCA, SIF-weight and save (atomic: a half-made folder is never used)."""
+    from sklearn.decomposition import PCA
+
+    try:
+        from model2vec import StaticModel
+    except ImportError:
+        raise ConfigurationError("the static fast path needs model2vec: pip install model2vec") from None
+    log.info("distilling static embeddings from %s (once)", model)
+    vectors, tok = token_vectors(model, fp32)
+    vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+    used = np.array([not UNUSED.fullmatch(t) for t, _ in vocab])
+    pca = PCA(n_components=min(PCA_DIMS, vectors.shape[1]), svd_solver="full", random_state=0).fit(vectors[used])
+    reduced = pca.transform(vectors).astype(np.float32)
+    # SIF weight from a Zipf estimate of each token's frequency: its rank among the used tokens
+    rank = np.cumsum(used) + 1.0
+    proba = (1 / rank) / np.sum(1 / rank[used])
+    reduced *= (SIF_COEFFICIENT / (SIF_COEFFICIENT + proba))[:, None].astype(np.float32)
+    reduced[~used] = 0.0
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    config = {"apply_pca": PCA_DIMS, "sif_coefficient": SIF_COEFFICIENT, "normalize": True, "distilled_from": model}
+    StaticModel(vectors=reduced, tokenizer=tok, config=config, normalize=True).save_pretrained(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process made it first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load(model: str) -> Any:
+    with _LOCK:
+        if model not in _MODELS:
+            from model2vec import StaticModel
+
+            folder = model if os.path.isdir(model) else str(static_dir(model))
+            _MODELS[model] = StaticModel.from_pretrained(folder)
+        return _MODELS[model]
+
+
+@register_embedder
+class StaticEmbedder(Embedder):
+    """model2vec static embeddings: distilled here from a packaged transformer, or a local model2vec
+    folder. No window: a long text is the mean over all its tokens."""
+
+    kind = "model2vec"
+
+    def __init__(self, model: str = "all-MiniLM-L6-v2", *, batch_size: int = 1024) -> None:
+        super().__init__(model)
+        self.batch_size = batch_size
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        # model2vec would fork worker processes for large inputs: one process, as everywhere else
+        return _load(self.model).encode(texts, batch_size=self.batch_size, max_length=None, use_multiprocessing=False)
+
+    def dimension_hint(self) -> int:
+        return PCA_DIMS

@@ -1,0 +1,180 @@
+"""The static fast path: threshold choice, the cascade, and (integration) the real distilled model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from promptclf import ModelFileError, PromptClassifier
+from promptclf.cascade import MAX_LOSS, FastPath, cascade_proba, choose_threshold, fit_fast_path
+from promptclf.head import LinearHead
+from tests.conftest import FakeEmbedder, read_csv
+
+
+def test_choose_threshold_keeps_disagreement_within_the_bound():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.5, 1.0, 2000)
+    agree = rng.uniform(0, 1, 2000) < conf  # surer rows agree more often, as with a real head
+    threshold, share, dis = choose_threshold(conf, agree, max_loss=0.01)
+    answered = conf >= threshold
+    assert (~agree[answered]).sum() / len(conf) <= 0.01
+    assert share == pytest.approx(answered.mean()) and dis == pytest.approx((~agree[answered]).sum() / 2000)
+    assert 0.0 < share < 0.5  # it answers some, not all: disagreement grows as confidence falls
+    # one more row (the most confident one not answered) would break the bound
+    nxt = conf[~answered].max()
+    assert (~agree[conf >= nxt]).sum() / len(conf) > 0.01
+
+
+def test_choose_threshold_ties_and_edges():
+    # ten tied rows, two disagreeing: answering the block costs 2/10 > 1%, so none is answered
+    threshold, share, _ = choose_threshold(np.full(10, 0.9), np.array([True] * 8 + [False] * 2), max_loss=0.01)
+    assert share == 0.0 and threshold > 0.9
+    # all agree: everything is answered
+    threshold, share, dis = choose_threshold(np.linspace(0.6, 1, 50), np.ones(50, bool))
+    assert share == 1.0 and dis == 0.0 and threshold == pytest.approx(0.6)
+    assert choose_threshold(np.zeros(0), np.zeros(0, bool))[1] == 0.0
+
+
+def _toy(n: int = 120):
+    rng = np.random.default_rng(1)
+    words = {"pos": ["great", "superb", "lovely", "moving"], "neg": ["awful", "dull", "boring", "clumsy"]}
+    texts, y = [], []
+    for i in range(n):
+        c = "pos" if i % 2 else "neg"
+        texts.append(" ".join(rng.choice(words[c], 3)) + f" film {i}")
+        y.append(c)
+    return texts, np.array(y)
+
+
+def test_fit_fast_path_and_cascade_route_only_unsure_texts_to_the_main_model():
+    texts, y = _toy()
+    emb = FakeEmbedder()
+    fast = fit_fast_path(emb, texts, y, None, y.copy(), C=1.0, cache=None)
+    assert fast.embedder == emb.to_spec() and list(fast.head.classes_) == ["neg", "pos"]
+    assert fast.estimate["disagreement"] <= MAX_LOSS and fast.estimate["share"] > 0.5
+    seen: list[str] = []
+
+    def main(ts: list[str]) -> np.ndarray:
+        seen.extend(ts)
+        return np.tile([0.3, 0.7], (len(ts), 1))
+
+    queries = ["great superb lovely film", "film", "awful dull boring film"]
+    P, sure = cascade_proba(fast, emb, queries, main)
+    assert seen == [q for q, s in zip(queries, sure) if not s]  # only the unsure ones, in order
+    assert "film" in seen  # no sentiment word: unsure
+    assert np.allclose(P[~sure], [0.3, 0.7]) and np.allclose(P.sum(1), 1)
+    assert P[0].argmax() == 1 and P[2].argmax() == 0
+
+
+def test_fast_path_needs_the_packaged_transformer_and_is_single_label_only():
+    from promptclf import ConfigurationError
+
+    clf = PromptClassifier(embedder=FakeEmbedder(), fast=True, progress=False)
+    texts, y = _toy(40)
+    for t, c in zip(texts, y):
+        clf.add_data_to_class(str(c), t)
+    with pytest.raises(ConfigurationError, match="fast=True distils static embeddings") as e:
+        clf.train()
+    assert e.value.setting == "fast"
+    with pytest.raises(ConfigurationError, match="fast is not available with multi_label") as e:
+        PromptClassifier(embedder=FakeEmbedder(), fast=True, multi_label=True).train()
+    with pytest.raises(ConfigurationError, match="fast must be"):
+        PromptClassifier(embedder=FakeEmbedder(), fast="yes").train()
+
+
+def test_model_file_keeps_the_fast_path_and_checks_it(tmp_path, monkeypatch):
+    """Round trip of the fast path's members, and a file whose fast path is inconsistent is refused."""
+    import json
+    import zipfile
+
+    from promptclf import modelfile
+
+    texts, y = _toy()
+    clf = PromptClassifier(embedder=FakeEmbedder(), progress=False)
+    for t, c in zip(texts, y):
+        clf.add_data_to_class(str(c), t)
+    clf.train()
+    head = LinearHead(clf.classes_, np.ones((1, 8), np.float32), np.zeros(1, np.float32), 1.0)
+    clf.fast = True  # set after training: save keeps the fast path only when the setting is on
+    clf.fast_ = FastPath({"kind": "model2vec", "model": "all-MiniLM-L6-v2"}, head, 0.93, {"share": 0.5})
+    path = tmp_path / "m.clf"
+    clf.save(path)
+    state = modelfile.read(path)
+    assert state.fast is not None and state.fast.threshold == 0.93 and state.fast.head.coef_.shape == (1, 8)
+    assert state.fast.embedder == {"kind": "model2vec", "model": "all-MiniLM-L6-v2"}
+
+    def rewrite(edit) -> ModelFileError:
+        with zipfile.ZipFile(path) as zf:
+            members = {n: zf.read(n) for n in zf.namelist()}
+        edit(members)
+        bad = tmp_path / "bad.clf"
+        with zipfile.ZipFile(bad, "w") as zf:
+            for n, b in members.items():
+                zf.writestr(n, b)
+        with pytest.raises(ModelFileError) as e:
+            modelfile.read(bad)
+        return e.value
+
+    def drop_coef(m):
+        manifest = json.loads(m["manifest.json"])
+        del manifest["members"]["fast/coef.npy"]
+        m["manifest.json"] = json.dumps(manifest).encode()
+        del m["fast/coef.npy"]
+
+    assert "fast path needs" in str(rewrite(drop_coef))
+
+    def other_kind(m):
+        manifest = json.loads(m["manifest.json"])
+        manifest["fast"]["embedder"]["kind"] = "sentence-transformers"
+        m["manifest.json"] = json.dumps(manifest).encode()
+
+    assert "must be static" in str(rewrite(other_kind))
+
+
+@pytest.mark.integration
+def test_fast_path_with_the_distilled_model_end_to_end(tmp_path, monkeypatch, capsys):
+    """Real MiniLM, real static distillation (ONNX Runtime + model2vec), saved and served."""
+    pytest.importorskip("model2vec")
+    from promptclf.embedders import get_embedder
+
+    rows = read_csv("ag_news", "train")[:400]
+    clf = PromptClassifier(fast=True, finetune=False, progress=False)
+    for r in rows:
+        clf.add_data_to_class(r["label"], r["text"])
+    clf.train()
+    fast = clf.fast_
+    assert fast is not None and fast.embedder["kind"] == "model2vec"
+    assert fast.head.n_features_in_ == 256 and 0 < fast.estimate["share"] <= 1
+    static = get_embedder(fast.embedder)
+    vecs = static.embed(["The striker scored twice.", "Shares fell after the forecast."])
+    assert vecs.shape == (2, 256) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    test = [r["text"] for r in read_csv("ag_news", "test")[:200]]
+    truth = [r["label"] for r in read_csv("ag_news", "test")[:200]]
+    P, sure = cascade_proba(fast, static, test, lambda ts: clf.head_.predict_proba(clf._embed(ts)))
+    assert 0 < sure.mean() < 1  # some answered by the static head, some by MiniLM
+    pred = clf.predict(test)
+    assert pred == [str(clf.classes_[j]) for j in P.argmax(1)]
+    full = [str(clf.classes_[j]) for j in clf.head_.predict_proba(clf._embed(test)).argmax(1)]
+    acc = lambda p: np.mean([a == b for a, b in zip(p, truth)])  # noqa: E731
+    assert acc(pred) >= acc(full) - 0.05  # 200 texts: loose, the benchmark measures the real loss
+    path = tmp_path / "fast.clf"
+    clf.save(path)
+    served = PromptClassifier.load(path)
+    assert served.summary()["fast_path"]["threshold"] == round(fast.threshold, 4)
+    assert served.predict(test) == PromptClassifier.load(path).predict(test)
+    agree = np.mean([a == b for a, b in zip(served.predict(test), pred)])
+    assert agree > 0.95  # int8 MiniLM for the unsure rows, not fp32: nearly the same answers
+    # turned off on the loaded model: every text through MiniLM, as a model without a fast path
+    off = PromptClassifier.load(path).set_params(fast=False)
+    assert off.predict(test) == PromptClassifier.load(path, embedder="onnx-int8:all-MiniLM-L6-v2").set_params(
+        fast=False
+    ).predict(test)
+    from tests.test_cli import run
+
+    lines = "\n".join(t.replace("\n", " ") for t in test[:50]) + "\n"
+    code, out, _ = run(monkeypatch, capsys, "predict", path, "-", "--no-fast", stdin=lines)
+    assert code == 0 and [json.loads(x)["label"] for x in out.splitlines()] == off.predict(test[:50])
+    code, out, _ = run(monkeypatch, capsys, "predict", path, "-", stdin=lines)
+    assert code == 0 and [json.loads(x)["label"] for x in out.splitlines()] == served.predict(test[:50])
