@@ -253,6 +253,8 @@ class PromptClassifier(ParamsMixin):
 
     def _validate_settings(self) -> None:
         validate(self.get_params())
+        if self.fast is True and importlib.util.find_spec("model2vec") is None:  # before any work is done
+            raise ConfigurationError("fast=True needs model2vec: pip install model2vec", setting="fast")
         if self.multi_label:  # not built for multi-label yet: say so instead of training something else
             for name, on in (
                 ("finetune", self.finetune is True),

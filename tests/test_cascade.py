@@ -84,6 +84,22 @@ def test_fast_path_needs_the_packaged_transformer_and_is_single_label_only():
         PromptClassifier(embedder=FakeEmbedder(), fast="yes").train()
 
 
+def test_fast_without_model2vec_fails_before_training(monkeypatch):
+    import importlib.util
+
+    from promptclf import ConfigurationError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "model2vec" else real(name, *a))
+    clf = PromptClassifier(embedder=FakeEmbedder(), fast=True, progress=False)
+    texts, y = _toy(20)
+    for t, c in zip(texts, y):
+        clf.add_data_to_class(str(c), t)
+    with pytest.raises(ConfigurationError, match="pip install model2vec") as e:
+        clf.train()
+    assert e.value.setting == "fast" and not hasattr(clf, "head_")  # nothing half-trained
+
+
 def test_model_file_keeps_the_fast_path_and_checks_it(tmp_path, monkeypatch):
     """Round trip of the fast path's members, and a file whose fast path is inconsistent is refused."""
     import json

@@ -104,7 +104,10 @@ def distill(model: str, fp32: Path, out: Path) -> None:
 def _load(model: str) -> Any:
     with _LOCK:
         if model not in _MODELS:
-            from model2vec import StaticModel
+            try:
+                from model2vec import StaticModel
+            except ImportError:
+                raise ConfigurationError("static embeddings need model2vec: pip install model2vec") from None
 
             folder = model if os.path.isdir(model) else str(static_dir(model))
             _MODELS[model] = StaticModel.from_pretrained(folder)
