@@ -205,7 +205,7 @@ class ClassGenerator:
                 if reason is not None:
                     self.report.dropped[reason] += 1
                     continue
-                text = normalize(out["text"])
+                text = out["text"]  # _consider stored it stripped and normalised
                 self.report.expanded += 1
                 taken[dedup_key(text)] = self.class_name
                 self.ctx.store.add(self.class_name, [text], source="generated", meta=self._meta(batch[i]))

@@ -97,6 +97,11 @@ class LlamaCppLLM(LLM):
                     ) from e
             return _MODELS[key]
 
+    def _count(self, out: dict[str, Any]) -> None:
+        """Add a completion's token counts to ``usage``."""
+        usage = out.get("usage") or {}
+        self.usage.add(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
     def generate_json(
         self,
         messages: Messages,
@@ -114,8 +119,7 @@ class LlamaCppLLM(LLM):
             max_tokens=max_tokens,
             seed=seed,
         )
-        usage = out.get("usage") or {}
-        self.usage.add(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        self._count(out)
         return parse_json_object(out["choices"][0]["message"].get("content"))
 
     def generate_text(
@@ -130,8 +134,7 @@ class LlamaCppLLM(LLM):
         out = self._llama().create_chat_completion(
             messages=messages, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=["\n"]
         )
-        usage = out.get("usage") or {}
-        self.usage.add(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        self._count(out)
         choice = out["choices"][0]
         text = choice["message"].get("content") or ""
         if choice.get("finish_reason") == "length":
@@ -162,8 +165,7 @@ class LlamaCppLLM(LLM):
         out = llama.create_chat_completion(
             messages=messages, temperature=0.0, max_tokens=1, seed=seed, logits_processor=LogitsProcessorList([capture])
         )
-        usage = out.get("usage") or {}
-        self.usage.add(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+        self._count(out)
         if not captured:
             raise MalformedOutput("the model produced no answer token")
         logits = dict(zip(options, captured[0].tolist()))
