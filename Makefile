@@ -35,6 +35,7 @@ bench:
 	$(PY) bench/speed.py
 	$(PY) bench/int8_variants.py
 	$(PY) bench/cold_start.py
+	$(PY) bench/finetune_int8.py
 	$(PY) bench/generation.py
 	$(PY) bench/first_model.py
 	$(PY) bench/fuzz.py

@@ -1264,7 +1264,9 @@ class PromptClassifier(ParamsMixin):
         state = modelfile.read(path)
         where = str(path)
         if embedder is None:
-            spec = state.embedder
+            # a fine-tuned encoder is not a registry kind: the file's base encoder is the embedder
+            # (what a new fine-tuning starts from), the tuned one is attached below
+            spec = state.encoder["base"] if state.encoder is not None else state.embedder
             if embedders().is_hosted(spec) and not allow_hosted:
                 embedder = RefusedEmbedder(spec, where)
             else:
@@ -1295,7 +1297,13 @@ class PromptClassifier(ParamsMixin):
         if state.encoder is not None:
             from .embedders.onnx_backend import FinetunedOnnxEmbedder
 
-            tuned = FinetunedOnnxEmbedder(state.encoder["base"]["model"], state.encoder_graph, state.encoder["name"])
+            # int8 for prediction when the packaged encoder would be served int8 too (the default)
+            tuned = FinetunedOnnxEmbedder(
+                state.encoder["base"]["model"],
+                state.encoder_graph,
+                state.encoder["name"],
+                quantized=getattr(clf._embedder, "kind", None) == "onnx-int8",
+            )
             try:  # the session is needed for the first prediction anyway; a bad graph fails here
                 X = tuned.embed(["a"])
             except Exception as e:  # onnxruntime's errors have no common base: any failure means a bad graph

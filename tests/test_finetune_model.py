@@ -46,15 +46,33 @@ def test_fresh_process_without_torch_predicts_identically(tuned):
         "import sys, json\n"
         "sys.modules['torch'] = None  # import torch now fails\n"
         "import promptclf\n"
-        f"m = promptclf.load({str(path)!r})\n"
+        f"m = promptclf.load({str(path)!r}, embedder='onnx:all-MiniLM-L6-v2')\n"
         f"print(json.dumps(m.predict_proba({TEXTS!r}).tolist()))\n"
-        "print(json.dumps({'torch': sys.modules.get('torch') is not None}))\n"
+        f"q = promptclf.load({str(path)!r})\n"  # the default: the tuned graph quantised to int8 here
+        f"print(json.dumps(q.predict_proba({TEXTS!r}).tolist()))\n"
+        "print(json.dumps({'torch': sys.modules.get('torch') is not None, 'int8': q._tuned.quantized}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
-    assert np.allclose(json.loads(lines[0]), clf.predict_proba(TEXTS), atol=1e-3)
-    assert json.loads(lines[1]) == {"torch": False}
+    assert np.allclose(json.loads(lines[0]), clf.predict_proba(TEXTS), atol=1e-3)  # fp32: the same vectors
+    int8 = np.array(json.loads(lines[1]))
+    assert (int8.argmax(1) == clf.predict_proba(TEXTS).argmax(1)).all()
+    assert np.abs(int8 - clf.predict_proba(TEXTS)).max() < 0.2
+    assert json.loads(lines[2]) == {"torch": False, "int8": True}
+
+
+def test_loaded_tuned_model_predicts_int8_trains_fp32_and_tunes_from_the_base(tuned):
+    """The file's base encoder is the embedder (a new fine-tuning starts there); the tuned graph
+    predicts int8 and embeds training texts with its exact fp32 vectors."""
+    clf, path = tuned
+    served = PromptClassifier.load(path)
+    assert served._embedder.space() == {"kind": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
+    assert served._tuned.quantized and not served._tuned.trainer().quantized
+    exact = served._tuned.trainer().embed(TEXTS)
+    assert np.allclose(exact, clf._emb.embed(TEXTS), atol=1e-4)
+    served.add_data_to_class("pos", "a delightful, warm film").set_params(finetune=False).train()
+    assert served.embedder_spec_ == clf.embedder_spec_  # still the tuned space, refit on exact vectors
 
 
 def test_size_of_the_encoder_member(tuned):

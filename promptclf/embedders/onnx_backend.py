@@ -285,23 +285,53 @@ class OnnxInt8Embedder(OnnxEmbedder):
 class FinetunedOnnxEmbedder(OnnxEmbedder):
     """A fine-tuned encoder served from its ONNX graph (bytes from a ``.clf``), with the base model's
     tokenizer: the same code path, and speed, as the packaged model. Its vectors are their own space,
-    ``finetuned:<name>``. Not in the registry: only a model file or training makes one."""
+    ``finetuned:<name>``. Not in the registry: only a model file or training makes one.
+
+    ``quantized``: predict with the graph quantised to int8 by the same recipe as the packaged model
+    (made once per graph on this machine and cached); training still uses the fp32 graph
+    (``trainer``), as for ``OnnxInt8Embedder``.
+    """
 
     kind = "finetuned"
 
-    def __init__(self, base: str, graph: bytes, name: str, *, batch_size: int = 64) -> None:
+    def __init__(self, base: str, graph: bytes, name: str, *, batch_size: int = 64, quantized: bool = False) -> None:
         super().__init__(base, batch_size=batch_size)
         self.base, self.name, self._graph = base, name, graph
+        self.quantized = quantized
         self._session: tuple[Any, Any, int] | None = None
+        self._fp32: FinetunedOnnxEmbedder | None = None
 
     def _parts(self) -> tuple[Any, Any, int]:
         if self._session is None:
             tok, pad = _tokenizer(self.base)
-            self._session = (tok, session(self._graph), pad)
+            source = str(tuned_int8_file(self._graph)) if self.quantized else self._graph
+            self._session = (tok, session(source), pad)
         return self._session
+
+    def trainer(self) -> Embedder:
+        if not self.quantized:
+            return self
+        if self._fp32 is None:
+            self._fp32 = FinetunedOnnxEmbedder(self.base, self._graph, self.name, batch_size=self.batch_size)
+        return self._fp32
 
     def space(self) -> dict[str, Any]:
         return {"kind": self.kind, "model": self.name}
 
     def to_spec(self) -> dict[str, Any]:
         return self.space()
+
+
+def tuned_int8_file(graph: bytes) -> Path:
+    """The int8 quantisation of a fine-tuned graph, made once per graph (keyed by its hash) and cached."""
+    out = cache_dir() / "finetuned" / hashlib.sha256(graph).hexdigest()[:16]
+    int8 = out / f"model-{INT8_RECIPE}.onnx"
+    if not int8.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        fp32 = out / f".model.{os.getpid()}.onnx"  # quantize_dynamic reads a file
+        fp32.write_bytes(graph)
+        try:
+            quantize(fp32, int8)
+        finally:
+            fp32.unlink(missing_ok=True)
+    return int8
