@@ -48,6 +48,15 @@ def _toy(n: int = 120):
     return texts, np.array(y)
 
 
+def _toy_classifier(n: int, **settings) -> PromptClassifier:
+    """A classifier on the fake embedder holding ``_toy(n)`` as the user's examples."""
+    clf = PromptClassifier(embedder=FakeEmbedder(), progress=False, **settings)
+    texts, y = _toy(n)
+    for t, c in zip(texts, y):
+        clf.add_data_to_class(str(c), t)
+    return clf
+
+
 def test_fit_fast_path_and_cascade_route_only_unsure_texts_to_the_main_model():
     texts, y = _toy()
     emb = FakeEmbedder()
@@ -71,10 +80,7 @@ def test_fit_fast_path_and_cascade_route_only_unsure_texts_to_the_main_model():
 def test_fast_path_needs_the_packaged_transformer_and_is_single_label_only():
     from promptclf import ConfigurationError
 
-    clf = PromptClassifier(embedder=FakeEmbedder(), fast=True, progress=False)
-    texts, y = _toy(40)
-    for t, c in zip(texts, y):
-        clf.add_data_to_class(str(c), t)
+    clf = _toy_classifier(40, fast=True)
     with pytest.raises(ConfigurationError, match="fast=True distils static embeddings") as e:
         clf.train()
     assert e.value.setting == "fast"
@@ -91,10 +97,7 @@ def test_fast_without_model2vec_fails_before_training(monkeypatch):
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "model2vec" else real(name, *a))
-    clf = PromptClassifier(embedder=FakeEmbedder(), fast=True, progress=False)
-    texts, y = _toy(20)
-    for t, c in zip(texts, y):
-        clf.add_data_to_class(str(c), t)
+    clf = _toy_classifier(20, fast=True)
     with pytest.raises(ConfigurationError, match="pip install model2vec") as e:
         clf.train()
     assert e.value.setting == "fast" and not hasattr(clf, "head_")  # nothing half-trained
@@ -107,11 +110,7 @@ def test_model_file_keeps_the_fast_path_and_checks_it(tmp_path, monkeypatch):
 
     from promptclf import modelfile
 
-    texts, y = _toy()
-    clf = PromptClassifier(embedder=FakeEmbedder(), progress=False)
-    for t, c in zip(texts, y):
-        clf.add_data_to_class(str(c), t)
-    clf.train()
+    clf = _toy_classifier(120).train()
     head = LinearHead(clf.classes_, np.ones((1, 8), np.float32), np.zeros(1, np.float32), 1.0)
     clf.fast = True  # set after training: save keeps the fast path only when the setting is on
     clf.fast_ = FastPath({"kind": "model2vec", "model": "all-MiniLM-L6-v2"}, head, 0.93, {"share": 0.5})
