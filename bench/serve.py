@@ -190,11 +190,8 @@ def ray_bench(model: Path, rows: int) -> dict:
             ds = ray.data.read_parquet(str(tmp / "in.parquet"))
             t = time.perf_counter()
             n = 0
-            # 1 of the 2 CPUs for the actors, the other for the parquet read tasks (actors holding
-            # every CPU would starve them)
-            for batch in predict_dataset(
-                ds, model, workers=workers, cpus_per_worker=1.0 / workers, batch_size=256
-            ).iter_batches(batch_size=4096):
+            # the default share: 1 of the 2 CPUs for the actors, the other for the parquet read tasks
+            for batch in predict_dataset(ds, model, workers=workers, batch_size=256).iter_batches(batch_size=4096):
                 n += len(batch["label"])
             assert n == rows
             out[workers] = rows / (time.perf_counter() - t)

@@ -61,8 +61,8 @@ def test_predict_dataset_matches_single_process(local_ray, minilm_model):
     assert out["body"].tolist() == texts  # input columns are kept
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
-def test_cli_engine_ray(local_ray, minilm_model, tmp_path, fmt, monkeypatch, capsys):
+@pytest.mark.parametrize(("fmt", "workers"), [("parquet", 1), ("csv", 1), ("jsonl", 2)])
+def test_cli_engine_ray(local_ray, minilm_model, tmp_path, fmt, workers, monkeypatch, capsys):
     texts = rows(120)
     frame = pd.DataFrame({"text": texts, "n": range(len(texts))})
     src = tmp_path / f"in.{fmt}"
@@ -74,6 +74,7 @@ def test_cli_engine_ray(local_ray, minilm_model, tmp_path, fmt, monkeypatch, cap
         src.write_text("".join(json.dumps(r) + "\n" for r in frame.to_dict("records")))
     out = tmp_path / "out"
     args = ["predict", str(minilm_model), str(src), "--engine", "ray", "--output", str(out), "--output-format", fmt]
+    args += ["--workers", str(workers)]  # 2: two model copies (actors) share the blocks
     with pytest.raises(SystemExit) as e:
         app(args)
     assert e.value.code in (0, None)
@@ -99,3 +100,14 @@ def test_cli_engine_ray_names_a_missing_column(local_ray, minilm_model, tmp_path
         sys.argv = argv
     err = capsys.readouterr().err
     assert e.value.code == 1 and "no column 'text'" in err and "--column" in err
+
+
+@pytest.mark.parametrize(
+    ("workers", "cpus", "share"),
+    [(1, 2, 1.0), (2, 2, 0.5), (4, 2, 0.25), (1, 1, 0.5), (2, 16, 1.0), (15, 16, 1.0), (30, 16, 0.5)],
+)
+def test_worker_cpus_leave_a_cpu_for_reads(workers, cpus, share):
+    from promptclf.integrations.ray import worker_cpus
+
+    assert worker_cpus(workers, cpus) == pytest.approx(share)
+    assert workers * worker_cpus(workers, cpus) <= cpus - min(1, cpus / 2)  # Ray Data's tasks get the rest

@@ -64,6 +64,16 @@ class ClassifierActor:
         return out
 
 
+def worker_cpus(workers: int, cluster_cpus: float) -> float:
+    """CPUs to reserve per actor: one each, unless ``workers`` of them would leave less than one CPU
+    (half of a one-CPU cluster) for Ray Data's read and write tasks; then an equal share of the rest.
+
+    On a 2-CPU machine, 1 worker gets 1 CPU and 2 workers get 0.5 each (measured in bench/serve.py).
+    """
+    spare = min(1.0, cluster_cpus / 2)
+    return max(0.01, min(1.0, (cluster_cpus - spare) / workers))
+
+
 def predict_dataset(
     ds: Any,
     model: str | os.PathLike[str],
@@ -71,7 +81,7 @@ def predict_dataset(
     text_column: str = "text",
     batch_size: int = 256,
     workers: int = 1,
-    cpus_per_worker: float = 1.0,
+    cpus_per_worker: float | None = None,
     embedder: str | None = None,
 ) -> Any:
     """Add ``label`` and ``prob`` columns to a Ray Dataset (lazily: nothing runs until it is consumed).
@@ -86,19 +96,25 @@ def predict_dataset(
         Rows per call on a worker.
     workers : int, default 1
         Actors, each with its own copy of the model.
-    cpus_per_worker : float, default 1
-        CPUs Ray reserves per actor; ONNX Runtime uses that many threads (rounded up). Leave some
-        CPUs free for Ray's read tasks: actors holding every CPU starve the reads, and nothing runs.
+    cpus_per_worker : float, optional
+        CPUs Ray reserves per actor; ONNX Runtime uses that many threads (rounded up). By default one
+        CPU each, or less where the actors would otherwise hold every CPU of the cluster (see
+        :func:`worker_cpus`): Ray Data's read and write tasks need a CPU too, and with none left the
+        job waits forever instead of failing.
     embedder : str, optional
         Serve with another embedder of the same vector space (e.g. ``"onnx:all-MiniLM-L6-v2"``, fp32).
     """
     from ray.data import ActorPoolStrategy
 
-    if batch_size < 1 or workers < 1 or cpus_per_worker <= 0:
+    if batch_size < 1 or workers < 1 or (cpus_per_worker is not None and cpus_per_worker <= 0):
         raise ConfigurationError(
             f"batch_size and workers must be at least 1 and cpus_per_worker positive, got "
             f"{batch_size}, {workers}, {cpus_per_worker}"
         )
+    if cpus_per_worker is None:
+        import ray
+
+        cpus_per_worker = worker_cpus(workers, ray.cluster_resources().get("CPU", 1.0))
     data = Path(model).read_bytes()
     threads = max(1, math.ceil(cpus_per_worker))
     return ds.map_batches(
