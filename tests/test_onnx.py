@@ -151,3 +151,28 @@ def test_first_load_prints_nothing_and_makes_both_models(st_model, tmp_path):
     assert out.stderr == ""
     made = sorted(p.name for p in fresh.glob("onnx/*/*.onnx"))
     assert made == ["model-int8-s8-perchannel-7bit.onnx", "model.onnx"]  # int8 serves, fp32 trains
+
+
+def test_spinning_is_a_session_option_the_server_turns_off(cache, texts, monkeypatch):
+    from promptclf.embedders import onnx_backend
+
+    def allow_spinning() -> str:
+        emb = get_embedder("onnx-int8:all-MiniLM-L6-v2")
+        emb.embed(texts[:2])
+        return emb._parts()[1].get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    monkeypatch.delenv(onnx_backend.SPINNING_ENV, raising=False)
+    assert onnx_backend.spinning() and allow_spinning() == "1"  # ONNX Runtime's default everywhere else
+    monkeypatch.setenv(onnx_backend.SPINNING_ENV, "0")
+    assert not onnx_backend.spinning() and allow_spinning() == "0"  # a session of its own, not the cached one
+
+
+def test_onnx_batches_are_small_and_sorted(cache):
+    from promptclf.embedders import onnx_backend
+
+    tok, _, pad = onnx_backend._load("all-MiniLM-L6-v2", False)
+    texts = ["a " * n for n in (40, 3, 25, 1, 12, 30, 2, 18, 7, 33, 9, 21, 5, 27, 15, 11, 38, 4)]
+    batches = list(onnx_backend.padded_batches(tok, pad, texts, onnx_backend.ONNX_BATCH))
+    assert [len(idx) for idx, _ in batches] == [16, 2]
+    widths = [feed["input_ids"].shape[1] for _, feed in batches]
+    assert widths[0] < widths[1]  # the short texts are padded only to the longest of their own batch

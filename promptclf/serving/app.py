@@ -127,8 +127,14 @@ def create_app(settings: ServerSettings, model: LoadedModel | None = None):
         m = state["model"]  # one model per batch, even if a reload swaps it meanwhile
         return m.classifier.predict_proba(texts), m
 
+    http_in_flight = [0]  # requests being answered (the Measure middleware counts them)
     batcher = MicroBatcher(
-        predict, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms, on_batch=metrics.batch.observe
+        predict,
+        max_batch=settings.max_batch,
+        max_wait_ms=settings.max_wait_ms,
+        on_batch=metrics.batch.observe,
+        # received but not yet in the batcher: the only requests a waiting batch could still gain
+        arriving=lambda: http_in_flight[0] - batcher.in_flight,
     )
 
     texts_field = Field(
@@ -204,18 +210,39 @@ def create_app(settings: ServerSettings, model: LoadedModel | None = None):
         log.exception("unexpected error answering %s", request.url.path)
         return error(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next):
-        start = time.perf_counter()
-        metrics.in_flight.inc()
-        try:
-            response = await call_next(request)
-        finally:
-            metrics.in_flight.dec()
-        path = request.scope.get("route").path if request.scope.get("route") is not None else "other"
-        metrics.requests.labels(path, str(response.status_code)).inc()
-        metrics.latency.labels(path).observe(time.perf_counter() - start)
-        return response
+    class Measure:
+        """Request counts, latency and in-flight gauge. Plain ASGI: Starlette's ``BaseHTTPMiddleware``
+        (``@app.middleware``) runs each request in a task group with memory streams, which cost the
+        event loop about as much as the rest of a request under load."""
+
+        def __init__(self, app) -> None:
+            self.app = app
+
+        async def __call__(self, scope, receive, send) -> None:
+            if scope["type"] != "http":
+                return await self.app(scope, receive, send)
+            start = time.perf_counter()
+            status = 500  # what the client gets if nothing was sent (uvicorn answers 500 then)
+
+            async def sending(message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            metrics.in_flight.inc()
+            http_in_flight[0] += 1
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                http_in_flight[0] -= 1
+                metrics.in_flight.dec()
+                route = scope.get("route")
+                path = getattr(route, "path", "other")
+                metrics.requests.labels(path, str(status)).inc()
+                metrics.latency.labels(path).observe(time.perf_counter() - start)
+
+    app.add_middleware(Measure)
 
     async def run(texts: list[str]) -> tuple[np.ndarray, LoadedModel]:
         for i, t in enumerate(texts):
@@ -234,22 +261,27 @@ def create_app(settings: ServerSettings, model: LoadedModel | None = None):
         clf = m.classifier
         labels = clf.predict_from_proba(proba, abstain=body.abstain)
         classes = [str(c) for c in clf.classes_]
-        return {
-            "model": m.sha256,
-            "predictions": [
-                {"label": lab, "prob": float(row.max()), "probs": dict(zip(classes, map(float, row)))}
-                for lab, row in zip(labels, proba)
-            ],
-        }
+        # built of str/float/None already: a JSONResponse skips FastAPI's jsonable_encoder walk
+        return JSONResponse(
+            {
+                "model": m.sha256,
+                "predictions": [
+                    {"label": lab, "prob": float(row.max()), "probs": dict(zip(classes, map(float, row)))}
+                    for lab, row in zip(labels, proba)
+                ],
+            }
+        )
 
     @app.post("/v1/classify")
     async def classify_endpoint(body: ClassifyRequest):
         """Per text, classes with probabilities, most likely first (Lamini's shape)."""
         proba, m = await run(body.texts)
-        return {
-            "model": m.sha256,
-            "results": m.classifier.classify_from_proba(proba, top_n=body.top_n, threshold=body.threshold),
-        }
+        return JSONResponse(
+            {
+                "model": m.sha256,
+                "results": m.classifier.classify_from_proba(proba, top_n=body.top_n, threshold=body.threshold),
+            }
+        )
 
     @app.get("/v1/model")
     async def model_endpoint():
@@ -323,6 +355,11 @@ def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000
 
     import uvicorn
 
+    from ..embedders.onnx_backend import SPINNING_ENV
+
+    # the event loop shares the cores with ONNX Runtime: threads that busy-wait between operators
+    # starve it (see onnx_backend.spinning); set before the first session, inherited by --workers
+    os.environ.setdefault(SPINNING_ENV, "0")
     model = load_model(settings.model, settings.embedder)  # fail before binding the port, with a clear message
     os.environ[ENV] = json.dumps(asdict(settings))
     if workers == 1:

@@ -43,6 +43,10 @@ class MicroBatcher:
         How long the first text of a batch waits for others to join.
     on_batch : callable, optional
         Called with each batch's size (for metrics).
+    arriving : callable, optional
+        How many requests might still join (received, not yet submitted). When it says none, a
+        batch runs at once instead of waiting ``max_wait_ms`` for company that cannot come: a lone
+        request is not delayed.
     """
 
     def __init__(
@@ -52,11 +56,13 @@ class MicroBatcher:
         max_batch: int = 64,
         max_wait_ms: float = 5.0,
         on_batch: Callable[[int], Any] | None = None,
+        arriving: Callable[[], int] | None = None,
     ) -> None:
         self.predict = predict
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.on_batch = on_batch
+        self.arriving = arriving
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
         self.in_flight = 0
@@ -109,13 +115,16 @@ class MicroBatcher:
                 carry = (job, start + take) if start + take < len(job.texts) else None
                 if carry is not None or size >= self.max_batch:
                     break
-                timeout = deadline - time.perf_counter()
-                try:
-                    nxt = (
-                        self._queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(self._queue.get(), timeout)
-                    )
-                except (asyncio.TimeoutError, asyncio.QueueEmpty):
-                    break
+                try:  # what is queued already joins at once (no timer task per request)
+                    nxt = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    timeout = deadline - time.perf_counter()
+                    if timeout <= 0 or (self.arriving is not None and self.arriving() <= 0):
+                        break
+                    try:
+                        nxt = await asyncio.wait_for(self._queue.get(), timeout)
+                    except asyncio.TimeoutError:
+                        break
                 carry = (nxt, 0)
             texts = [t for job, a, b in pending for t in job.texts[a:b]]
             try:
