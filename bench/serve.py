@@ -284,7 +284,7 @@ def main() -> None:
         "## Serving and Ray (issue 13)\n\n"
         f"{time.strftime('%Y-%m-%d')}, {machine()}. Regenerate with `.venv/bin/python bench/serve.py "
         f"--seconds {args.seconds:g} --soak-s {args.soak_s:g} --rows {args.rows}`\n"
-        f"(about {(args.soak_s + 6 * args.seconds) / 60 + 3:.0f} minutes, most of it Ray). `promptclf serve`\n"
+        f"(about {(args.soak_s + 6 * args.seconds + args.rows * 3 / 600) / 60 + 1:.0f} minutes: the soak, then Ray). `promptclf serve`\n"
         "(one worker, uvloop + httptools, ONNX int8 without thread spinning; micro-batches of up to 64 texts\n"
         "that wait up to 5 ms for company only while other requests are on their way) on 127.0.0.1; the\n"
         "asyncio client shares the 2 cores with it. One short sst2 sentence per request;\n"

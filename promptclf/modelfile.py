@@ -108,7 +108,7 @@ def _schema():
 
     class Model(BaseModel):
         # strict: a "3" is not a number; extra keys are ignored (a newer minor version may add some)
-        model_config = ConfigDict(strict=True, extra="ignore")
+        model_config = ConfigDict(strict=True, extra="ignore", defer_build=True)
 
     class Spec(Model):
         kind: Name

@@ -176,3 +176,20 @@ def test_onnx_batches_are_small_and_sorted(cache):
     assert [len(idx) for idx, _ in batches] == [16, 2]
     widths = [feed["input_ids"].shape[1] for _, feed in batches]
     assert widths[0] < widths[1]  # the short texts are padded only to the longest of their own batch
+
+
+def test_onnx_long_texts_go_a_few_at_a_time(cache, texts):
+    from promptclf.embedders import onnx_backend
+
+    tok, _, pad = onnx_backend._load("all-MiniLM-L6-v2", False)
+    mixed = ["a " * n for n in (200, 3, 120, 1, 60, 250, 2, 90)]
+    batches = list(onnx_backend.padded_batches(tok, pad, mixed, 16, max_tokens=256))
+    assert sorted(i for idx, _ in batches for i in idx) == list(range(len(mixed)))  # each text once
+    for idx, feed in batches:
+        rows, width = feed["input_ids"].shape
+        assert rows == len(idx) and (rows * width <= 256 or rows == 1)
+    assert len(batches[0][0]) > 1 and len(batches[-1][0]) == 1  # short ones share a call, the longest goes alone
+    # the budget changes how texts are grouped, never their vectors
+    small = onnx_backend.OnnxEmbedder(max_tokens=256).embed_batch(mixed + texts[:4])
+    whole = onnx_backend.OnnxEmbedder(max_tokens=None).embed_batch(mixed + texts[:4])
+    np.testing.assert_allclose(small, whole, atol=1e-5)

@@ -33,10 +33,12 @@ log = logging.getLogger("promptclf")
 _SESSIONS: dict[tuple[str, bool, bool], tuple[Any, Any, int]] = {}
 _LOCK = threading.Lock()
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# Texts per ONNX Runtime call. Texts are sorted by length first, so a small batch pads only to
-# texts of about its own length: measured on sst2 sentences (int8 and fp32 alike), 64 random texts
-# embed 1.9x faster in batches of 16 than in one of 64, and a whole sorted set 1.1x; 8 is no faster.
+# Texts per ONNX Runtime call, and padded tokens (rows x longest) per call. Texts are sorted by
+# length first, so a small batch pads only to texts of about its own length, and long texts go a few
+# at a time: the attention buffers ONNX Runtime keeps (its arena never shrinks) grow with rows x
+# width^2. Chosen in bench/onnx_batching.py.
 ONNX_BATCH = 16
+ONNX_TOKENS = 512
 INT8_RECIPE = "int8-s8-perchannel-7bit"  # in the cached file's name: a new recipe never reuses an old file
 
 
@@ -205,14 +207,29 @@ def _load(model: str, quantized: bool) -> tuple[Any, Any, int]:
         return _SESSIONS[key]
 
 
-def padded_batches(tok: Any, pad: int, texts: list[str], batch_size: int) -> Iterator[tuple[np.ndarray, dict]]:
+def _groups(lengths: list[int], batch_size: int, max_tokens: int) -> Iterator[np.ndarray]:
+    """Indices by ascending length, cut into batches of at most ``batch_size`` rows whose padded size
+    (rows x longest) stays within ``max_tokens`` (a batch of one text is always allowed)."""
+    order = np.argsort(lengths, kind="stable")
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and end - start < batch_size and (end - start + 1) * lengths[order[end]] <= max_tokens:
+            end += 1
+        yield order[start:end]
+        start = end
+
+
+def padded_batches(
+    tok: Any, pad: int, texts: list[str], batch_size: int, max_tokens: int | None = None
+) -> Iterator[tuple[np.ndarray, dict]]:
     """``(rows, inputs)`` per batch: texts sorted by token count so each batch pads only to its own
-    longest text (padding is most of the work on mixed-length input otherwise)."""
+    longest text (padding is most of the work on mixed-length input otherwise), and long texts in
+    fewer rows per call (``max_tokens``, rows x width)."""
     encs = tok.encode_batch(texts)
-    order = np.argsort([len(e.ids) for e in encs], kind="stable")
-    for start in range(0, len(texts), batch_size):
-        idx = order[start : start + batch_size]
-        width = max(len(encs[i].ids) for i in idx)
+    lengths = [len(e.ids) for e in encs]
+    for idx in _groups(lengths, batch_size, max_tokens or max(lengths, default=1) * batch_size):
+        width = lengths[idx[-1]]
         feed = {k: np.full((len(idx), width), pad if k == "input_ids" else 0, dtype=np.int64) for k in INPUTS}
         for row, i in enumerate(idx):
             e = encs[i]
@@ -230,9 +247,12 @@ class OnnxEmbedder(Embedder):
     kind = "onnx"
     quantized = False
 
-    def __init__(self, model: str = "all-MiniLM-L6-v2", *, batch_size: int = ONNX_BATCH) -> None:
+    def __init__(
+        self, model: str = "all-MiniLM-L6-v2", *, batch_size: int = ONNX_BATCH, max_tokens: int | None = ONNX_TOKENS
+    ) -> None:
         super().__init__(model)
         self.batch_size = batch_size
+        self.max_tokens = max_tokens
 
     def _parts(self) -> tuple[Any, Any, int]:
         return _load(self.model, self.quantized)
@@ -240,7 +260,7 @@ class OnnxEmbedder(Embedder):
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         tok, sess, pad = self._parts()
         out = np.zeros((len(texts), 0), dtype=np.float32)
-        for idx, feed in padded_batches(tok, pad, texts, self.batch_size):
+        for idx, feed in padded_batches(tok, pad, texts, self.batch_size, self.max_tokens):
             hidden = sess.run(None, feed)[0]
             mask = feed["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
@@ -293,7 +313,7 @@ class OnnxInt8Embedder(OnnxEmbedder):
     quantized = True
 
     def trainer(self) -> Embedder:
-        return OnnxEmbedder(self.model, batch_size=self.batch_size)
+        return OnnxEmbedder(self.model, batch_size=self.batch_size, max_tokens=self.max_tokens)
 
     def space(self) -> dict[str, Any]:
         return self.trainer().space()
@@ -312,9 +332,16 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
     kind = "finetuned"
 
     def __init__(
-        self, base: str, graph: bytes, name: str, *, batch_size: int = ONNX_BATCH, quantized: bool = False
+        self,
+        base: str,
+        graph: bytes,
+        name: str,
+        *,
+        batch_size: int = ONNX_BATCH,
+        max_tokens: int | None = ONNX_TOKENS,
+        quantized: bool = False,
     ) -> None:
-        super().__init__(base, batch_size=batch_size)
+        super().__init__(base, batch_size=batch_size, max_tokens=max_tokens)
         self.base, self.name, self._graph = base, name, graph
         self.quantized = quantized
         self._session: tuple[Any, Any, int] | None = None
@@ -331,7 +358,9 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
         if not self.quantized:
             return self
         if self._fp32 is None:
-            self._fp32 = FinetunedOnnxEmbedder(self.base, self._graph, self.name, batch_size=self.batch_size)
+            self._fp32 = FinetunedOnnxEmbedder(
+                self.base, self._graph, self.name, batch_size=self.batch_size, max_tokens=self.max_tokens
+            )
         return self._fp32
 
     def space(self) -> dict[str, Any]:
