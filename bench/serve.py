@@ -171,11 +171,17 @@ def http_bench(model: Path, pool: list[str], seconds: float, soak_s: float) -> d
             r = await client.post(f"{url}/v1/reload")
             out["reload_status"] = r.status_code
 
+        trace: list[float] = []
+
+        async def sample(client):  # the server's memory once a minute, to tell a step from a trend
+            trace.append(rss_mib(proc.pid))
+
         asyncio.run(open_loop(url, pool, best / 2, 20))  # settle before the first reading
         rss0 = rss_mib(proc.pid)
-        soak = asyncio.run(open_loop(url, pool, best / 2, soak_s, during={soak_s / 2: reload}))
+        hooks = {float(t): sample for t in range(60, int(soak_s), 60)} | {soak_s / 2 + 0.5: reload}
+        soak = asyncio.run(open_loop(url, pool, best / 2, soak_s, during=hooks))
         rss1 = rss_mib(proc.pid)
-        out["soak"] = soak | {"rss0": rss0, "rss1": rss1, "seconds": soak_s, "rate": best / 2}
+        out["soak"] = soak | {"rss0": rss0, "rss1": rss1, "trace": trace, "seconds": soak_s, "rate": best / 2}
         log.info("soak: %s", out["soak"])
     return out
 
@@ -273,18 +279,21 @@ def main() -> None:
         f"Soak: {s['seconds'] / 60:.0f} minutes open loop at {s['rate']:.0f} requests/s, {s['requests']} requests, "
         f"{s['errors']} errors (statuses {s['statuses']}), p99 {s['p99_ms']:.1f} ms; server RSS {s['rss0']:.0f} -> "
         f"{s['rss1']:.0f} MiB ({(s['rss1'] / s['rss0'] - 1) * 100:+.1f}%); a reload half way answered "
-        f"HTTP {http.get('reload_status')}, and no request failed around it."
+        f"HTTP {http.get('reload_status')}, and no request failed around it. RSS once a minute (MiB): "
+        + ", ".join(f"{v:.0f}" for v in s["trace"])
+        + "."
     )
     ray_rows = [
         ["`promptclf predict` (one process, text file)", f"{ray_figs['cli']:.0f}", "1.00"],
         ["Ray Data, 1 worker (1 CPU)", f"{ray_figs[1]:.0f}", f"{ray_figs[1] / ray_figs['cli']:.2f}"],
         ["Ray Data, 2 workers (0.5 CPU each)", f"{ray_figs[2]:.0f}", f"{ray_figs[2] / ray_figs['cli']:.2f}"],
     ]
+    minutes = (args.soak_s + 6 * args.seconds + args.rows * 3 / 600) / 60 + 1
     body = (
         "## Serving and Ray (issue 13)\n\n"
         f"{time.strftime('%Y-%m-%d')}, {machine()}. Regenerate with `.venv/bin/python bench/serve.py "
         f"--seconds {args.seconds:g} --soak-s {args.soak_s:g} --rows {args.rows}`\n"
-        f"(about {(args.soak_s + 6 * args.seconds + args.rows * 3 / 600) / 60 + 1:.0f} minutes: the soak, then Ray). `promptclf serve`\n"
+        f"(about {minutes:.0f} minutes: the soak, then Ray). `promptclf serve`\n"
         "(one worker, uvloop + httptools, ONNX int8 without thread spinning; micro-batches of up to 64 texts\n"
         "that wait up to 5 ms for company only while other requests are on their way) on 127.0.0.1; the\n"
         "asyncio client shares the 2 cores with it. One short sst2 sentence per request;\n"

@@ -7,6 +7,7 @@ import asyncio
 import json
 import threading
 import time
+import weakref
 
 import httpx2 as httpx
 import numpy as np
@@ -152,6 +153,7 @@ def test_errors_are_counted(server):
 
 def test_reload_swaps_a_good_file_and_keeps_serving_on_a_bad_one(server, model_file, fake_embedder):
     before = httpx.get(f"{server.url}/v1/model").json()["sha256"]
+    replaced = weakref.ref(server.app.state.promptclf["model"].classifier)
     clf = PromptClassifier(embedder=fake_embedder, progress=False)
     clf.add_data_to_class("happy", ["joy and delight", "a happy day", "smiles all round"])
     clf.add_data_to_class("sad", ["tears and grief", "a sad day", "a heavy heart"])
@@ -161,6 +163,7 @@ def test_reload_swaps_a_good_file_and_keeps_serving_on_a_bad_one(server, model_f
     assert r.status_code == 200 and r.json()["reloaded"] is True
     info = httpx.get(f"{server.url}/v1/model").json()
     assert info["sha256"] != before and info["classes"] == ["angry", "happy", "sad"]
+    assert replaced() is None  # the old model is freed by the reload, not kept until some later collection
     good = info["sha256"]
     model_file.write_bytes(b"PK\x03\x04 not a model")
     r = httpx.post(f"{server.url}/v1/reload")
