@@ -422,10 +422,16 @@ class PromptClassifier(ParamsMixin):
             self.generation_report_ = generate_for_classes(ctx, list(prompts), shas)
         return self.train(unlabeled=unlabeled)
 
-    def _training_set(
-        self, include: tuple[str, ...] = ("user", "generated", "pseudo", "llm")
-    ) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Texts, labels and provenance: class descriptions first (as anchors), then stored examples."""
+    def _training_set(self, include: tuple[str, ...] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Texts, labels and provenance: class descriptions first (as anchors), then stored examples.
+
+        ``include``: the kinds of stored example; by default all, less generated examples that the
+        last self-training run's check set aside (``promptclf.crosscheck``).
+        """
+        if include is None:
+            include = ("user", "generated", "pseudo", "llm")
+            if self._generated_set_aside():
+                include = ("user", "pseudo", "llm")
         texts: list[str] = []
         labels: list[str] = []
         sources: list[str] = []
@@ -443,6 +449,12 @@ class PromptClassifier(ParamsMixin):
             labels.append(e.class_name)
             sources.append(e.source)
         return texts, np.asarray(labels, dtype=str), np.asarray(sources, dtype=str)
+
+    def _generated_set_aside(self) -> bool:
+        """Whether the last run on unlabeled texts found the generated examples pulled the model off
+        your texts; it holds (with that run's pseudo-labels) until the next run on unlabeled texts."""
+        check = (getattr(self, "self_training_report_", None) or {}).get("generated_examples")
+        return isinstance(check, dict) and check.get("keep_generated") is False
 
     def training_data(self) -> tuple[list[str], list[str], list[str]]:
         """The texts, labels and provenance (prompt, user, generated, pseudo) ``train`` fits on:
@@ -466,7 +478,7 @@ class PromptClassifier(ParamsMixin):
         if tune:
             self._finetune()  # replaces the tuned encoder only once done: an interruption changes nothing
             if unlabeled is not None:  # relabel the pool with the tuned encoder (one outer round)
-                self._pseudo_label(unlabeled, self._emb)
+                self._pseudo_label(unlabeled, self._emb, check=False)
         texts, y, sources = self._training_set()
         self._check_trainable(y)
         fit = self._fit_multi_label if self.multi_label else self._fit_single_label
@@ -753,11 +765,15 @@ class PromptClassifier(ParamsMixin):
         if len(counts) < 2:
             raise InvalidInputError(f"need at least two classes with examples, got {sorted(counts)}")
 
-    def _pseudo_label(self, unlabeled: list[str], emb: Embedder) -> None:
-        """Pseudo-label ``unlabeled`` (already checked by ``train``) with ``emb``'s vectors."""
+    def _pseudo_label(self, unlabeled: list[str], emb: Embedder, check: bool = True) -> None:
+        """Pseudo-label ``unlabeled`` (already checked by ``train``) with ``emb``'s vectors.
+
+        ``check``: judge whether to learn from the generated examples (``promptclf.crosscheck``);
+        otherwise follow the verdict of the last run.
+        """
         from . import selftrain
         from .escalation.links import LLMLink
-        from .selftrain import PoolLabeler, TextView, self_train
+        from .selftrain import PoolLabeler, SelfTrainResult, TextView, self_train
         from .store import Example
 
         texts, y, src = self._training_set(("user", "generated", "llm"))
@@ -778,23 +794,73 @@ class PromptClassifier(ParamsMixin):
             link = LLMLink(self._llm, getattr(self, "prompts_", {}), seed=self.random_state or 0)
             labeler = PoolLabeler(link, np.unique(y), pool, self.llm_label_budget)
         prior = self._prior(np.unique(y), emb)
-        res = self_train(
-            X,
-            y,
-            XU,
-            C=self._choose_C(X, y, src == "user"),
-            prior=prior,
-            random_state=self.random_state,
-            llm_labeler=labeler,
-            view=TextView(texts, y, pool, self.random_state) if selftrain.SECOND_VIEW else None,
-            sample_weight=np.where(src == "user", USER_WEIGHT, 1.0) if USER_WEIGHT != 1.0 else None,
-        )
+
+        def run(rows: np.ndarray, llm_labeler: PoolLabeler | None) -> SelfTrainResult:
+            Xr, yr, sr = X[rows], y[rows], src[rows]
+            return self_train(
+                Xr,
+                yr,
+                XU,
+                C=self._choose_C(Xr, yr, sr == "user"),
+                prior=prior,
+                random_state=self.random_state,
+                llm_labeler=llm_labeler,
+                view=TextView([texts[i] for i in np.flatnonzero(rows)], yr, pool, self.random_state)
+                if selftrain.SECOND_VIEW
+                else None,
+                sample_weight=np.where(sr == "user", USER_WEIGHT, 1.0) if USER_WEIGHT != 1.0 else None,
+            )
+
+        if not check:  # a later round of the same train() follows the first round's verdict
+            verdict = self.self_training_report_.get("generated_examples")
+            res = run(src != "generated" if self._generated_set_aside() else np.ones(len(y), dtype=bool), labeler)
+            res.report["generated_examples"] = verdict
+        else:
+            res = self._run_checked(pool, y, src, run, labeler)
         self._store.remove(lambda e: e.source == "pseudo")
         self._store.extend(
             Example(pool[i], str(c), "pseudo", {"confidence": round(float(p), 4), "labeler": str(who)})
             for i, c, p, who in zip(res.index, res.labels, res.confidence, res.labeler)
         )
         self.self_training_report_ = res.report
+
+    @staticmethod
+    def _run_checked(pool: list[str], y: np.ndarray, src: np.ndarray, run: Any, labeler: Any) -> Any:
+        """Self-train with the generated examples and, to judge them, without (``promptclf.crosscheck``).
+
+        Returns the result of the run the check trusts, its verdict in the report's
+        ``generated_examples`` (a string where no check ran, saying why). The LLM, if it labels
+        hard pool texts, is asked once, in the run that is kept.
+        """
+        from . import crosscheck
+
+        generated = src == "generated"
+        every = np.ones(len(y), dtype=bool)
+        why = None
+        if not crosscheck.ENABLED:
+            why = "used (the check is off)"
+        elif not generated.any():
+            why = "none"
+        elif set(y[~generated].tolist()) != set(y.tolist()):
+            why = "used, unchecked: a class has only generated examples (no description)"
+        if why is not None:
+            res = run(every, labeler)
+            res.report["generated_examples"] = why
+            return res
+        with_gen, without = run(every, None), run(~generated, None)
+        check = crosscheck.compare(pool, with_gen.pool_labels, without.pool_labels, np.unique(y))
+        if not check["keep_generated"]:
+            log.warning(
+                "the generated examples pull the model away from your texts (a TF-IDF view learns its labels "
+                "of them %.3f, %.3f without the generated examples): training without them",
+                check["learnability_with_generated"],
+                check["learnability_without_generated"],
+            )
+        kept = with_gen if check["keep_generated"] else without
+        if labeler is not None:
+            kept = run(every if check["keep_generated"] else ~generated, labeler)
+        kept.report["generated_examples"] = check
+        return kept
 
     def _pseudo_label_sets(
         self,
@@ -1178,10 +1244,20 @@ class PromptClassifier(ParamsMixin):
             "long_texts": s.get("long_texts"),
             "C": s.get("C"),
             "trained_at": s.get("trained_at"),
+            "generated_examples": self._generated_verdict(),
             "generation": {
                 k: v for k, v in (getattr(self, "generation_report_", None) or {}).items() if k != "classes"
             },
         }
+
+    def _generated_verdict(self) -> dict[str, Any] | str:
+        """Whether the model learnt from the generated examples, and the check that said so."""
+        report = getattr(self, "self_training_report_", None) or {}
+        if "generated_examples" in report:
+            return report["generated_examples"]
+        if not self._store.examples(("generated",)):
+            return "none"
+        return "used, unchecked: a single-label run with unlabeled texts checks them"
 
     def _llm_spec(self) -> dict[str, Any] | None:
         """The LLM as a model file records it (its spec, never an address), without loading it."""

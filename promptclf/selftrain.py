@@ -47,6 +47,9 @@ class SelfTrainResult:
     confidence: np.ndarray
     labeler: np.ndarray  # "model" or "llm"
     report: dict[str, Any] = field(default_factory=dict)
+    # every pool text's class by the model fit as ``train`` will fit it (anchors + kept pseudo-labels,
+    # with the prior): what this run's model says of the pool (promptclf.crosscheck judges it)
+    pool_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
 
 
 def _select(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -231,7 +234,9 @@ def self_train(
             labeler = np.concatenate([labeler, np.array(["llm"] * len(got), dtype=object)])
 
     # the guard
-    guard = _guard(X, y, XU, sel, sel_labels, classes, C, fit, proba0)
+    final = fit(np.vstack([X, XU[sel]]), np.concatenate([y, sel_labels]))
+    pool_labels = final.classes_[final.predict_proba(XU).argmax(1)]
+    guard = _guard(X, y, XU, sel, sel_labels, classes, C, proba0, pool_labels)
     report = {
         "pool": len(XU),
         "rounds": rounds,
@@ -249,8 +254,9 @@ def self_train(
     if guard["fallback"]:
         log.warning("self-training looked harmful (%s): training without pseudo-labels", guard["reason"])
         empty = np.zeros(0, dtype=int)
-        return SelfTrainResult(empty, np.zeros(0, dtype=classes.dtype), np.zeros(0), np.zeros(0, dtype=object), report)
-    return SelfTrainResult(sel, sel_labels, sel_conf, labeler, report)
+        none = np.zeros(0, dtype=classes.dtype), np.zeros(0), np.zeros(0, dtype=object)
+        return SelfTrainResult(empty, *none, report, classes[proba0.argmax(1)])
+    return SelfTrainResult(sel, sel_labels, sel_conf, labeler, report, pool_labels)
 
 
 def _guard(
@@ -261,8 +267,8 @@ def _guard(
     sel_labels: np.ndarray,
     classes: np.ndarray,
     C: float,
-    fit: Any,
     proba0: np.ndarray,
+    pool_labels: np.ndarray,
 ) -> dict[str, Any]:
     """Is the pseudo-labelled model clearly worse than the one without? Two checks.
 
@@ -282,9 +288,8 @@ def _guard(
     if anchors_self is not None and anchors_pseudo < anchors_self - GUARD_MARGIN:
         out.update(fallback=True, reason=f"anchors {anchors_pseudo:.2f} vs {anchors_self:.2f}")
         return out
-    final = fit(np.vstack([X, XU[sel]]), np.concatenate([y, sel_labels]))
     share0 = np.bincount(proba0.argmax(1), minlength=len(classes)) / len(XU)
-    share1 = np.bincount(final.predict_proba(XU).argmax(1), minlength=len(classes)) / len(XU)
+    share1 = np.bincount(np.searchsorted(classes, pool_labels), minlength=len(classes)) / len(XU)
     out["class_share_before"] = {str(c): round(float(s), 3) for c, s in zip(classes, share0)}
     out["class_share_after"] = {str(c): round(float(s), 3) for c, s in zip(classes, share1)}
     collapsed = [str(c) for c, a, b in zip(classes, share0, share1) if a > 0.05 and b < COLLAPSE * a]

@@ -110,9 +110,9 @@ def test_guard_falls_back_when_pseudo_labels_contradict_the_anchors():
 
     proba0 = fit(X, y).predict_proba(XU)
     right = np.array(["A"] * 30 + ["B"] * 30)
-    assert not _guard(X, y, XU, sel, right, classes, 1.0, fit, proba0)["fallback"]
+    assert not _guard(X, y, XU, sel, right, classes, 1.0, proba0, right)["fallback"]
     wrong = right[::-1]  # every pseudo-label backwards
-    guard = _guard(X, y, XU, sel, wrong, classes, 1.0, fit, proba0)
+    guard = _guard(X, y, XU, sel, wrong, classes, 1.0, proba0, wrong)
     assert guard["fallback"] and guard["reason"].startswith("anchors")
     assert guard["anchor_accuracy_pseudo_only"] < guard["anchor_accuracy_without"] - 0.1
 
@@ -120,7 +120,7 @@ def test_guard_falls_back_when_pseudo_labels_contradict_the_anchors():
 def test_guard_falls_back_when_a_class_collapses():
     """The collapse check itself: pseudo-labels that agree with the anchors, but a final model that
     predicts one class for the whole pool (B held half of the predictions before)."""
-    from promptclf.head import LinearHead, fit_head
+    from promptclf.head import fit_head
     from promptclf.selftrain import _guard
 
     rng = np.random.default_rng(0)
@@ -132,13 +132,11 @@ def test_guard_falls_back_when_a_class_collapses():
     right = np.array(["A"] * 30 + ["B"] * 30)
     proba0 = fit_head(X, y, C=1.0).predict_proba(XU)
 
-    def always_a(Xf, yf):  # a final model that has lost class B
-        return LinearHead(classes, np.zeros((1, 2), np.float32), np.array([-10.0], np.float32), 1.0)
-
-    guard = _guard(X, y, XU, np.arange(60), right, classes, 1.0, always_a, proba0)
+    always_a = np.array(["A"] * 60)  # a final model that has lost class B labels the pool
+    guard = _guard(X, y, XU, np.arange(60), right, classes, 1.0, proba0, always_a)
     assert guard["fallback"] and guard["reason"] == "class(es) ['B'] collapsed"
     assert guard["class_share_before"]["B"] == 0.5 and guard["class_share_after"]["B"] == 0.0
-    ok = _guard(X, y, XU, np.arange(60), right, classes, 1.0, lambda Xf, yf: fit_head(Xf, yf, C=1.0), proba0)
+    ok = _guard(X, y, XU, np.arange(60), right, classes, 1.0, proba0, right)
     assert not ok["fallback"]
 
 
