@@ -466,8 +466,11 @@ class PromptClassifier(ParamsMixin):
         """Fit the head on every stored example (and class description), then set thresholds.
 
         With ``unlabeled`` texts, first pseudo-label them (see ``promptclf.selftrain``); they replace
-        earlier pseudo-labels in the store, with provenance ``pseudo`` and their confidence.
-        Returns ``self``.
+        earlier pseudo-labels in the store, with provenance ``pseudo`` and their confidence. Those
+        texts also judge the generated examples (``promptclf.crosscheck``): where self-training from
+        the descriptions without them labels the texts more coherently, they are set aside (kept in
+        the store) until the next run on unlabeled texts; ``summary()["generated_examples"]`` says
+        which. Returns ``self``.
         """
         self._validate_settings()
         if unlabeled is not None:  # checked once, used twice when fine-tuning
@@ -816,7 +819,7 @@ class PromptClassifier(ParamsMixin):
             res = run(src != "generated" if self._generated_set_aside() else np.ones(len(y), dtype=bool), labeler)
             res.report["generated_examples"] = verdict
         else:
-            res = self._run_checked(pool, y, src, run, labeler)
+            res = self._run_checked(pool, y, src, run, labeler, self.random_state or 0)
         self._store.remove(lambda e: e.source == "pseudo")
         self._store.extend(
             Example(pool[i], str(c), "pseudo", {"confidence": round(float(p), 4), "labeler": str(who)})
@@ -825,7 +828,7 @@ class PromptClassifier(ParamsMixin):
         self.self_training_report_ = res.report
 
     @staticmethod
-    def _run_checked(pool: list[str], y: np.ndarray, src: np.ndarray, run: Any, labeler: Any) -> Any:
+    def _run_checked(pool: list[str], y: np.ndarray, src: np.ndarray, run: Any, labeler: Any, seed: int) -> Any:
         """Self-train with the generated examples and, to judge them, without (``promptclf.crosscheck``).
 
         Returns the result of the run the check trusts, its verdict in the report's
@@ -848,7 +851,7 @@ class PromptClassifier(ParamsMixin):
             res.report["generated_examples"] = why
             return res
         with_gen, without = run(every, None), run(~generated, None)
-        check = crosscheck.compare(pool, with_gen.pool_labels, without.pool_labels, np.unique(y))
+        check = crosscheck.compare(pool, with_gen.pool_labels, without.pool_labels, np.unique(y), seed)
         if not check["keep_generated"]:
             log.warning(
                 "the generated examples pull the model away from your texts (a TF-IDF view learns its labels "

@@ -22,10 +22,11 @@ ENABLED = True  # bench/fallback.py turns it off to measure what it changes
 MAX_TEXTS = 5000  # a random sample of a larger pool is judged (the check's cost stays seconds)
 FOLDS = 3
 # The generated examples are set aside only when the other labelling is learnt better by more than
-# this: about the score's fold-to-fold noise on a few thousand texts. bench/fallback.py judged its runs
-# with 0 / 0.005 / 0.01 / 0.02: 0.01 picked right most often and never cost an unmodified generated set
-# anything, where 0 and 0.005 cost trec6 a point.
-MARGIN = 0.01
+# this, a little over the score's fold-to-fold noise on a few thousand texts. bench/fallback.py judged
+# its 19 runs with 0 / 0.005 / 0.01 / 0.02: 0.02 picked the better model most often (16 of 19) and
+# never cost an unmodified generated set anything; smaller margins set aside good examples of long
+# posts (newsgroups: -4.5 points) and cost trec6 a point. Chosen on those runs: held-back sets test it.
+MARGIN = 0.02
 
 
 def learnability(texts: list[str], labels: np.ndarray, classes: np.ndarray, random_state: int = 0) -> float:

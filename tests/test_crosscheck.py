@@ -26,21 +26,21 @@ def reviews(seed: int = 0) -> tuple[list[str], list[str]]:
     rng = np.random.default_rng(seed)
     texts, truth = [], []
     for cls in ("pos", "neg"):
-        for i in range(120):
+        for _ in range(120):
             w = rng.choice(WORDS[cls], 2)
             texts.append(f"{w[0]} {' '.join(rng.choice(FILLER, 3))} {w[1]} review{len(texts)}")
             truth.append(cls)
     return texts, truth
 
 
-def generated_file(path, flip: float, seed: int = 0):
+def generated_file(path, flip: float, seed: int = 0, n: int = 30):
     """Generated examples in the LLM's own style; with ``flip`` = 1 every one has the other class's words."""
     rng = np.random.default_rng(seed)
     records = []
     for cls in ("pos", "neg"):
         other = "neg" if cls == "pos" else "pos"
         texts = []
-        for i in range(30):
+        for i in range(n):
             src = other if rng.random() < flip else cls
             w = rng.choice(WORDS[src], 2)
             texts.append(f"wow what a show {w[0]} {w[1]} totally {i}!")
@@ -76,16 +76,21 @@ def test_generated_examples_that_fit_the_descriptions_are_kept(tmp_path):
     assert "generated" in clf.training_data()[2]
 
 
-def test_generated_examples_that_contradict_the_descriptions_are_set_aside(tmp_path):
+def test_generated_examples_that_contradict_the_descriptions_are_set_aside(tmp_path, monkeypatch):
     pool, truth = reviews()
-    clf = model(generated_file(tmp_path / "g.jsonl", flip=1.0)).prompt_train(DESCS, generate=False, unlabeled=pool)
+    bad = generated_file(tmp_path / "g.jsonl", flip=1.0, n=60)
+    clf = model(bad).prompt_train(DESCS, generate=False, unlabeled=pool)
     verdict = clf.summary()["generated_examples"]
     assert verdict["keep_generated"] is False
-    assert verdict["learnability_without_generated"] > verdict["learnability_with_generated"]
-    texts, labels, sources = clf.training_data()
+    assert verdict["learnability_without_generated"] > verdict["learnability_with_generated"] + cc.MARGIN
+    sources = clf.training_data()[2]
     assert "generated" not in sources and "pseudo" in sources
-    assert len(clf._store.examples(("generated",))) == 60  # set aside, not lost
-    assert np.mean(np.array(clf.predict(pool)) == truth) > 0.9
+    assert len(clf._store.examples(("generated",))) == 120  # set aside, not lost
+    checked = np.mean(np.array(clf.predict(pool)) == truth)
+    monkeypatch.setattr(cc, "ENABLED", False)
+    unchecked = model(bad).prompt_train(DESCS, generate=False, unlabeled=pool)
+    assert checked > np.mean(np.array(unchecked.predict(pool)) == truth) + 0.03  # 0.95 against 0.88
+    monkeypatch.setattr(cc, "ENABLED", True)
 
     # the verdict travels in the file and holds for a retrain without unlabeled texts
     clf.save(tmp_path / "m.clf")
@@ -101,17 +106,17 @@ def test_generated_examples_that_contradict_the_descriptions_are_set_aside(tmp_p
     assert again.summary()["generated_examples"]["keep_generated"] is True
 
 
-def test_the_relabelling_round_follows_the_first_verdict(tmp_path):
+def test_the_relabelling_round_follows_the_first_verdict(tmp_path, monkeypatch):
     """After fine-tuning, the pool is pseudo-labelled again with the tuned encoder; that round must not
     judge anew (the tuned encoder learnt without the generated examples) but keep the verdict."""
     pool, _ = reviews()
-    clf = model(generated_file(tmp_path / "g.jsonl", flip=1.0)).prompt_train(DESCS, generate=False, unlabeled=pool)
+    clf = model(generated_file(tmp_path / "g.jsonl", flip=1.0, n=60)).prompt_train(
+        DESCS, generate=False, unlabeled=pool
+    )
     verdict = clf.self_training_report_["generated_examples"]
-    cc.MARGIN, saved = 1.0, cc.MARGIN  # a fresh check would now keep them; the relabelling must not ask
-    try:
-        clf._pseudo_label(pool, clf._emb, check=False)
-    finally:
-        cc.MARGIN = saved
+    assert verdict["keep_generated"] is False
+    monkeypatch.setattr(cc, "MARGIN", 1.0)  # a fresh check would now keep them; the relabelling must not ask
+    clf._pseudo_label(pool, clf._emb, check=False)
     assert clf.self_training_report_["generated_examples"] == verdict
     assert "generated" not in clf.training_data()[2]
 
