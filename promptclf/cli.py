@@ -535,6 +535,9 @@ def serve(
         str | None,
         typer.Option(help="serve with this embedder, e.g. onnx:all-MiniLM-L6-v2 (fp32; int8 is the default)"),
     ] = None,
+    drain_s: Annotated[
+        float, typer.Option(help="on SIGTERM, how long requests in flight may take to finish before they are cut off")
+    ] = 30.0,
 ) -> None:
     """Serve the model over HTTP: /v1/predict, /v1/classify, /v1/model, /healthz, /readyz, /metrics, /docs."""
     from .serving import ServerSettings
@@ -553,6 +556,8 @@ def serve(
         _fail(f"--port must be at most 65535, got {port}")
     if not 0 <= max_wait_ms <= 1000:
         _fail(f"--max-wait-ms must be between 0 and 1000, got {max_wait_ms}")
+    if not 0 <= drain_s <= 86_400:
+        _fail(f"--drain-s must be between 0 and 86400 seconds, got {drain_s}")
     settings = ServerSettings(
         model=str(model),
         embedder=embedder,
@@ -563,7 +568,7 @@ def serve(
         allow_reload=allow_reload,
     )
     typer.echo(f"serving {model} on http://{host}:{port} (docs at /docs)", err=True)
-    run_server(settings, host=host, port=port, workers=workers)
+    run_server(settings, host=host, port=port, workers=workers, drain_s=drain_s)
 
 
 def main() -> None:

@@ -286,3 +286,16 @@ def test_train_finetune_option(tmp_path, monkeypatch, capsys):
     code, _, err = run(monkeypatch, capsys, *common, "-o", tmp_path / "b.clf", "--finetune", "off")
     assert code == 0, err
     assert PromptClassifier.load(tmp_path / "b.clf").finetune is False
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--drain-s", "-1", "--drain-s must be between 0 and 86400 seconds, got -1.0"),
+        ("--max-wait-ms", "2000", "--max-wait-ms must be between 0 and 1000, got 2000.0"),
+        ("--max-batch", "0", "--max-batch must be at least 1, got 0"),
+    ],
+)
+def test_serve_flags_are_checked_before_loading(model, monkeypatch, capsys, flag, value, message):
+    code, out, err = run(monkeypatch, capsys, "serve", model, flag, value)
+    assert code == 1 and out == "" and message in err and "Traceback" not in err

@@ -149,8 +149,50 @@ def test_first_load_prints_nothing_and_makes_both_models(st_model, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "['sports']"
     assert out.stderr == ""
+    import onnxruntime
+
     made = sorted(p.name for p in fresh.glob("onnx/*/*.onnx"))
-    assert made == ["model-int8-s8-perchannel-7bit.onnx", "model.onnx"]  # int8 serves, fp32 trains
+    v = onnxruntime.__version__
+    # int8 serves, fp32 trains (made to quantise), and the int8 graph's optimised copy opens the session
+    assert made == [
+        "model-int8-s8-perchannel-7bit.onnx",
+        f"model-int8-s8-perchannel-7bit.ort-{v}-extended.onnx",
+        "model.onnx",
+    ]
+
+
+def test_sessions_open_the_optimised_graph_with_the_same_vectors(cache, texts, tmp_path):
+    import onnxruntime as ort
+
+    from promptclf.embedders import onnx_backend
+
+    src = onnx_backend.onnx_file("all-MiniLM-L6-v2", quantized=True)
+    opt = onnx_backend.optimized_file(src)
+    assert opt != src and opt.exists() and onnx_backend.optimized_file(src) == opt  # made once
+    assert opt.stat().st_size != src.stat().st_size  # rewritten, not a copy
+
+    def vectors(sess) -> np.ndarray:
+        tok, _ = onnx_backend._tokenizer("all-MiniLM-L6-v2")
+        enc = tok.encode(texts[0])
+        feed = {
+            "input_ids": np.array([enc.ids], dtype=np.int64),
+            "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
+            "token_type_ids": np.array([enc.type_ids], dtype=np.int64),
+        }
+        return sess.run(None, feed)[0]
+
+    plain = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(vectors(onnx_backend.session(src)), vectors(plain), atol=1e-5)
+
+    # where the copy cannot be written (here: its name would pass the file system's 255 bytes, a failure
+    # even root meets), the original graph opens, nothing is left behind and nothing is raised
+    folder = tmp_path / "long"
+    folder.mkdir()
+    original = folder / ("m" * 240 + ".onnx")
+    original.write_bytes(src.read_bytes())
+    assert onnx_backend.optimized_file(original) == original
+    assert [p.name for p in folder.iterdir()] == [original.name]
+    assert onnx_backend.session(original).get_inputs()
 
 
 def test_spinning_is_a_session_option_the_server_turns_off(cache, texts, monkeypatch):

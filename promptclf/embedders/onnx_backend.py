@@ -187,10 +187,45 @@ def spinning() -> bool:
     return os.environ.get(SPINNING_ENV, "1") != "0"
 
 
-def session(source: str | bytes) -> Any:
-    """An ONNX Runtime session (a path or the model's bytes), one thread per CPU this process may use."""
+def optimized_file(path: Path) -> Path:
+    """``path``'s graph with ONNX Runtime's portable optimisations (fusions, constant folding) done,
+    made once beside it and reused; ``path`` itself where that file cannot be written.
+
+    A session spends most of its creation on those rewrites: starting from the rewritten graph halves
+    it (bench/cold_start.py). Only the "extended" level is saved: the level above it may bake in
+    layouts specific to this CPU (ONNX Runtime warns that such a file belongs to the machine that made
+    it), and a cache folder can be shared; sessions still apply that level when they load. The file
+    name carries ONNX Runtime's version, whose rewrites it holds.
+    """
     import onnxruntime as ort
 
+    out = path.with_name(f"{path.stem}.ort-{ort.__version__}-extended.onnx")
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.onnx")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    opts.optimized_model_filepath = str(tmp)
+    opts.log_severity_level = 3  # its notes go to the C stderr, past _quiet(): first use prints nothing
+    try:
+        if not out.exists():
+            ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            os.replace(tmp, out)
+        return out
+    except Exception as e:  # a read-only cache, a full disk: the original graph serves as well, only slower to open
+        log.debug("could not save the optimised graph of %s (%s): using the original", path, e)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        return path
+
+
+def session(source: str | Path | bytes) -> Any:
+    """An ONNX Runtime session (a path or the model's bytes), one thread per CPU this process may use.
+
+    A path is opened from its optimised copy (``optimized_file``), made on first use.
+    """
+    import onnxruntime as ort
+
+    if not isinstance(source, bytes):
+        source = str(optimized_file(Path(source)))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = available_cpus()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -388,8 +388,11 @@ def app_from_env():
     return create_app(ServerSettings(**json.loads(raw)), _PRELOADED.pop(raw, None))
 
 
-def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Run the server until SIGINT/SIGTERM; in-flight requests finish first (uvicorn's graceful shutdown)."""
+def serve(
+    settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, drain_s: float = 30.0
+) -> None:
+    """Run the server until SIGINT/SIGTERM; in-flight requests finish first (uvicorn's graceful
+    shutdown), for at most ``drain_s`` seconds: a request still running then is cut off."""
     import json
     from dataclasses import asdict
 
@@ -412,5 +415,5 @@ def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000
         port=port,
         workers=workers,
         log_level="warning",
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=drain_s,
     )
