@@ -4,7 +4,7 @@ A model file is something people download and share, so load trusts nothing in i
 
 - only members it knows by name are read, each bounded in size, all together bounded too;
 - every member's sha256 must match the manifest;
-- the manifest is validated against a schema (pydantic), JSON is parsed with bounded nesting and
+- the manifest is validated against a strict schema (pydantic-core), JSON is parsed with bounded nesting and
   numbers (``safejson``), ``.npy`` headers are checked (dtype, shape against the manifest and the
   bytes present) before anything is allocated, and every array must be finite;
 - everything else the classifier will use later (prompts, examples, calibration, cached vectors)
@@ -25,7 +25,7 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -99,118 +99,141 @@ class ModelState:
 
 
 # ---------------------------------------------------------------------------------------- schema
+def _check_classes(v: list[str]) -> list[str]:
+    if len(set(v)) != len(v):
+        raise ValueError("class names must be unique")
+    if any(not c.strip() for c in v):
+        raise ValueError("class names must not be blank")
+    return v
+
+
+def _check_summary(v: dict[str, Any]) -> dict[str, Any]:
+    # the fields info and the API read back
+    cv = v.get("cv_accuracy")
+    if cv is not None and (not isinstance(cv, (int, float)) or not 0 <= cv <= 1):
+        raise ValueError("cv_accuracy must be a number from 0 to 1")
+    for k in ("trained_at",):
+        if v.get(k) is not None and not isinstance(v[k], str):
+            raise ValueError(f"{k} must be a string")
+    for k in ("C", "prior_weight"):
+        if v.get(k) is not None and not isinstance(v[k], (int, float)):
+            raise ValueError(f"{k} must be a number")
+    if not isinstance(v.get("per_class", {}), dict):
+        raise ValueError("per_class must be an object")
+    return v
+
+
 def _schema():
-    """The manifest's pydantic models, built on first use so ``import promptclf`` stays light."""
-    from pydantic import BaseModel, ConfigDict, Field, field_validator
+    """The manifest's schema as a pydantic-core validator, built on first use.
 
-    Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
-    Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+    Written in pydantic-core's own schema language rather than as pydantic models: building the
+    models cost 60 ms of a 0.35 s cold start (BENCHMARKS.md, "Cold start"), the core validator
+    under a millisecond, and the validation (Rust, strict) is the same. Validated manifests are
+    plain dicts with every default filled in. Extra keys are ignored: a newer minor version may
+    add some.
+    """
+    from pydantic_core import SchemaValidator
+    from pydantic_core import core_schema as cs
 
-    class Model(BaseModel):
-        # strict: a "3" is not a number; extra keys are ignored (a newer minor version may add some)
-        model_config = ConfigDict(strict=True, extra="ignore", defer_build=True)
+    def field(schema: Any, default: Any = ..., *, factory: Any = None) -> Any:
+        if factory is not None:
+            return cs.typed_dict_field(cs.with_default_schema(schema, default_factory=factory), required=False)
+        if default is ...:
+            return cs.typed_dict_field(schema)
+        return cs.typed_dict_field(cs.with_default_schema(schema, default=default), required=False)
 
-    class Spec(Model):
-        kind: Name
-        model: Name
+    def obj(fields: dict[str, Any]) -> Any:
+        return cs.typed_dict_schema(fields, extra_behavior="ignore")
 
-    class EmbedderSpec(Spec):
-        dimension: Annotated[int, Field(ge=1, le=MAX_DIMENSION)]
+    def optional(schema: Any) -> Any:
+        return cs.nullable_schema(schema)
 
-    class Head(Model):
-        kind: Literal["logistic-regression", "one-vs-rest-logistic-regression"]
-        C: Annotated[float, Field(gt=0.0, le=1e6, allow_inf_nan=False)]
-
-    class Member(Model):
-        sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-        size: Annotated[int, Field(ge=0, le=TOTAL_LIMIT)]
-
-    Count = Annotated[int, Field(ge=0, le=10**9)]
-    Interval = Annotated[list[Unit], Field(min_length=2, max_length=2)]
-
-    class ClassEstimate(Model):
-        answered: Count
-        precision: Unit | None = None
-        interval: Interval
-
-    class Estimate(Model):
-        n: Count
-        precision: Unit | None = None
-        precision_interval: Interval
-        coverage: Unit | None = None
-        coverage_interval: Interval
-        per_class: dict[Name, ClassEstimate] = Field(default_factory=dict)
-        method: Annotated[str, Field(max_length=200)] = ""
-
-    class Calibration(Model):
-        source: Literal["out-of-fold", "labelled"] = "out-of-fold"
-        target_precision: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.9
-        n: Count | None = None
-        precision: dict[Name, Unit] = Field(default_factory=dict)
-        # which rows chose the thresholds: synthetic/pseudo out-of-fold, or real labels (calibrated).
-        # Files written before these fields: "labelled" was real, anything else synthetic.
-        labels: Literal["synthetic", "real"] | None = None
-        calibrated_classes: list[Name] | None = None  # classes whose thresholds real labels chose
-        real_labels: dict[Name, Count] = Field(default_factory=dict)
-        estimate: Estimate | None = None
-
-    class Encoder(Model):
-        base: Spec
-        name: Name
-        report: dict[str, Any] = Field(default_factory=dict)
-
-    class Fast(Model):
-        embedder: EmbedderSpec
-        threshold: Annotated[float, Field(ge=0.0, le=1.01, allow_inf_nan=False)]
-        estimate: dict[str, float | int] = Field(default_factory=dict)
-
-    class Manifest(Model):
-        format: Literal["promptclf-model"]
-        format_version: Annotated[int, Field(ge=1, le=FORMAT_VERSION)]
-        promptclf_version: Annotated[str, Field(max_length=64)] = "0"
-        created: Annotated[str, Field(max_length=64)] | None = None
-        classes: Annotated[list[Name], Field(min_length=2, max_length=MAX_CLASSES)]
-        embedder: EmbedderSpec
-        llm: Spec | None = None
-        encoder: Encoder | None = None
-        fast: Fast | None = None
-        head: Head
-        thresholds: list[Unit]
-        target_precision: Unit = 0.9  # format 1 before calibration info; superseded by calibration
-        calibration: Calibration | None = None
-        settings: dict[str, Any] = Field(default_factory=dict)
-        training_summary: dict[str, Any] = Field(default_factory=dict)
-        generation_report: dict[str, Any] | None = None
-        self_training_report: dict[str, Any] | None = None
-        members: dict[str, Member]
-
-        @field_validator("classes")
-        @classmethod
-        def _unique(cls, v: list[str]) -> list[str]:
-            if len(set(v)) != len(v):
-                raise ValueError("class names must be unique")
-            if any(not c.strip() for c in v):
-                raise ValueError("class names must not be blank")
-            return v
-
-        @field_validator("training_summary")
-        @classmethod
-        def _summary(cls, v: dict[str, Any]) -> dict[str, Any]:
-            # the fields info and the API read back
-            cv = v.get("cv_accuracy")
-            if cv is not None and (not isinstance(cv, (int, float)) or not 0 <= cv <= 1):
-                raise ValueError("cv_accuracy must be a number from 0 to 1")
-            for k in ("trained_at",):
-                if v.get(k) is not None and not isinstance(v[k], str):
-                    raise ValueError(f"{k} must be a string")
-            for k in ("C", "prior_weight"):
-                if v.get(k) is not None and not isinstance(v[k], (int, float)):
-                    raise ValueError(f"{k} must be a number")
-            if not isinstance(v.get("per_class", {}), dict):
-                raise ValueError("per_class must be an object")
-            return v
-
-    return Manifest
+    name = cs.str_schema(min_length=1, max_length=MAX_NAME)
+    unit = cs.float_schema(ge=0.0, le=1.0, allow_inf_nan=False)
+    count = cs.int_schema(ge=0, le=10**9)
+    interval = cs.list_schema(unit, min_length=2, max_length=2)
+    anything = cs.dict_schema(cs.str_schema(), cs.any_schema())
+    number = cs.union_schema([cs.int_schema(), cs.float_schema()])
+    spec = {"kind": field(name), "model": field(name)}
+    embedder_spec = obj({**spec, "dimension": field(cs.int_schema(ge=1, le=MAX_DIMENSION))})
+    class_estimate = obj(
+        {"answered": field(count), "precision": field(optional(unit), None), "interval": field(interval)}
+    )
+    estimate = obj(
+        {
+            "n": field(count),
+            "precision": field(optional(unit), None),
+            "precision_interval": field(interval),
+            "coverage": field(optional(unit), None),
+            "coverage_interval": field(interval),
+            "per_class": field(cs.dict_schema(name, class_estimate), factory=dict),
+            "method": field(cs.str_schema(max_length=200), ""),
+        }
+    )
+    calibration = obj(
+        {
+            "source": field(cs.literal_schema(["out-of-fold", "labelled"]), "out-of-fold"),
+            "target_precision": field(cs.float_schema(gt=0.0, le=1.0, allow_inf_nan=False), 0.9),
+            "n": field(optional(count), None),
+            "precision": field(cs.dict_schema(name, unit), factory=dict),
+            # which rows chose the thresholds: synthetic/pseudo out-of-fold, or real labels (calibrated).
+            # Files written before these fields: "labelled" was real, anything else synthetic.
+            "labels": field(optional(cs.literal_schema(["synthetic", "real"])), None),
+            "calibrated_classes": field(optional(cs.list_schema(name)), None),  # classes real labels calibrated
+            "real_labels": field(cs.dict_schema(name, count), factory=dict),
+            "estimate": field(optional(estimate), None),
+        }
+    )
+    encoder = obj({"base": field(obj(spec)), "name": field(name), "report": field(anything, factory=dict)})
+    fast = obj(
+        {
+            "embedder": field(embedder_spec),
+            "threshold": field(cs.float_schema(ge=0.0, le=1.01, allow_inf_nan=False)),
+            "estimate": field(cs.dict_schema(cs.str_schema(), number), factory=dict),
+        }
+    )
+    member = obj(
+        {
+            "sha256": field(cs.str_schema(pattern=r"^[0-9a-f]{64}$")),
+            "size": field(cs.int_schema(ge=0, le=TOTAL_LIMIT)),
+        }
+    )
+    manifest = obj(
+        {
+            "format": field(cs.literal_schema([MAGIC])),
+            "format_version": field(cs.int_schema(ge=1, le=FORMAT_VERSION)),
+            "promptclf_version": field(cs.str_schema(max_length=64), "0"),
+            "created": field(optional(cs.str_schema(max_length=64)), None),
+            "classes": field(
+                cs.no_info_after_validator_function(
+                    _check_classes, cs.list_schema(name, min_length=2, max_length=MAX_CLASSES)
+                )
+            ),
+            "embedder": field(embedder_spec),
+            "llm": field(optional(obj(spec)), None),
+            "encoder": field(optional(encoder), None),
+            "fast": field(optional(fast), None),
+            "head": field(
+                obj(
+                    {
+                        "kind": field(cs.literal_schema(list(HEAD_KINDS.values()))),
+                        "C": field(cs.float_schema(gt=0.0, le=1e6, allow_inf_nan=False)),
+                    }
+                )
+            ),
+            "thresholds": field(cs.list_schema(unit)),
+            "target_precision": field(unit, 0.9),  # format 1 before calibration info; superseded by calibration
+            "calibration": field(optional(calibration), None),
+            "settings": field(anything, factory=dict),
+            "training_summary": field(cs.no_info_after_validator_function(_check_summary, anything), factory=dict),
+            "generation_report": field(optional(anything), None),
+            "self_training_report": field(optional(anything), None),
+            "members": field(cs.dict_schema(cs.str_schema(), member)),
+        }
+    )
+    # strict (a "3" is not a number, a true not a 1): asked for at validation, which covers every
+    # level (a CoreConfig given to the validator alone does not reach the nested dicts)
+    return SchemaValidator(manifest)
 
 
 _MANIFEST_MODEL = None
@@ -383,10 +406,10 @@ class _Reader:
                 f"uses model format {version}, newer than this promptclf reads ({FORMAT_VERSION}): upgrade promptclf",
                 MANIFEST,
             )
-        from pydantic import ValidationError
+        from pydantic_core import ValidationError
 
         try:
-            return _manifest_model().model_validate(obj)
+            return _manifest_model().validate_python(obj, strict=True)
         except ValidationError as e:
             first = e.errors()[0]
             loc = ".".join(str(x) for x in first["loc"]) or "(top)"
@@ -435,30 +458,30 @@ def read(path: str | os.PathLike[str]) -> ModelState:
     for name, raw in data.items():
         if name == MANIFEST:
             continue
-        want = m.members.get(name)
+        want = m["members"].get(name)
         if want is None:
             raise r.fail("is not listed in the manifest", name)
-        if hashlib.sha256(raw).hexdigest() != want.sha256:
+        if hashlib.sha256(raw).hexdigest() != want["sha256"]:
             raise r.fail("checksum mismatch; the file is damaged or was modified", name)
-    for name in m.members:
+    for name in m["members"]:
         if name not in data:
             raise r.fail("is missing", name)
-    _check_version(r, m.promptclf_version)
+    _check_version(r, m["promptclf_version"])
 
-    k, dim = len(m.classes), m.embedder.dimension
-    if len(m.thresholds) != k:
-        raise r.fail(f"has {len(m.thresholds)} thresholds for {k} classes", MANIFEST)
-    multi = m.head.kind == HEAD_KINDS[True]
-    if multi != bool(m.settings.get("multi_label", False)):
-        raise r.fail(f"head {m.head.kind!r} does not match the setting multi_label={not multi}", MANIFEST)
+    k, dim = len(m["classes"]), m["embedder"]["dimension"]
+    if len(m["thresholds"]) != k:
+        raise r.fail(f"has {len(m['thresholds'])} thresholds for {k} classes", MANIFEST)
+    multi = m["head"]["kind"] == HEAD_KINDS[True]
+    if multi != bool(m["settings"].get("multi_label", False)):
+        raise r.fail(f"head {m['head']['kind']!r} does not match the setting multi_label={not multi}", MANIFEST)
     rows = k if multi or k > 2 else 1
     coef = r.array(data["head/coef.npy"], "head/coef.npy", (rows, None))
     if coef.shape[1] != dim:
         raise r.fail(f"has {coef.shape[1]} features but the manifest says dimension {dim}", "head/coef.npy")
     intercept = r.array(data["head/intercept.npy"], "head/intercept.npy", (rows,))
-    classes = np.asarray(m.classes, dtype=str)
+    classes = np.asarray(m["classes"], dtype=str)
     head_type = OneVsRestHead if multi else LinearHead
-    head = head_type(classes, coef.astype(np.float32), intercept.astype(np.float32), float(m.head.C))
+    head = head_type(classes, coef.astype(np.float32), intercept.astype(np.float32), float(m["head"]["C"]))
 
     calibration_arrays = None
     if ("calibration/proba.npy" in data) != ("calibration/labels.npy" in data):
@@ -498,82 +521,85 @@ def read(path: str | os.PathLike[str]) -> ModelState:
         cached = (texts, vecs)
 
     encoder, graph = None, None
-    if ("encoder/model.onnx" in data) != (m.encoder is not None):
+    if ("encoder/model.onnx" in data) != (m["encoder"] is not None):
         raise r.fail("a fine-tuned encoder needs both its manifest entry and encoder/model.onnx")
-    if m.encoder is not None:
-        if m.embedder.kind != "finetuned" or m.embedder.model != m.encoder.name:
+    if m["encoder"] is not None:
+        if m["embedder"]["kind"] != "finetuned" or m["embedder"]["model"] != m["encoder"]["name"]:
             raise r.fail("the head's embedder is not the fine-tuned encoder the file carries", MANIFEST)
-        if m.encoder.base.kind != "sentence-transformers":
-            raise r.fail(f"encoder base must be a sentence-transformers model, got {m.encoder.base.kind}", MANIFEST)
+        if m["encoder"]["base"]["kind"] != "sentence-transformers":
+            raise r.fail(
+                f"encoder base must be a sentence-transformers model, got {m['encoder']['base']['kind']}", MANIFEST
+            )
         graph = data["encoder/model.onnx"]
         try:
-            check_encoder_graph(graph, m.encoder.base.model)
+            check_encoder_graph(graph, m["encoder"]["base"]["model"])
         except ValueError as e:
             raise r.fail(str(e), "encoder/model.onnx") from None
-        encoder = m.encoder.model_dump()
+        encoder = m["encoder"]
 
     fast = _fast(r, m, data, classes, rows)
     from .settings import SAVED, validate
 
-    settings = {k2: v for k2, v in m.settings.items() if k2 in SAVED}
+    settings = {k2: v for k2, v in m["settings"].items() if k2 in SAVED}
     try:
         validate(settings)
     except ConfigurationError as e:
         raise r.fail(f"settings: {e}", MANIFEST) from None
-    cal = m.calibration.model_dump() if m.calibration is not None else {"target_precision": m.target_precision}
+    cal = m["calibration"] if m["calibration"] is not None else {"target_precision": m["target_precision"]}
     if cal.get("labels") is None:
         cal["labels"] = "real" if cal.get("source") == "labelled" else "synthetic"
     cal["calibrated"] = cal["labels"] == "real"
     if cal.get("calibrated_classes") is None:
-        cal["calibrated_classes"] = list(m.classes) if cal["calibrated"] else []
+        cal["calibrated_classes"] = list(m["classes"]) if cal["calibrated"] else []
     named = set(cal.get("precision", {})) | set(cal.get("real_labels", {})) | set(cal["calibrated_classes"])
     named |= set((cal.get("estimate") or {}).get("per_class", {}))
-    unknown = named - set(m.classes)
+    unknown = named - set(m["classes"])
     if unknown:
         raise r.fail(f"calibration names classes not in the model: {sorted(unknown)[:5]}", MANIFEST)
     return ModelState(
-        classes=list(m.classes),
-        embedder={"kind": m.embedder.kind, "model": m.embedder.model},
+        classes=list(m["classes"]),
+        embedder={"kind": m["embedder"]["kind"], "model": m["embedder"]["model"]},
         dimension=dim,
         head=head,
-        thresholds=np.asarray(m.thresholds, dtype=np.float64),
+        thresholds=np.asarray(m["thresholds"], dtype=np.float64),
         prompts=prompts,
         store=store,
         settings=settings,
-        llm={"kind": m.llm.kind, "model": m.llm.model} if m.llm is not None else None,
+        llm={"kind": m["llm"]["kind"], "model": m["llm"]["model"]} if m["llm"] is not None else None,
         calibration=cal,
         calibration_arrays=calibration_arrays,
         cached=cached,
-        training_summary=m.training_summary,
-        generation_report=m.generation_report,
-        self_training_report=m.self_training_report,
+        training_summary=m["training_summary"],
+        generation_report=m["generation_report"],
+        self_training_report=m["self_training_report"],
         encoder=encoder,
         encoder_graph=graph,
         fast=fast,
-        promptclf_version=m.promptclf_version,
+        promptclf_version=m["promptclf_version"],
         sha256=digest,
     )
 
 
-def _fast(r: _Reader, m: Any, data: dict[str, bytes], classes: np.ndarray, rows: int) -> FastPath | None:
+def _fast(r: _Reader, m: dict[str, Any], data: dict[str, bytes], classes: np.ndarray, rows: int) -> FastPath | None:
     """The static fast path, if the file has one: both arrays and the manifest entry, consistent."""
     from .cascade import FastPath
 
-    present = {"fast/coef.npy" in data, "fast/intercept.npy" in data, m.fast is not None}
+    present = {"fast/coef.npy" in data, "fast/intercept.npy" in data, m["fast"] is not None}
     if present == {False}:
         return None
     if present != {True}:
         raise r.fail("a fast path needs its manifest entry, fast/coef.npy and fast/intercept.npy")
-    if m.head.kind != HEAD_KINDS[False]:
+    if m["head"]["kind"] != HEAD_KINDS[False]:
         raise r.fail("a fast path goes with a single-label head only", MANIFEST)
-    if m.fast.embedder.kind != "model2vec":
-        raise r.fail(f"a fast path's embedder must be static (model2vec), got {m.fast.embedder.kind!r}", MANIFEST)
-    dim = m.fast.embedder.dimension
+    fast = m["fast"]
+    if fast["embedder"]["kind"] != "model2vec":
+        raise r.fail(f"a fast path's embedder must be static (model2vec), got {fast['embedder']['kind']!r}", MANIFEST)
+    dim = fast["embedder"]["dimension"]
     coef = r.array(data["fast/coef.npy"], "fast/coef.npy", (rows, dim))
     intercept = r.array(data["fast/intercept.npy"], "fast/intercept.npy", (rows,))
-    head = LinearHead(classes, coef.astype(np.float32), intercept.astype(np.float32), float(m.head.C))
-    spec = {"kind": m.fast.embedder.kind, "model": m.fast.embedder.model}
-    return FastPath(spec, head, float(m.fast.threshold), dict(m.fast.estimate))
+    head = LinearHead(classes, coef.astype(np.float32), intercept.astype(np.float32), float(m["head"]["C"]))
+    spec = {"kind": fast["embedder"]["kind"], "model": fast["embedder"]["model"]}
+    return FastPath(spec, head, float(fast["threshold"]), dict(fast["estimate"]))
 
 
 # What our export of a BERT-style sentence encoder contains (opset 17, default domain only).

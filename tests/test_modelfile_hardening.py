@@ -153,6 +153,12 @@ def set_(path, value):
         (set_(["settings", "examples_per_class"], -3), "examples_per_class"),
         (set_(["embedder", "dimension"], 1e400), "not valid JSON|dimension"),
         (set_(["embedder", "model"], 5), "embedder.model"),
+        # strict at every level: no string or boolean passes for a number
+        (set_(["embedder", "dimension"], "384"), "embedder.dimension"),
+        (set_(["embedder", "dimension"], True), "embedder.dimension"),
+        (set_(["head", "C"], "1.0"), "head.C"),
+        (set_(["members", "head/coef.npy", "size"], "10"), "size"),
+        (set_(["thresholds"], [0.5, "0.5"]), "thresholds"),
         (set_(["head", "C"], -1), "head.C"),
         (set_(["thresholds"], [0.5]), "thresholds for 2 classes"),
         (set_(["thresholds"], [0.5, 2.0]), "thresholds"),
