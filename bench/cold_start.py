@@ -46,6 +46,16 @@ def fresh(code: str, path: Path, repeat: int = 5) -> float:
     return statistics.median(times)
 
 
+def interleaved(codes: dict[str, str], path: Path, repeat: int = 9) -> dict[str, float]:
+    """Median wall time of each, the rows taking turns (the machine's load drifts: a row measured
+    minutes after another is not comparable to it)."""
+    times: dict[str, list[float]] = {name: [] for name in codes}
+    for _ in range(repeat):
+        for name, code in codes.items():
+            times[name].append(fresh(code, path, repeat=1))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def profile(path: Path) -> list[list[object]]:
     """Cumulative seconds of the main steps of load + one int8 prediction, in this process."""
     import promptclf
@@ -80,12 +90,13 @@ def main() -> None:
         clf.add_data_to_class(label, xs)
     clf.train().save(path)
     fresh(ROWS["load + predict, fast path"], path, repeat=1)  # make the cached files first
-    rows = [[name, f"{fresh(code, path):.2f} s"] for name, code in ROWS.items()]
-    rows.append(["`python -c 'import promptclf'`", f"{fresh('pass', path):.2f} s"])
+    medians = interleaved({**ROWS, "`python -c 'import promptclf'`": "pass"}, path)
+    rows = [[name, f"{t:.2f} s"] for name, t in medians.items()]
     body = f"""## Cold start of a small model
 
 {dt.date.today().isoformat()}, {machine()}. Regenerate with `.venv/bin/python bench/cold_start.py`.
-A fresh interpreter loads a 32-example sst2 `.clf` (`fast=True`) and predicts one text; median of 5.
+A fresh interpreter loads a 32-example sst2 `.clf` (`fast=True`) and predicts one text; median of 9,
+the rows taking turns.
 
 {table(["what", "wall time"], rows)}
 
