@@ -49,6 +49,14 @@ def model(tmp_path):
     return path
 
 
+def _as_from_a_shell() -> None:
+    # A shell starts a foreground command with Ctrl-C's signal at its default. pytest itself may run
+    # with SIGINT ignored (a background job of a non-interactive shell: `make test &`, nohup, some CI
+    # runners), and an ignored signal stays ignored across exec, where Python then installs no
+    # KeyboardInterrupt handler: the Ctrl-C test would time out for a reason no user meets.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(model, *extra):
     env = {**os.environ, "TERM": "xterm", "COLUMNS": "120", "LINES": "40"}
     return pexpect.spawn(
@@ -58,6 +66,7 @@ def spawn(model, *extra):
         encoding="utf-8",
         timeout=120,
         dimensions=(40, 120),
+        preexec_fn=_as_from_a_shell,
     )
 
 
