@@ -195,11 +195,12 @@ def optimized_file(path: Path) -> Path:
     """``path``'s graph with ONNX Runtime's portable optimisations (fusions, constant folding) done,
     made once beside it and reused; ``path`` itself where that file cannot be written.
 
-    A session spends most of its creation on those rewrites: starting from the rewritten graph halves
-    it (bench/cold_start.py). Only the "extended" level is saved: the level above it may bake in
-    layouts specific to this CPU (ONNX Runtime warns that such a file belongs to the machine that made
-    it), and a cache folder can be shared; sessions still apply that level when they load. The file
-    name carries ONNX Runtime's version, whose rewrites it holds.
+    A session spends most of its creation on those rewrites: starting from the rewritten graph about
+    halves it (156 -> 84 ms for the int8 MiniLM on an AVX2 EPYC; bench/cold_start.py times a whole
+    cold start with and without, 0.49 against 0.52 s). Only the "extended" level is saved: the level
+    above it may bake in layouts specific to this CPU (ONNX Runtime warns that such a file belongs to
+    the machine that made it), and a cache folder can be shared; sessions still apply that level when
+    they load. The file name carries ONNX Runtime's version, whose rewrites it holds.
     """
     import onnxruntime as ort
 
