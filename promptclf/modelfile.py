@@ -16,6 +16,7 @@ Every failure is a ``ModelFileError`` naming the file and the member.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -123,8 +124,9 @@ def _check_summary(v: dict[str, Any]) -> dict[str, Any]:
     return v
 
 
+@functools.cache
 def _schema():
-    """The manifest's schema as a pydantic-core validator, built on first use.
+    """The manifest's schema as a pydantic-core validator, built on first use (once).
 
     Written in pydantic-core's own schema language rather than as pydantic models: building the
     models cost 60 ms of a 0.35 s cold start (BENCHMARKS.md, "Cold start"), the core validator
@@ -234,16 +236,6 @@ def _schema():
     # strict (a "3" is not a number, a true not a 1): asked for at validation, which covers every
     # level (a CoreConfig given to the validator alone does not reach the nested dicts)
     return SchemaValidator(manifest)
-
-
-_MANIFEST_MODEL = None
-
-
-def _manifest_model():
-    global _MANIFEST_MODEL
-    if _MANIFEST_MODEL is None:
-        _MANIFEST_MODEL = _schema()
-    return _MANIFEST_MODEL
 
 
 # ---------------------------------------------------------------------------------------- write
@@ -409,7 +401,7 @@ class _Reader:
         from pydantic_core import ValidationError
 
         try:
-            return _manifest_model().validate_python(obj, strict=True)
+            return _schema().validate_python(obj, strict=True)
         except ValidationError as e:
             first = e.errors()[0]
             loc = ".".join(str(x) for x in first["loc"]) or "(top)"

@@ -171,14 +171,9 @@ def test_sessions_open_the_optimised_graph_with_the_same_vectors(cache, texts, t
     assert opt != src and opt.exists() and onnx_backend.optimized_file(src) == opt  # made once
     assert opt.stat().st_size != src.stat().st_size  # rewritten, not a copy
 
-    def vectors(sess) -> np.ndarray:
-        tok, _ = onnx_backend._tokenizer("all-MiniLM-L6-v2")
-        enc = tok.encode(texts[0])
-        feed = {
-            "input_ids": np.array([enc.ids], dtype=np.int64),
-            "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
-            "token_type_ids": np.array([enc.type_ids], dtype=np.int64),
-        }
+    def vectors(sess) -> np.ndarray:  # the embedder's own batching, one batch
+        tok, pad = onnx_backend._tokenizer("all-MiniLM-L6-v2")
+        _, feed = next(onnx_backend.padded_batches(tok, pad, texts[:8], batch_size=8))
         return sess.run(None, feed)[0]
 
     plain = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])

@@ -206,12 +206,12 @@ def optimized_file(path: Path) -> Path:
 
     out = path.with_name(f"{path.stem}.ort-{ort.__version__}-extended.onnx")
     tmp = out.with_name(f".{out.stem}.{os.getpid()}.onnx")
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    opts.optimized_model_filepath = str(tmp)
-    opts.log_severity_level = 3  # its notes go to the C stderr, past _quiet(): first use prints nothing
     try:
         if not out.exists():
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+            opts.optimized_model_filepath = str(tmp)
+            opts.log_severity_level = 3  # its notes go to the C stderr, past _quiet(): first use prints nothing
             ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             os.replace(tmp, out)
         return out
