@@ -93,6 +93,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=100_000)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument(
+        "--section", default="speed", help="BENCHMARKS.md section to write (another CPU gets its own: speed-avx2)"
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     # the sst2 test texts: unseen in training, so the fast path's share is what it is on new text
@@ -173,9 +176,11 @@ def main() -> None:
         g["llm"], g["kept"], g["calls"], tokens, f"{tokens / max(1, g['kept']):.0f}",
         f"{60 * g['kept'] / g['seconds']:.1f}", g["kept_ratio"],
     ]]  # fmt: skip
-    body = f"""## Speed, cold start, memory
+    title = "Speed, cold start, memory" + ("" if args.section == "speed" else f" ({args.section})")
+    command = "bench/speed.py" + ("" if args.section == "speed" else f" --section {args.section}")
+    body = f"""## {title}
 
-{dt.date.today().isoformat()}, {machine()}. Regenerate with `.venv/bin/python bench/speed.py` (part of `make bench`).
+{dt.date.today().isoformat()}, {machine()}. Regenerate with `.venv/bin/python {command}` (part of `make bench`).
 Ratios are measured in one run on a shared machine; the absolute numbers move, the ratios much less.
 Reference: raw `SentenceTransformer.encode` of the same packaged all-MiniLM-L6-v2 on the same
 {len(texts):,} sst2 test texts at batch size 64. A loaded `.clf` (trained with `fast=True` on the whole
@@ -203,7 +208,7 @@ Generation with the default local LLM (`examples_per_class=8`, sst2 descriptions
 
 {table(GEN_HEADER, gen_rows)}
 """
-    publish("speed", body, write=not args.no_write)
+    publish(args.section, body, write=not args.no_write)
 
 
 if __name__ == "__main__":
