@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, machine, per_class_sample, prompts, publish, read_rows, scores, table, test_sample
+from common import ROOT, cpu_flags, machine, per_class_sample, prompts, publish, read_rows, scores, table, test_sample
 
 from promptclf import PromptClassifier
 from promptclf.embedders.local import resolve_model_path
@@ -176,7 +176,7 @@ def main() -> None:
         g["llm"], g["kept"], g["calls"], tokens, f"{tokens / max(1, g['kept']):.0f}",
         f"{60 * g['kept'] / g['seconds']:.1f}", g["kept_ratio"],
     ]]  # fmt: skip
-    title = "Speed, cold start, memory" + ("" if args.section == "speed" else f" ({args.section})")
+    title = "Speed, cold start, memory" + ("" if args.section == "speed" else f" on another CPU ({cpu_flags()})")
     command = "bench/speed.py" + ("" if args.section == "speed" else f" --section {args.section}")
     body = f"""## {title}
 
