@@ -183,6 +183,16 @@ def http_bench(model: Path, pool: list[str], seconds: float, soak_s: float) -> d
         rss1 = rss_mib(proc.pid)
         out["soak"] = soak | {"rss0": rss0, "rss1": rss1, "trace": trace, "seconds": soak_s, "rate": best / 2}
         log.info("soak: %s", out["soak"])
+    # the same loads with one batch at a time on a two-threaded session (before --parallel-batches)
+    port = free_port()
+    args = ["-m", "promptclf", "serve", str(model), "--port", str(port), "--parallel-batches", "1"]
+    with serve(args, port, "/readyz") as proc:
+        asyncio.run(closed_loop(f"http://127.0.0.1:{port}", pool, 8, 3))
+        for c in (1, 8, 64):
+            out[f"serial {c}"] = with_cpu(
+                proc.pid, lambda c=c: asyncio.run(closed_loop(f"http://127.0.0.1:{port}", pool, c, seconds))
+            )
+            log.info("one batch at a time, concurrency %d: %s", c, out[f"serial {c}"])
     return out
 
 
@@ -239,19 +249,13 @@ def main() -> None:
     http = http_bench(model, pool, args.seconds, args.soak_s)
     ray_figs = ray_bench(model, args.rows)
 
-    rows = [
-        [
-            f"HTTP, concurrency {c}",
-            f"{http[c]['per_s']:.0f}",
-            f"{http[c]['per_s'] / local['whole']:.2f}",
-            f"{http[c]['p50_ms']:.1f}",
-            f"{http[c]['p99_ms']:.1f}",
-            http[c]["errors"],
-            f"{http[c]['server_cpu']:.2f}",
-            f"{http[c]['client_cpu']:.2f}",
-        ]
-        for c in (1, 8, 64)
-    ]
+    def http_row(name: str, r: dict) -> list[object]:
+        return [
+            name, f"{r['per_s']:.0f}", f"{r['per_s'] / local['whole']:.2f}", f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}", r["errors"], f"{r['server_cpu']:.2f}", f"{r['client_cpu']:.2f}",
+        ]  # fmt: skip
+
+    rows = [http_row(f"HTTP, concurrency {c}", http[c]) for c in (1, 8, 64)]
     h = http["half"]
     rows.append(
         [
@@ -274,6 +278,10 @@ def main() -> None:
             *[""] * 5,
         ]
     )
+    rows += [
+        http_row(f"HTTP, concurrency {c}, one batch at a time (`--parallel-batches 1`)", http[f"serial {c}"])
+        for c in (1, 8, 64)
+    ]
     s = http["soak"]
     soak_line = (
         f"Soak: {s['seconds'] / 60:.0f} minutes open loop at {s['rate']:.0f} requests/s, {s['requests']} requests, "
@@ -295,7 +303,8 @@ def main() -> None:
         f"--seconds {args.seconds:g} --soak-s {args.soak_s:g} --rows {args.rows}`\n"
         f"(about {minutes:.0f} minutes: the soak, then Ray). `promptclf serve`\n"
         "(one worker, uvloop + httptools, ONNX int8 without thread spinning; micro-batches of up to 64 texts\n"
-        "that wait up to 5 ms for company only while other requests are on their way) on 127.0.0.1; the\n"
+        "that wait up to 5 ms for company only while other requests are on their way; by default two\n"
+        "batches at once, one thread each; the last rows: one at a time on two threads) on 127.0.0.1; the\n"
         "asyncio client shares the 2 cores with it. One short sst2 sentence per request;\n"
         f"{args.seconds:.0f} s per row. *ratio*: texts/s over in-process `predict_proba` of all texts at once.\n"
         "*server / client CPU*: cores each process used during the row (the two together are what 2 cores allow).\n\n"

@@ -528,6 +528,10 @@ def serve(
     workers: Annotated[int, typer.Option(help="processes, each with its own copy of the model")] = 1,
     max_batch: Annotated[int, typer.Option(help="most texts embedded together (micro-batching)")] = 64,
     max_wait_ms: Annotated[float, typer.Option(help="how long a text waits for others to join its batch")] = 5.0,
+    parallel_batches: Annotated[
+        int | None,
+        typer.Option(help="batches each worker predicts at once, one thread each [default: its share of the CPUs]"),
+    ] = None,
     max_texts: Annotated[int, typer.Option(help="most texts in one request")] = 256,
     max_text_chars: Annotated[int, typer.Option(help="longest text accepted, in characters")] = 20_000,
     allow_reload: Annotated[bool, typer.Option(help="reload the file on SIGHUP or POST /v1/reload")] = False,
@@ -547,6 +551,7 @@ def serve(
         ("--port", port, 1),
         ("--workers", workers, 1),
         ("--max-batch", max_batch, 1),
+        ("--parallel-batches", 1 if parallel_batches is None else parallel_batches, 1),
         ("--max-texts", max_texts, 1),
         ("--max-text-chars", max_text_chars, 1),
     ):
@@ -566,6 +571,7 @@ def serve(
         max_texts=max_texts,
         max_text_chars=max_text_chars,
         allow_reload=allow_reload,
+        parallel_batches=parallel_batches,
     )
     typer.echo(f"serving {model} on http://{host}:{port} (docs at /docs)", err=True)
     run_server(settings, host=host, port=port, workers=workers, drain_s=drain_s)

@@ -47,3 +47,57 @@ def test_queued_requests_join_one_batch():
         return sizes
 
     assert asyncio.run(main()) == [8, 8, 4]  # queued before the batch ran: taken at once, up to max_batch
+
+
+def test_parallel_batches_run_at_once_and_a_split_request_is_reassembled_in_order():
+    import threading
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+    first = threading.Event()
+
+    def slow(texts: list[str]) -> tuple[np.ndarray, str]:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        if texts[0] == "a0":  # the first part of the split request finishes last
+            first.wait(5)
+        else:
+            time.sleep(0.05)
+            first.set()
+        with lock:
+            running[0] -= 1
+        return np.array([[int(t[1:])] for t in texts], dtype=float), "model"
+
+    async def main() -> tuple[np.ndarray, list[int]]:
+        sizes: list[int] = []
+        batcher = MicroBatcher(slow, max_batch=4, max_wait_ms=1, on_batch=sizes.append, concurrency=2)
+        batcher.start()
+        rows, _ = await batcher.submit([f"a{i}" for i in range(6)])  # two batches: 4 texts, then 2
+        await batcher.stop()
+        return rows, sizes
+
+    rows, sizes = asyncio.run(main())
+    assert rows[:, 0].tolist() == list(range(6))  # in the request's order though the second part came back first
+    assert sizes == [2, 4]  # the order the batches finished in
+    assert most[0] == 2
+
+
+def test_one_batch_at_a_time_unless_asked():
+    running, most = [0], [0]
+
+    def slow(texts: list[str]) -> tuple[np.ndarray, str]:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        running[0] -= 1
+        return lengths(texts)
+
+    async def main() -> None:
+        batcher = MicroBatcher(slow, max_batch=2, max_wait_ms=1)
+        batcher.start()
+        await asyncio.gather(*(batcher.submit(["xy"] * 3) for _ in range(4)))
+        await batcher.stop()
+
+    asyncio.run(main())
+    assert most[0] == 1

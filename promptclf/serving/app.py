@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .._cpu import available_cpus
 from .._version import __version__
 from ..errors import PromptClfError
 from .batcher import MicroBatcher, ModelChanged
@@ -39,6 +40,8 @@ class ServerSettings:
     max_texts: int = 256
     max_text_chars: int = 20_000
     allow_reload: bool = False
+    # batches predicted at once; None: one per CPU the process may use (see MicroBatcher)
+    parallel_batches: int | None = None
 
 
 @dataclass
@@ -171,6 +174,7 @@ def create_app(settings: ServerSettings, model: LoadedModel | None = None):
         max_batch=settings.max_batch,
         max_wait_ms=settings.max_wait_ms,
         on_batch=metrics.batch.observe,
+        concurrency=settings.parallel_batches or available_cpus(),
         # received but not yet in the batcher: the only requests a waiting batch could still gain
         arriving=lambda: http_in_flight[0] - batcher.in_flight,
     )
@@ -394,7 +398,7 @@ def serve(
     """Run the server until SIGINT/SIGTERM; in-flight requests finish first (uvicorn's graceful
     shutdown), for at most ``drain_s`` seconds: a request still running then is cut off."""
     import json
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     import uvicorn
 
@@ -403,6 +407,12 @@ def serve(
     # the event loop shares the cores with ONNX Runtime: threads that busy-wait between operators
     # starve it (see onnx_backend.spinning); set before the first session, inherited by --workers
     os.environ.setdefault(SPINNING_ENV, "0")
+    # each worker process gets its share of the CPUs, split between the batches it runs at once:
+    # single-threaded sessions running side by side beat one two-threaded session here (bench/serve.py)
+    share = max(1, available_cpus() // workers)
+    if settings.parallel_batches is None:
+        settings = replace(settings, parallel_batches=share)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, share // settings.parallel_batches)))
     # fail before binding the port, with a clear message
     model = load_model(settings.model, settings.embedder, settings.max_batch)
     os.environ[ENV] = json.dumps(asdict(settings))
