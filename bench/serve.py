@@ -1,6 +1,6 @@
 """Serving and scale-out (issue 13): `promptclf serve` under load, a soak with a reload, Ray Data.
 
-    .venv/bin/python bench/serve.py [--no-write] [--soak-s 600] [--rows 100000]
+    .venv/bin/python bench/serve.py [--part http|ray|all] [--no-write] [--soak-s 600] [--rows 100000]
 
 The model: sst2 from the prompt (cached generated examples, packaged MiniLM, served as `load` serves
 it: ONNX int8).
@@ -238,16 +238,23 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--soak-s", type=float, default=600)
     ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--part", choices=["http", "ray", "all"], default="all", help="each writes its own section")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for name in ("httpx", "httpx2", "httpcore"):  # a line per request would cost the client CPU
         logging.getLogger(name).setLevel(logging.WARNING)
     model = model_file(Path(tempfile.mkdtemp()) / "sst2.clf")
+    if args.part in ("http", "all"):
+        publish("serve", http_section(model, args), not args.no_write)
+    if args.part in ("ray", "all"):
+        publish("serve-ray", ray_section(model, args), not args.no_write)
+
+
+def http_section(model: Path, args: argparse.Namespace) -> str:
     pool = texts()
     local = in_process(model, pool)
     log.info("in process: %s", local)
     http = http_bench(model, pool, args.seconds, args.soak_s)
-    ray_figs = ray_bench(model, args.rows)
 
     def http_row(name: str, r: dict) -> list[object]:
         return [
@@ -256,27 +263,10 @@ def main() -> None:
         ]  # fmt: skip
 
     rows = [http_row(f"HTTP, concurrency {c}", http[c]) for c in (1, 8, 64)]
-    h = http["half"]
-    rows.append(
-        [
-            f"HTTP, open loop at {h['rate']:.0f} req/s (half the best)",
-            f"{h['per_s']:.0f}",
-            f"{h['per_s'] / local['whole']:.2f}",
-            f"{h['p50_ms']:.1f}",
-            f"{h['p99_ms']:.1f}",
-            h["errors"],
-            f"{h['server_cpu']:.2f}",
-            f"{h['client_cpu']:.2f}",
-        ]
-    )
+    rows.append(http_row(f"HTTP, open loop at {http['half']['rate']:.0f} req/s (half the best)", http["half"]))
     rows.append(["in process, predict_proba(all texts)", f"{local['whole']:.0f}", "1.00", "", "", "", "", ""])
     rows.append(
-        [
-            "in process, batches of 64",
-            f"{local['batch64']:.0f}",
-            f"{local['batch64'] / local['whole']:.2f}",
-            *[""] * 5,
-        ]
+        ["in process, batches of 64", f"{local['batch64']:.0f}", f"{local['batch64'] / local['whole']:.2f}", *[""] * 5]
     )
     rows += [
         http_row(f"HTTP, concurrency {c}, one batch at a time (`--parallel-batches 1`)", http[f"serial {c}"])
@@ -291,36 +281,40 @@ def main() -> None:
         + ", ".join(f"{v:.0f}" for v in s["trace"])
         + "."
     )
-    ray_rows = [
-        ["`promptclf predict` (one process, text file)", f"{ray_figs['cli']:.0f}", "1.00"],
-        ["Ray Data, 1 worker (1 CPU)", f"{ray_figs[1]:.0f}", f"{ray_figs[1] / ray_figs['cli']:.2f}"],
-        ["Ray Data, 2 workers (0.5 CPU each)", f"{ray_figs[2]:.0f}", f"{ray_figs[2] / ray_figs['cli']:.2f}"],
-    ]
-    minutes = (args.soak_s + 6 * args.seconds + args.rows * 3 / 600) / 60 + 1
-    body = (
-        "## Serving and Ray (issue 13)\n\n"
-        f"{time.strftime('%Y-%m-%d')}, {machine()}. Regenerate with `.venv/bin/python bench/serve.py "
-        f"--seconds {args.seconds:g} --soak-s {args.soak_s:g} --rows {args.rows}`\n"
-        f"(about {minutes:.0f} minutes: the soak, then Ray). `promptclf serve`\n"
+    minutes = (args.soak_s + 9 * args.seconds) / 60 + 1
+    return (
+        "## Serving (issue 13)\n\n"
+        f"{time.strftime('%Y-%m-%d')}, {machine()}. Regenerate with `.venv/bin/python bench/serve.py --part http "
+        f"--seconds {args.seconds:g} --soak-s {args.soak_s:g}`\n"
+        f"(about {minutes:.0f} minutes, most of it the soak). `promptclf serve`\n"
         "(one worker, uvloop + httptools, ONNX int8 without thread spinning; micro-batches of up to 64 texts\n"
         "that wait up to 5 ms for company only while other requests are on their way; by default two\n"
         "batches at once, one thread each; the last rows: one at a time on two threads) on 127.0.0.1; the\n"
         "asyncio client shares the 2 cores with it. One short sst2 sentence per request;\n"
         f"{args.seconds:.0f} s per row. *ratio*: texts/s over in-process `predict_proba` of all texts at once.\n"
         "*server / client CPU*: cores each process used during the row (the two together are what 2 cores allow).\n\n"
-        + table(
-            ["load", "texts/s", "ratio", "p50 ms", "p99 ms", "errors", "server CPU", "client CPU"],
-            rows,
-        )
+        + table(["load", "texts/s", "ratio", "p50 ms", "p99 ms", "errors", "server CPU", "client CPU"], rows)
         + "\n\n"
         + soak_line
-        + "\n\n"
-        + f"Ray Data, {args.rows:,} rows from parquet (the same model; a local `ray.init(num_cpus=2)`, start-up\n"
-        "excluded), against the single-process CLI on the same texts as a text file:\n\n"
-        + table(["engine", "rows/s", "ratio"], ray_rows)
         + "\n"
     )
-    publish("serve", body, not args.no_write)
+
+
+def ray_section(model: Path, args: argparse.Namespace) -> str:
+    ray_figs = ray_bench(model, args.rows)
+    ray_rows = [
+        ["`promptclf predict` (one process, text file)", f"{ray_figs['cli']:.0f}", "1.00"],
+        ["Ray Data, 1 worker (1 CPU)", f"{ray_figs[1]:.0f}", f"{ray_figs[1] / ray_figs['cli']:.2f}"],
+        ["Ray Data, 2 workers (0.5 CPU each)", f"{ray_figs[2]:.0f}", f"{ray_figs[2] / ray_figs['cli']:.2f}"],
+    ]
+    return (
+        "## Batch prediction on Ray (issue 13)\n\n"
+        f"{time.strftime('%Y-%m-%d')}, {machine()}. Regenerate with `.venv/bin/python bench/serve.py --part ray "
+        f"--rows {args.rows}` (about {args.rows * 3 / 600 / 60 + 1:.0f} minutes).\n"
+        f"Ray Data, {args.rows:,} rows from parquet (the model of the serving section; a local\n"
+        "`ray.init(num_cpus=2)`, start-up excluded), against the single-process CLI on the same texts\n"
+        "as a text file:\n\n" + table(["engine", "rows/s", "ratio"], ray_rows) + "\n"
+    )
 
 
 if __name__ == "__main__":

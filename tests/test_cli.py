@@ -294,6 +294,7 @@ def test_train_finetune_option(tmp_path, monkeypatch, capsys):
         ("--drain-s", "-1", "--drain-s must be between 0 and 86400 seconds, got -1.0"),
         ("--max-wait-ms", "2000", "--max-wait-ms must be between 0 and 1000, got 2000.0"),
         ("--max-batch", "0", "--max-batch must be at least 1, got 0"),
+        ("--parallel-batches", "0", "--parallel-batches must be at least 1, got 0"),
     ],
 )
 def test_serve_flags_are_checked_before_loading(model, monkeypatch, capsys, flag, value, message):
