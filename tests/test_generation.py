@@ -172,6 +172,11 @@ def test_off_class_generations_are_dropped(fake_embedder):
     assert e.value.class_name == "pos" and e.value.dropped.get("closer_to_other_class", 0) > 0
     assert set(e.value.report["classes"]) == {"pos", "neg"}  # every class was tried before the error
     assert clf._store.count("pos", "generated") == 0
+    # the same description again: not retried (it would fail again at the same cost), and the error says so
+    calls = len(clf._llm.calls)
+    with pytest.raises(GenerationError, match=r"in an earlier run with this description; .*regenerate=True"):
+        clf.prompt_train(PROMPTS)
+    assert len(clf._llm.calls) == calls
 
 
 def test_template_override_and_validation(fake_embedder):

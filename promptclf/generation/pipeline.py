@@ -353,10 +353,14 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
     for c in classes:
         if ctx.store.count(c, "generated") == 0 and ctx.store.count(c, "user") == 0:
             dropped = reports[c].as_dict()["dropped"]
+            tries = (
+                "in an earlier run with this description; prompt_train(..., regenerate=True) tries again"
+                if c in skipped
+                else f"{reports[c].expand_calls} tries; dropped: {dropped or 'nothing made'}"
+            )
             raise GenerationError(
-                f"class {c!r}: the LLM produced no usable example ({reports[c].expand_calls} tries; dropped: "
-                f"{dropped or 'nothing made'}); reword its description, add a few examples of your own with "
-                "add_data_to_class, or use a stronger LLM",
+                f"class {c!r}: the LLM produced no usable example ({tries}); reword its description, add a few "
+                "examples of your own with add_data_to_class, or use a stronger LLM",
                 class_name=c,
                 dropped=dropped,
                 report=report,
