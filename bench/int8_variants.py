@@ -1,7 +1,7 @@
 """Which int8 recipe keeps MiniLM's accuracy: ONNX Runtime dynamic/static variants (and OpenVINO if
 importable), each against the fp32 export, in one run.
 
-    .venv/bin/python bench/int8_variants.py [--no-write]
+    .venv/bin/python bench/int8_variants.py [--no-write] [--only NAME ...] [--section int8-variants-avx2]
     PYTHONPATH=/path/to/openvino-and-nncf .venv/bin/python bench/int8_variants.py   # adds OpenVINO rows
 
 Accuracy: a logistic-regression head fit on fp32 vectors of 3,000 train-split texts per dev set and
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import machine, publish, read_rows, table, test_sample
+from common import cpu_flags, machine, publish, read_rows, table, test_sample
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
@@ -47,7 +47,7 @@ def embed(run: Callable[[dict[str, np.ndarray]], np.ndarray], texts: list[str]) 
     return out
 
 
-def ort_variants(fp32: Path, out: Path, calib: list[str]) -> dict[str, Path]:
+def ort_variants(fp32: Path, out: Path, calib: list[str], keep: Callable[[str], bool]) -> dict[str, Path]:
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -76,6 +76,8 @@ def ort_variants(fp32: Path, out: Path, calib: list[str]) -> dict[str, Path]:
         "fused + dynamic s8, per channel, MatMul only": (opt, {**pc, "op_types_to_quantize": ["MatMul"]}),
     }
     for i, (name, (src, kw)) in enumerate(dynamic.items()):
+        if not keep(name):
+            continue
         v[name] = out / f"d{i}.onnx"
         quantize_dynamic(str(src), str(v[name]), extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}, **kw)
 
@@ -91,10 +93,12 @@ def ort_variants(fp32: Path, out: Path, calib: list[str]) -> dict[str, Path]:
         "static QOperator, per channel, reduce_range": QuantFormat.QOperator,
     }
     for i, (name, fmt) in enumerate(static.items()):
+        if not keep(name):
+            continue
         v[name] = out / f"s{i}.onnx"
         quantize_static(str(fp32), str(v[name]), Reader(), quant_format=fmt, per_channel=True, reduce_range=True,
                         activation_type=u8, weight_type=s8, op_types_to_quantize=["MatMul"])  # fmt: skip
-    return v
+    return {k: p for k, p in v.items() if keep(k)}
 
 
 def openvino_variants(fp32: Path, calib: list[str]) -> dict[str, Any]:
@@ -123,19 +127,24 @@ def openvino_variants(fp32: Path, calib: list[str]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--only", nargs="+", help="these variants (by name; the fp32 reference always runs)")
+    ap.add_argument("--section", default="int8-variants", help="another CPU gets its own section")
     args = ap.parse_args()
     import onnxruntime
+
+    def keep(name: str) -> bool:
+        return not args.only or name in args.only or name == "fp32 export (reference)"
 
     fp32 = ob.onnx_file("all-MiniLM-L6-v2", False)
     calib = [r["text"] for ds in ("sst2", "trec6") for r in read_rows(ds, "train")[-200:]]
     out = Path(tempfile.mkdtemp())
     runners: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {}
-    for name, path in ort_variants(fp32, out, calib).items():
+    for name, path in ort_variants(fp32, out, calib, keep).items():
         sess = ob.session(str(path))
         runners[name] = lambda f, sess=sess: sess.run(None, f)[0]
     have_ov = importlib.util.find_spec("openvino") is not None and importlib.util.find_spec("nncf") is not None
     if have_ov:
-        runners.update(openvino_variants(fp32, calib))
+        runners.update({k: r for k, r in openvino_variants(fp32, calib).items() if keep(k)})
 
     data = {}
     for ds in DATASETS:
@@ -165,16 +174,19 @@ def main() -> None:
     for r in rows:
         r.append(" / ".join(f"{100 * (float(str(c).split(' / ')[0]) - b):+.1f}" for c, b in zip(r[3:6], base)))
     note = "" if have_ov else " OpenVINO was not importable in this run (it is not a dependency)."
-    body = f"""## int8 variants
+    title = "int8 variants" + ("" if args.section == "int8-variants" else f" on another CPU ({cpu_flags()})")
+    cmd = "bench/int8_variants.py" + (f" --only {' '.join(repr(o) for o in args.only)}" if args.only else "")
+    cmd += "" if args.section == "int8-variants" else f" --section {args.section}"
+    body = f"""## {title}
 
 {dt.date.today().isoformat()}, {machine()}, onnxruntime {onnxruntime.__version__}. Regenerate with
-`.venv/bin/python bench/int8_variants.py` (OpenVINO rows need `openvino` and `nncf` importable).{note}
+`.venv/bin/python {cmd}` (OpenVINO rows need `openvino` and `nncf` importable).{note}
 A head fit on fp32 vectors, served on each variant's (first number) or refit on them (second):
 macro-F1 on the fixed test samples. Speed: 2,000 sst2 texts, batch 64, ratio to the fp32 export.
 
 {table(["variant", "texts/s", "vs fp32", *[f"{d} served / refit" for d in DATASETS], "served − fp32 (pts)"], rows)}
 """
-    publish("int8-variants", body, write=not args.no_write)
+    publish(args.section, body, write=not args.no_write)
 
 
 def _timed(fn: Callable[[], object]) -> float:
