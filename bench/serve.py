@@ -156,10 +156,7 @@ def http_bench(model: Path, pool: list[str], seconds: float, soak_s: float) -> d
     args = ["-m", "promptclf", "serve", str(model), "--port", str(port), "--allow-reload"]
     out: dict = {}
     with serve(args, port, "/readyz") as proc:
-        asyncio.run(closed_loop(url, pool, 8, 3))  # warm up
-        for c in (1, 8, 64):
-            out[c] = with_cpu(proc.pid, lambda c=c: asyncio.run(closed_loop(url, pool, c, seconds)))
-            log.info("concurrency %d: %s", c, out[c])
+        out.update(closed_loops(proc.pid, url, pool, seconds))
         best = max(r["per_s"] for r in out.values())
         out["half"] = with_cpu(proc.pid, lambda: asyncio.run(open_loop(url, pool, best / 2, seconds)))
         out["half"]["rate"] = best / 2
@@ -187,12 +184,18 @@ def http_bench(model: Path, pool: list[str], seconds: float, soak_s: float) -> d
     port = free_port()
     args = ["-m", "promptclf", "serve", str(model), "--port", str(port), "--parallel-batches", "1"]
     with serve(args, port, "/readyz") as proc:
-        asyncio.run(closed_loop(f"http://127.0.0.1:{port}", pool, 8, 3))
-        for c in (1, 8, 64):
-            out[f"serial {c}"] = with_cpu(
-                proc.pid, lambda c=c: asyncio.run(closed_loop(f"http://127.0.0.1:{port}", pool, c, seconds))
-            )
-            log.info("one batch at a time, concurrency %d: %s", c, out[f"serial {c}"])
+        serial = closed_loops(proc.pid, f"http://127.0.0.1:{port}", pool, seconds)
+    out.update({f"serial {c}": r for c, r in serial.items()})
+    return out
+
+
+def closed_loops(pid: int, url: str, pool: list[str], seconds: float) -> dict[int, dict]:
+    """After a warm-up, each concurrency's closed-loop figures with the server's and client's CPU."""
+    asyncio.run(closed_loop(url, pool, 8, 3))
+    out = {}
+    for c in (1, 8, 64):
+        out[c] = with_cpu(pid, lambda c=c: asyncio.run(closed_loop(url, pool, c, seconds)))
+        log.info("%s, concurrency %d: %s", url, c, out[c])
     return out
 
 

@@ -174,7 +174,7 @@ def create_app(settings: ServerSettings, model: LoadedModel | None = None):
         max_batch=settings.max_batch,
         max_wait_ms=settings.max_wait_ms,
         on_batch=metrics.batch.observe,
-        concurrency=settings.parallel_batches or available_cpus(),
+        concurrency=available_cpus() if settings.parallel_batches is None else settings.parallel_batches,
         # received but not yet in the batcher: the only requests a waiting batch could still gain
         arriving=lambda: http_in_flight[0] - batcher.in_flight,
     )
@@ -412,7 +412,7 @@ def serve(
     share = max(1, available_cpus() // workers)
     if settings.parallel_batches is None:
         settings = replace(settings, parallel_batches=share)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, share // settings.parallel_batches)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, share // max(1, settings.parallel_batches))))
     # fail before binding the port, with a clear message
     model = load_model(settings.model, settings.embedder, settings.max_batch)
     os.environ[ENV] = json.dumps(asdict(settings))
