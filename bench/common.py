@@ -115,6 +115,18 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def section_args(ap, default: str) -> None:
+    """``--section``: the BENCHMARKS.md section to write; a run on another CPU gets its own."""
+    ap.add_argument("--section", default=default, help=f"another CPU gets its own section ({default}-avx2, say)")
+
+
+def section_heading(title: str, script: str, section: str, default: str) -> tuple[str, str]:
+    """The heading and the command line of a section written by ``script`` with ``--section``."""
+    if section == default:
+        return title, script
+    return f"{title} on another CPU ({cpu_flags()})", f"{script} --section {section}"
+
+
 def publish(name: str, body: str, write: bool) -> None:
     """Print a benchmark's markdown and, unless told not to, put it in BENCHMARKS.md."""
     print(body)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import cpu_flags, machine, publish, read_rows, table, test_sample
+from common import machine, publish, read_rows, section_args, section_heading, table, test_sample
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
@@ -128,7 +128,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--only", nargs="+", help="these variants (by name; the fp32 reference always runs)")
-    ap.add_argument("--section", default="int8-variants", help="another CPU gets its own section")
+    section_args(ap, "int8-variants")
     args = ap.parse_args()
     import onnxruntime
 
@@ -174,9 +174,8 @@ def main() -> None:
     for r in rows:
         r.append(" / ".join(f"{100 * (float(str(c).split(' / ')[0]) - b):+.1f}" for c, b in zip(r[3:6], base)))
     note = "" if have_ov else " OpenVINO was not importable in this run (it is not a dependency)."
-    title = "int8 variants" + ("" if args.section == "int8-variants" else f" on another CPU ({cpu_flags()})")
-    cmd = "bench/int8_variants.py" + (f" --only {' '.join(repr(o) for o in args.only)}" if args.only else "")
-    cmd += "" if args.section == "int8-variants" else f" --section {args.section}"
+    only = f" --only {' '.join(repr(o) for o in args.only)}" if args.only else ""
+    title, cmd = section_heading("int8 variants", "bench/int8_variants.py" + only, args.section, "int8-variants")
     body = f"""## {title}
 
 {dt.date.today().isoformat()}, {machine()}, onnxruntime {onnxruntime.__version__}. Regenerate with

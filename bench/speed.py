@@ -18,7 +18,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ROOT, cpu_flags, machine, per_class_sample, prompts, publish, read_rows, scores, table, test_sample
+from common import (
+    ROOT,
+    machine,
+    per_class_sample,
+    prompts,
+    publish,
+    read_rows,
+    scores,
+    section_args,
+    section_heading,
+    table,
+    test_sample,
+)
 
 from promptclf import PromptClassifier
 from promptclf.embedders.local import resolve_model_path
@@ -93,9 +105,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=100_000)
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument(
-        "--section", default="speed", help="BENCHMARKS.md section to write (another CPU gets its own: speed-avx2)"
-    )
+    section_args(ap, "speed")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     # the sst2 test texts: unseen in training, so the fast path's share is what it is on new text
@@ -176,8 +186,7 @@ def main() -> None:
         g["llm"], g["kept"], g["calls"], tokens, f"{tokens / max(1, g['kept']):.0f}",
         f"{60 * g['kept'] / g['seconds']:.1f}", g["kept_ratio"],
     ]]  # fmt: skip
-    title = "Speed, cold start, memory" + ("" if args.section == "speed" else f" on another CPU ({cpu_flags()})")
-    command = "bench/speed.py" + ("" if args.section == "speed" else f" --section {args.section}")
+    title, command = section_heading("Speed, cold start, memory", "bench/speed.py", args.section, "speed")
     body = f"""## {title}
 
 {dt.date.today().isoformat()}, {machine()}. Regenerate with `.venv/bin/python {command}` (part of `make bench`).

@@ -40,7 +40,8 @@ class ServerSettings:
     max_texts: int = 256
     max_text_chars: int = 20_000
     allow_reload: bool = False
-    # batches predicted at once; None: one per CPU the process may use (see MicroBatcher)
+    # batches predicted at once (see MicroBatcher). None: one, on sessions that use every core; serve()
+    # turns it into one per CPU of the worker, each on a one-thread session, since it sets the threads
     parallel_batches: int | None = None
 
 
@@ -174,7 +175,8 @@ def create_app(settings: ServerSettings, model: LoadedModel | None = None):
         max_batch=settings.max_batch,
         max_wait_ms=settings.max_wait_ms,
         on_batch=metrics.batch.observe,
-        concurrency=available_cpus() if settings.parallel_batches is None else settings.parallel_batches,
+        # None: one batch at a time, as the sessions of this process use every core it may run on
+        concurrency=1 if settings.parallel_batches is None else settings.parallel_batches,
         # received but not yet in the batcher: the only requests a waiting batch could still gain
         arriving=lambda: http_in_flight[0] - batcher.in_flight,
     )
