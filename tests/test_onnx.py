@@ -230,3 +230,28 @@ def test_onnx_long_texts_go_a_few_at_a_time(cache, texts):
     small = onnx_backend.OnnxEmbedder(max_tokens=256).embed_batch(mixed + texts[:4])
     whole = onnx_backend.OnnxEmbedder(max_tokens=None).embed_batch(mixed + texts[:4])
     np.testing.assert_allclose(small, whole, atol=1e-5)
+
+
+def test_onnx_tokenizer_is_parsed_once_and_truncates_as_its_own_truncation_would():
+    from tokenizers import Tokenizer
+
+    from promptclf.embedders import onnx_backend
+    from promptclf.embedders.chunking import max_seq_length, window_for
+    from promptclf.embedders.local import resolve_model_path
+
+    folder = Path(resolve_model_path("all-MiniLM-L6-v2"))
+    tok, pad = onnx_backend._tokenizer("all-MiniLM-L6-v2")
+    # one parse of tokenizer.json per process: the ONNX path encodes with the chunking window's tokenizer
+    assert tok.tokenizer is window_for(folder).tokenizer and tok.max_length == max_seq_length(folder) == 256
+    assert pad == 0
+    own = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    own.enable_truncation(max_length=256)
+    own.no_padding()
+    texts = ["", "short one", "a " * 253, "a " * 254, "a " * 255, "word " * 400, "antidisestablishmentarianism " * 60]
+    got = tok.encode_batch(texts)
+    for text, e in zip(texts, got):
+        want = own.encode(text)
+        assert (e.ids, e.attention_mask, e.type_ids) == (want.ids, want.attention_mask, want.type_ids)
+    assert [len(e.ids) for e in got[3:]] == [256] * 4 and got[5].ids[-1] == own.token_to_id("[SEP]")
+    # the shared tokenizer itself still never truncates (chunking counts a long text's every token)
+    assert len(window_for(folder).tokenizer.encode("word " * 400).ids) == 402

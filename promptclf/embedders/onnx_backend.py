@@ -17,7 +17,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -162,17 +162,50 @@ def quantize(fp32: Path, int8: Path) -> None:
     os.replace(tmp, int8)
 
 
-def _tokenizer(model: str) -> tuple[Any, int]:
-    """The packaged model's fast tokenizer, truncating where sentence-transformers does; and its pad id."""
-    from tokenizers import Tokenizer
+class Encoded(NamedTuple):
+    ids: list[int]
+    attention_mask: list[int]
+    type_ids: list[int]
 
-    from .chunking import max_seq_length
+
+class TruncatingTokenizer:
+    """The model's tokenizer cut where sentence-transformers cuts (``max_length`` word pieces, the
+    closing special tokens kept), without a tokenizer of its own: it encodes with the chunking
+    window's tokenizer, which never truncates, so a process parses ``tokenizer.json`` once (each
+    parse is about 10 ms of a cold start; ``bench/cold_start.py``)."""
+
+    def __init__(self, tokenizer: Any, max_length: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def encode_batch(self, texts: list[str]) -> list[Encoded]:
+        return [self._cut(e) for e in self.tokenizer.encode_batch(texts)]
+
+    def _cut(self, e: Any) -> Encoded:
+        ids, mask, types = e.ids, e.attention_mask, e.type_ids
+        n, limit = len(ids), self.max_length
+        if n <= limit:
+            return Encoded(ids, mask, types)
+        # what the tokenizer's own truncation gives: the text's word pieces cut to fit, then the
+        # template's closing specials ([SEP] for BERT) after them
+        special = e.special_tokens_mask
+        tail = 0
+        while tail < n and special[n - 1 - tail]:
+            tail += 1
+        keep = limit - tail
+        return Encoded(ids[:keep] + ids[n - tail :], mask[:keep] + mask[n - tail :], types[:keep] + types[n - tail :])
+
+
+def _tokenizer(model: str) -> tuple[TruncatingTokenizer, int]:
+    """The packaged model's fast tokenizer, truncating where sentence-transformers does; and its pad id."""
+    from .chunking import max_seq_length, window_for
 
     folder = Path(resolve_model_path(model))
-    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    tok.enable_truncation(max_length=max_seq_length(folder))
-    tok.no_padding()
-    return tok, tok.token_to_id("[PAD]") or 0
+    window = window_for(folder)
+    if window is None:
+        raise ConfigurationError(f"{folder} has no tokenizer.json: the ONNX embedder needs a fast tokenizer")
+    tok = window.tokenizer
+    return TruncatingTokenizer(tok, max_seq_length(folder)), tok.token_to_id("[PAD]") or 0
 
 
 SPINNING_ENV = "PROMPTCLF_ONNX_SPINNING"

@@ -49,10 +49,15 @@ def static_dir(model: str) -> Path:
 
 def token_vectors(model: str, fp32: Path, batch_size: int = 512) -> tuple[np.ndarray, Any]:
     """Every vocabulary token's mean-pooled output of ``[CLS] token [SEP]``; and the tokenizer."""
-    from .onnx_backend import _tokenizer, session
+    from tokenizers import Tokenizer
 
-    tok, _ = _tokenizer(model)
+    from .local import resolve_model_path
+    from .onnx_backend import session
+
+    # a tokenizer of its own: model2vec keeps the one it is given (the chunking window's is shared)
+    tok = Tokenizer.from_file(str(Path(resolve_model_path(model)) / "tokenizer.json"))
     tok.no_truncation()
+    tok.no_padding()
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     n = tok.get_vocab_size()
     sess = session(str(fp32))
