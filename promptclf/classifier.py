@@ -418,6 +418,7 @@ class PromptClassifier(ParamsMixin):
                 filter_generated=self.filter_generated,
                 progress=self.progress,
                 regenerate=regenerate,
+                multi_label=bool(self.multi_label),
             )
             self.generation_report_ = generate_for_classes(ctx, list(prompts), shas)
         return self.train(unlabeled=unlabeled)

@@ -303,3 +303,38 @@ def test_descriptions_alone_train_without_the_llm(fake_embedder):
     clf = make(fake_embedder, llm).prompt_train(PROMPTS, generate=False)
     assert llm.calls == [] and list(clf.classes_) == ["neg", "pos"]
     assert clf.predict("the film deserves praise") == "pos"
+
+
+def test_multi_label_keeps_examples_near_a_co_occurring_class(monkeypatch):
+    from promptclf.generation import pipeline
+
+    # 'annoyed' examples share most words with the 'angry' description: nearest to it, yet their own
+    # description is second nearest. Single-label: drift, dropped; multi-label: kept (classes co-occur)
+    prompts = {
+        "angry": "Furious shouting rage anger.",
+        "annoyed": "Irritated by noise.",
+        "calm": "Peaceful quiet relaxed morning.",
+    }
+
+    def texts(messages, schema, n):
+        prompt = json.dumps(messages)
+        if "Irritated" in prompt:
+            return {"text": f"irritated furious shouting rage anger take {n}"}
+        if "Furious" in prompt:
+            return {"text": f"rage and shouting at the referee take {n}"}
+        return {"text": f"peaceful quiet relaxed take {n}"}
+
+    def annoyed_kept(multi_label: bool) -> int:
+        clf = make(FakeEmbedder(dim=1024), FakeLLM(fallback=texts), multi_label=multi_label)
+        try:
+            clf.prompt_train(prompts)
+        except GenerationError as e:
+            assert e.class_name == "annoyed" and e.dropped.get("closer_to_other_class", 0) > 0
+        assert clf._store.count("angry", "generated") == clf._store.count("calm", "generated") == 6
+        return clf._store.count("annoyed", "generated")
+
+    assert annoyed_kept(multi_label=False) == 0
+    assert annoyed_kept(multi_label=True) == 6
+    # the rank is the rule: at 1 a multi-label class is held to its own description being nearest
+    monkeypatch.setattr(pipeline, "MULTI_LABEL_AGREEMENT_RANK", 1)
+    assert annoyed_kept(multi_label=True) == 0

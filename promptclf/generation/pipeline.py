@@ -34,6 +34,10 @@ SUMMARY_TEMPERATURE = 1.0  # summaries are short: spread them out
 TEXT_TEMPERATURE = 0.8  # measured: 0.5 repeats itself, 1.0 drifts off the class
 NEAR_DUPLICATE_COSINE = 0.95
 DESCRIPTION_AGREEMENT = True  # see BENCHMARKS.md: drop generated examples nearer another class's description
+# Multi-label classes co-occur and their descriptions sit close (GoEmotions: annoyance, anger,
+# disapproval): an example of one is often nearest another's description without having drifted.
+# There it is dropped only if its own description is not among its this many nearest.
+MULTI_LABEL_AGREEMENT_RANK = 3
 MAX_ROUNDS = 3  # generation rounds per class (near-duplicate removal can open a deficit)
 # Examples are asked for as one line of plain text, not a JSON object: about twice the kept
 # examples per minute with the local model, accuracy not lower (BENCHMARKS.md, "Generation speed").
@@ -83,6 +87,7 @@ class GenerationContext:
     filter_generated: bool = True
     progress: bool = False
     regenerate: bool = False
+    multi_label: bool = False
 
 
 def _seed(*parts: object) -> int:
@@ -245,7 +250,8 @@ class ClassGenerator:
 
 def _embedding_filter(ctx: GenerationContext, class_name: str, gen: ClassGenerator) -> int:
     """Drop generated examples that are near-duplicates of an earlier one of their class, or that sit
-    closer to another class's description than to their own (the tiny model drifted).
+    closer to another class's description than to their own (the tiny model drifted); for multi-label
+    classes, closer to ``MULTI_LABEL_AGREEMENT_RANK`` or more others.
 
     Idempotent, so it can run again over examples an interrupted run made but never filtered.
     """
@@ -258,7 +264,13 @@ def _embedding_filter(ctx: GenerationContext, class_name: str, gen: ClassGenerat
     X = ctx.embedder.embed([e.text for e in exs], cache=ctx.cache)
     sim = X @ X.T  # all pairwise cosines at once
     to_desc = X @ D[own] if own is not None else np.full(len(exs), -np.inf)
-    nearest_desc = (X @ D.T).argmax(1) if len(names) else None
+    # how many other descriptions each example is nearer to than to its own (0: its own is nearest;
+    # a tie goes to the class listed first, as argmax breaks it)
+    if own is not None:
+        to_all = X @ D.T
+        mine = to_all[:, own : own + 1]
+        outranked = (to_all > mine).sum(1) + (to_all[:, :own] == mine).sum(1)
+    allowed = MULTI_LABEL_AGREEMENT_RANK - 1 if ctx.multi_label else 0
     kept = np.zeros(len(exs), dtype=bool)  # earlier examples still in; the description counts as kept
     drop: dict[str, str] = {}
     for j, e in enumerate(exs):
@@ -267,7 +279,7 @@ def _embedding_filter(ctx: GenerationContext, class_name: str, gen: ClassGenerat
             if closest > NEAR_DUPLICATE_COSINE:
                 drop[e.text] = "near_duplicate"
                 continue
-            if DESCRIPTION_AGREEMENT and own is not None and len(names) > 1 and nearest_desc[j] != own:
+            if DESCRIPTION_AGREEMENT and own is not None and len(names) > 1 and outranked[j] > allowed:
                 drop[e.text] = "closer_to_other_class"
                 continue
         kept[j] = True
