@@ -2,40 +2,56 @@
 set is the descriptions and a few hundred generated examples: one pass of SetFit-style pairs is 5 to 15
 training steps. `finetune.MIN_PAIRS` repeats the draws until a minimum (SetFit draws 20 pairs per example).
 
-    .venv/bin/python bench/finetune_pairs.py 0,4000 trec6 sst2 ag_news emotion6
+    .venv/bin/python bench/finetune_pairs.py 0,4000 trec6 sst2 ag_news emotion6 [--per-class 32]
+        [--budget-s 300]
 
 Prints, per dataset and minimum: macro-F1 of `PromptClassifier(finetune=True)` trained from the cached
-generated examples (bench/accuracy.py), tuning steps and wall time of `prompt_train`.
+generated examples (bench/generators.py makes them, `--per-class` of them per class), points over the
+zero-shot description match, tuning steps and wall time of `prompt_train`.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
-import sys
 import time
 
+from accuracy import zero_shot
 from common import OUT, prompts, scores, test_sample
 
 import promptclf.finetune as F
 from promptclf import PromptClassifier
-from promptclf.embedders import get_embedder
+from promptclf.embedders import EmbeddingCache, get_embedder
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("minimums", help="comma-separated MIN_PAIRS values, 0 = one pass (the shipped default)")
+    ap.add_argument("datasets", nargs="+")
+    ap.add_argument("--per-class", type=int, default=32, help="which cached example file: n per class")
+    ap.add_argument("--budget-s", type=float, default=300, help="finetune_budget_s")
+    args = ap.parse_args()
     logging.getLogger("promptclf").setLevel(logging.ERROR)
-    emb = get_embedder(None)
-    minimums = [int(v) for v in sys.argv[1].split(",")]
-    for name in sys.argv[2:]:
+    emb, cache = get_embedder(None), EmbeddingCache()
+    for name in args.datasets:
         texts, labels = test_sample(name)
-        for mp in minimums:
+        descs = prompts()[name]
+        zs = scores(labels, zero_shot(emb, cache, descs, emb.embed(texts, cache=cache)))["macro_f1"]
+        for mp in [int(v) for v in args.minimums.split(",")]:
             F.MIN_PAIRS = mp
             t = time.perf_counter()
-            clf = PromptClassifier(embedder=emb, finetune=True, finetune_budget_s=300, progress=False)
-            clf.load_examples(OUT / f"{name}-direct-n32.jsonl", include_pseudo=False)
-            clf.prompt_train(prompts()[name], generate=False)
+            clf = PromptClassifier(embedder=emb, finetune=True, finetune_budget_s=args.budget_s, progress=False)
+            clf.use_embedding_cache(cache)
+            clf.load_examples(OUT / f"{name}-direct-n{args.per_class}.jsonl", include_pseudo=False)
+            clf.prompt_train(descs, generate=False)
             f1 = scores(labels, clf.predict(texts))["macro_f1"]
-            steps = clf.encoder_["report"]["steps"]
-            print(f"{name} min_pairs={mp} f1={f1:.3f} steps={steps} {time.perf_counter() - t:.0f}s", flush=True)
+            rep = clf.encoder_["report"]
+            print(
+                f"{name} n={args.per_class} min_pairs={mp} zero-shot={zs:.3f} f1={f1:.3f} "
+                f"({100 * (f1 - zs):+.1f}) steps={rep['steps']} budget_hit={rep['stopped_by_budget']} "
+                f"{time.perf_counter() - t:.0f}s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

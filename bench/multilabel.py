@@ -1,24 +1,31 @@
 """Multi-label classes (goemotions) and long documents (newsgroups_long): issue 15.
 
-    .venv/bin/python bench/multilabel.py [--part multilabel longdocs] [--pool 5000] [--no-write]
+    .venv/bin/python bench/multilabel.py [--part multilabel longdocs] [--pool 5000] [--examples 16]
+        [--no-write]
 
-Generated examples come from bench/out/{goemotions-direct-n8,newsgroups_long-direct-n32}.jsonl (made
-with the default local LLM by `PromptClassifier(examples_per_class=N).prompt_train(prompts)`, as
-bench/accuracy.py makes its own); the script never calls the LLM. Test rows: a fixed sample of at
-most 1,000 (seed 0). Pools: train-split texts, labels hidden.
+Generated examples come from bench/out/{goemotions-direct-n16,newsgroups_long-direct-n32}.jsonl. The
+GoEmotions file is made here if missing (or topped up), with the default local LLM and
+`PromptClassifier(multi_label=True, examples_per_class=N).prompt_train(prompts)`, its cost kept beside it;
+the newsgroups file is bench/generators.py's. Test rows: a fixed sample of at most 1,000 (seed 0). Pools:
+train-split texts, labels hidden.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import time
+from pathlib import Path
 
 import numpy as np
+from accuracy import accumulate_cost
 from common import OUT, SEED, machine, prompts, publish, read_rows, table
 
 from promptclf import PromptClassifier, multilabel
 from promptclf.embedders import EmbeddingCache, get_embedder
+from promptclf.errors import GenerationError
+from promptclf.generation import pipeline
 
 ML_HEADER = ["model", "micro-F1", "macro-F1", "labels / text", "texts with none", "s"]
 LONG_HEADER = ["model", "truncate", "chunk", "Δ pts"]
@@ -52,14 +59,39 @@ def classifier(emb, cache, descs, store, **settings) -> PromptClassifier:
     return clf
 
 
-def run_multilabel(emb, cache, pool_size: int) -> str:
+def generated(emb, cache, descs: dict[str, str], n: int) -> tuple[Path, dict]:
+    """The cached multi-label examples (made or topped up now), and what making them cost in all."""
+    path = OUT / f"goemotions-direct-n{n}.jsonl"
+    cost = path.with_suffix(".cost.json")
+    clf = PromptClassifier(
+        embedder=emb, multi_label=True, examples_per_class=n, saved_examples_path=path, finetune=False,
+        progress=False, random_state=SEED,
+    ).use_embedding_cache(cache)  # fmt: skip
+    t0 = time.perf_counter()
+    try:
+        clf.prompt_train(descs)
+    except GenerationError as e:  # a class with nothing kept: the others are stored and still count
+        print("generation:", str(e).split(";")[0], flush=True)
+    report = clf.generation_report_
+    if report and report["calls"]:
+        return path, accumulate_cost(cost, report, time.perf_counter() - t0)
+    return path, json.loads(cost.read_text()) if cost.exists() else {}
+
+
+def run_multilabel(emb, cache, pool_size: int, n_examples: int) -> tuple[str, str]:
     descs = prompts()["goemotions"]
     classes = sorted(descs)
     test = sample(read_rows("goemotions", "test"))
     texts, truth = [r["text"] for r in test], [r["labels"].split("|") for r in test]
     train = read_rows("goemotions", "train")
     pool = [r["text"] for r in train[:pool_size]]
-    store = None  # descriptions only: see the section's note on generation cost
+    store, cost = generated(emb, cache, descs, n_examples) if n_examples else (None, {})
+    from promptclf.store import ExampleStore
+
+    kept = {}
+    if store is not None and store.exists():
+        saved = ExampleStore.load(store, attach=False)
+        kept = {c: saved.count(c, "generated") for c in classes}
     X = emb.embed(texts, cache=cache)
     D = emb.embed([descs[c] for c in classes], cache=cache)
     S = X @ D.T
@@ -87,21 +119,28 @@ def run_multilabel(emb, cache, pool_size: int) -> str:
     ])  # fmt: skip
 
     variants = [
-        ("prompt (descriptions only)", {}, False),
-        ("prompt, min_labels=1", {"min_labels": 1}, False),
-        ("prompt, unweighted binary heads", {"CLASS_WEIGHT": None}, False),
-        ("prompt, unweighted, min_labels=1", {"CLASS_WEIGHT": None, "min_labels": 1}, False),
-        ("prompt + unlabeled", {}, True),
-        ("prompt + unlabeled, min_labels=1", {"min_labels": 1}, True),
+        ("prompt (descriptions only)", {}, False, None),
+        ("prompt, min_labels=1", {"min_labels": 1}, False, None),
+        ("prompt, unweighted binary heads", {"CLASS_WEIGHT": None}, False, None),
+        ("prompt, unweighted, min_labels=1", {"CLASS_WEIGHT": None, "min_labels": 1}, False, None),
+        ("prompt + unlabeled", {}, True, None),
+        ("prompt + unlabeled, min_labels=1", {"min_labels": 1}, True, None),
     ]
-    for name, change, with_pool in variants:
+    if store is not None:
+        variants += [
+            (f"prompt + generated ({n_examples}/class)", {}, False, store),
+            (f"prompt + generated ({n_examples}/class), min_labels=1", {"min_labels": 1}, False, store),
+            ("prompt + generated + unlabeled", {}, True, store),
+            ("prompt + generated + unlabeled, min_labels=1", {"min_labels": 1}, True, store),
+        ]
+    for name, change, with_pool, examples in variants:
         saved = {k: getattr(multilabel, k) for k in change if k.isupper()}
         settings = {k: v for k, v in change.items() if not k.isupper()}
         for k, v in change.items():
             if k.isupper():
                 setattr(multilabel, k, v)
         try:
-            clf = classifier(emb, cache, descs, store, multi_label=True, **settings)
+            clf = classifier(emb, cache, descs, examples, multi_label=True, **settings)
             t0 = time.perf_counter()
             clf.train(unlabeled=pool if with_pool else None)
             guard = (clf.self_training_report_ or {}).get("guard", {}) if with_pool else {}
@@ -141,7 +180,16 @@ def run_multilabel(emb, cache, pool_size: int) -> str:
         f"one-vs-rest probe on all {len(train)} train rows, thresholds at each class's F1 optimum (ceiling)",
         [[str(c) for c, p, b in zip(ceiling.classes_, row, best) if p >= b] for row in Pt],
     )
-    return table(ML_HEADER, rows)
+    if not cost:
+        return table(ML_HEADER, rows), "Descriptions only: no examples were generated (`--examples 0`)."
+    secs = cost.get("seconds") or 0
+    counts = sorted(kept.get(c, 0) for c in classes)
+    gen = (
+        f"Generated examples: {cost.get('kept')} kept of {cost.get('calls')} LLM calls in {secs / 60:.0f} minutes "
+        f"({60 * cost.get('kept', 0) / max(secs, 1):.1f} kept per minute), all runs that made the file; per class "
+        f"{counts[0]} to {counts[-1]} (median {counts[len(counts) // 2]}) of {n_examples} asked for."
+    )
+    return table(ML_HEADER, rows), gen
 
 
 def run_longdocs(emb, cache, pool_size: int) -> tuple[str, str]:
@@ -195,6 +243,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", nargs="+", default=["multilabel", "longdocs"])
     ap.add_argument("--pool", type=int, default=5000)
+    ap.add_argument("--examples", type=int, default=16, help="generated examples per GoEmotions class (0: none)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     emb, cache = get_embedder("onnx:all-MiniLM-L6-v2"), EmbeddingCache()
@@ -205,18 +254,20 @@ def main() -> None:
         + "`"
     )
     if "multilabel" in args.part:
+        results, gen = run_multilabel(emb, cache, args.pool, args.examples)
         body = f"""## Multi-label classes (issue 15)
 
 {stamp}. Regenerate with {cmd}.
 GoEmotions (28 labels, 15% of test rows with two or more), first 1,000 test rows of a
 fixed permutation; pool = the first {args.pool} train texts, labels hidden. Embedder: the packaged MiniLM (ONNX).
 *labels / text*: how many labels the model gives per text (the test rows have 1.18 on average); *texts with
-none*: rows it gives no label. *s*: training wall time (embeddings cached). *prompt* rows train from the 28
-descriptions alone, without generated examples: generating them with the packaged SmolLM2 ran at about 7
-minutes per class here (for 28 near-synonymous emotions the filters drop most of what it writes as closer to
-another class: 20 kept for the first 3 classes in 20 minutes), over three hours for the set, so it was stopped.
+none*: rows it gives no label. *s*: training wall time (embeddings cached). *prompt* rows without "generated"
+train from the 28 descriptions alone; *generated*: examples written by the packaged SmolLM2 (multi-label
+filter: an example is kept while its own description is among its {pipeline.MULTI_LABEL_AGREEMENT_RANK} nearest).
 
-{run_multilabel(emb, cache, args.pool)}
+{results}
+
+{gen}
 """
         publish("multilabel", body, not args.no_write)
     if "longdocs" in args.part:
