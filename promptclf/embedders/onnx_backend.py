@@ -171,8 +171,8 @@ class Encoded(NamedTuple):
 class TruncatingTokenizer:
     """The model's tokenizer cut where sentence-transformers cuts (``max_length`` word pieces, the
     closing special tokens kept), without a tokenizer of its own: it encodes with the chunking
-    window's tokenizer, which never truncates, so a process parses ``tokenizer.json`` once (each
-    parse is about 10 ms of a cold start; ``bench/cold_start.py``)."""
+    window's tokenizer, which never truncates, so a process parses ``tokenizer.json`` once (a parse
+    is 20-30 ms of a cold start here; ``bench/cold_start.py``)."""
 
     def __init__(self, tokenizer: Any, max_length: int) -> None:
         self.tokenizer = tokenizer
