@@ -26,6 +26,7 @@ from promptclf import PromptClassifier, multilabel
 from promptclf.embedders import EmbeddingCache, get_embedder
 from promptclf.errors import GenerationError
 from promptclf.generation import pipeline
+from promptclf.store import ExampleStore
 
 ML_HEADER = ["model", "micro-F1", "macro-F1", "labels / text", "texts with none", "s"]
 LONG_HEADER = ["model", "truncate", "chunk", "Δ pts"]
@@ -72,7 +73,7 @@ def generated(emb, cache, descs: dict[str, str], n: int) -> tuple[Path, dict]:
         clf.prompt_train(descs)
     except GenerationError as e:  # a class with nothing kept: the others are stored and still count
         print("generation:", str(e).split(";")[0], flush=True)
-    report = clf.generation_report_
+    report = getattr(clf, "generation_report_", None)  # unset if generation stopped before its report
     if report and report["calls"]:
         return path, accumulate_cost(cost, report, time.perf_counter() - t0)
     return path, json.loads(cost.read_text()) if cost.exists() else {}
@@ -86,8 +87,6 @@ def run_multilabel(emb, cache, pool_size: int, n_examples: int) -> tuple[str, st
     train = read_rows("goemotions", "train")
     pool = [r["text"] for r in train[:pool_size]]
     store, cost = generated(emb, cache, descs, n_examples) if n_examples else (None, {})
-    from promptclf.store import ExampleStore
-
     kept = {}
     if store is not None and store.exists():
         saved = ExampleStore.load(store, attach=False)
@@ -251,6 +250,7 @@ def main() -> None:
     cmd = (
         "`.venv/bin/python bench/multilabel.py"
         + (f" --part {' '.join(args.part)}" if args.part != ["multilabel", "longdocs"] else "")
+        + (f" --examples {args.examples}" if args.examples != 16 else "")
         + "`"
     )
     if "multilabel" in args.part:
