@@ -43,8 +43,9 @@ def store_path(dataset: str, llm: str, n: int):
     return OUT / (f"{dataset}-direct-n{n}.jsonl" if llm == "smollm2" else f"{dataset}-direct-{llm}-n{n}.jsonl")
 
 
-def generate(dataset: str, descs: dict[str, str], llm: str, n: int, emb, cache) -> dict:
-    """Make (or top up) the cached examples; the cost of every run that made them."""
+def generate(dataset: str, descs: dict[str, str], llm: str, n: int, emb, cache, **settings) -> dict:
+    """Make (or top up) the cached examples; the cost of every run that made them. ``settings``: more
+    classifier settings (``multi_label=True``)."""
     path = store_path(dataset, llm, n)
     cost = path.with_suffix(".cost.json")
     if not path.exists():
@@ -58,7 +59,7 @@ def generate(dataset: str, descs: dict[str, str], llm: str, n: int, emb, cache) 
                 shutil.copy(src.with_suffix(".cost.json"), cost)
     clf = PromptClassifier(
         embedder=emb, llm=f"llama-cpp:{llm}", examples_per_class=n, saved_examples_path=path, finetune=False,
-        progress=False, random_state=SEED,
+        progress=False, random_state=SEED, **settings,
     ).use_embedding_cache(cache)  # fmt: skip
     t0 = time.perf_counter()
     clf.prompt_train(descs)

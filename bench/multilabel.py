@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from accuracy import accumulate_cost
-from common import OUT, SEED, machine, prompts, publish, read_rows, table
+from common import SEED, machine, prompts, publish, read_rows, table
+from generators import generate, store_path
 
 from promptclf import PromptClassifier, multilabel
 from promptclf.embedders import EmbeddingCache, get_embedder
@@ -61,22 +61,16 @@ def classifier(emb, cache, descs, store, **settings) -> PromptClassifier:
 
 
 def generated(emb, cache, descs: dict[str, str], n: int) -> tuple[Path, dict]:
-    """The cached multi-label examples (made or topped up now), and what making them cost in all."""
-    path = OUT / f"goemotions-direct-n{n}.jsonl"
-    cost = path.with_suffix(".cost.json")
-    clf = PromptClassifier(
-        embedder=emb, multi_label=True, examples_per_class=n, saved_examples_path=path, finetune=False,
-        progress=False, random_state=SEED,
-    ).use_embedding_cache(cache)  # fmt: skip
-    t0 = time.perf_counter()
+    """The cached multi-label examples (made or topped up now by bench/generators.py's ``generate``),
+    and what making them cost in all (empty if unknown)."""
+    path = store_path("goemotions", "smollm2", n)
     try:
-        clf.prompt_train(descs)
+        cost = generate("goemotions", descs, "smollm2", n, emb, cache, multi_label=True)
     except GenerationError as e:  # a class with nothing kept: the others are stored and still count
         print("generation:", str(e).split(";")[0], flush=True)
-    report = getattr(clf, "generation_report_", None)  # unset if generation stopped before its report
-    if report and report["calls"]:
-        return path, accumulate_cost(cost, report, time.perf_counter() - t0)
-    return path, json.loads(cost.read_text()) if cost.exists() else {}
+        spent = path.with_suffix(".cost.json")
+        cost = json.loads(spent.read_text()) if spent.exists() else {}
+    return path, cost if cost.get("kept") is not None else {}
 
 
 def run_multilabel(emb, cache, pool_size: int, n_examples: int) -> tuple[str, str]:
@@ -197,7 +191,7 @@ def run_longdocs(emb, cache, pool_size: int) -> tuple[str, str]:
     test = sample(read_rows("newsgroups_long", "test"))
     texts, truth = [r["text"] for r in test], [r["label"] for r in test]
     pool = [r["text"] for r in read_rows("newsgroups_long", "train")[:pool_size]]
-    store = OUT / "newsgroups_long-direct-n32.jsonl"
+    store = store_path("newsgroups_long", "smollm2", 32)
     from sklearn.metrics import f1_score
 
     def f1(pred: list[str]) -> float:

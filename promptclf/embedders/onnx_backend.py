@@ -178,14 +178,15 @@ class TruncatingTokenizer:
         self.tokenizer = tokenizer
         self.max_length = max_length
 
-    def encode_batch(self, texts: list[str]) -> list[Encoded]:
-        return [self._cut(e) for e in self.tokenizer.encode_batch(texts)]
+    def encode_batch(self, texts: list[str]) -> list[Any]:
+        """Encodings with ``ids``, ``attention_mask`` and ``type_ids``: the tokenizer's own where they
+        fit (nothing copied on the predict path), a cut ``Encoded`` where they do not."""
+        limit = self.max_length
+        return [e if len(e) <= limit else self._cut(e) for e in self.tokenizer.encode_batch(texts)]
 
     def _cut(self, e: Any) -> Encoded:
         ids, mask, types = e.ids, e.attention_mask, e.type_ids
         n, limit = len(ids), self.max_length
-        if n <= limit:
-            return Encoded(ids, mask, types)
         # what the tokenizer's own truncation gives: the text's word pieces cut to fit, then the
         # template's closing specials ([SEP] for BERT) after them
         special = e.special_tokens_mask
