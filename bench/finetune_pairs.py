@@ -2,8 +2,10 @@
 set is the descriptions and a few hundred generated examples: one pass of SetFit-style pairs is 5 to 15
 training steps. `finetune.MIN_PAIRS` repeats the draws until a minimum (SetFit draws 20 pairs per example).
 
-    .venv/bin/python bench/finetune_pairs.py 0,4000 trec6 sst2 ag_news emotion6 [--per-class 32]
+    .venv/bin/python bench/finetune_pairs.py 0,4000,200/pair trec6 sst2 ag_news emotion6 [--per-class 32]
         [--budget-s 300]
+
+A minimum `N/pair` sets `finetune.MIN_PAIRS_PER_CLASS_PAIR` instead: N pairs per pair of classes.
 
 Prints, per dataset and minimum: macro-F1 of `PromptClassifier(finetune=True)` trained from the cached
 generated examples (bench/generators.py makes them, `--per-class` of them per class), points over the
@@ -26,7 +28,7 @@ from promptclf.embedders import EmbeddingCache, get_embedder
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("minimums", help="comma-separated MIN_PAIRS values, 0 = one pass (the shipped default)")
+    ap.add_argument("minimums", help="comma-separated MIN_PAIRS values (0: one pass) or N/pair per pair of classes")
     ap.add_argument("datasets", nargs="+")
     ap.add_argument("--per-class", type=int, default=32, help="which cached example file: n per class")
     ap.add_argument("--budget-s", type=float, default=300, help="finetune_budget_s")
@@ -37,8 +39,10 @@ def main() -> None:
         texts, labels = test_sample(name)
         descs = prompts()[name]
         zs = scores(labels, zero_shot(emb, cache, descs, emb.embed(texts, cache=cache)))["macro_f1"]
-        for mp in [int(v) for v in args.minimums.split(",")]:
-            F.MIN_PAIRS = mp
+        for mp in args.minimums.split(","):
+            per_pair = mp.endswith("/pair")
+            F.MIN_PAIRS = 0 if per_pair else int(mp)
+            F.MIN_PAIRS_PER_CLASS_PAIR = int(mp.removesuffix("/pair")) if per_pair else 0
             t = time.perf_counter()
             clf = PromptClassifier(embedder=emb, finetune=True, finetune_budget_s=args.budget_s, progress=False)
             clf.use_embedding_cache(cache)
@@ -48,7 +52,8 @@ def main() -> None:
             rep = clf.encoder_["report"]
             print(
                 f"{name} n={args.per_class} min_pairs={mp} zero-shot={zs:.3f} f1={f1:.3f} "
-                f"({100 * (f1 - zs):+.1f}) steps={rep['steps']} budget_hit={rep['stopped_by_budget']} "
+                f"({100 * (f1 - zs):+.1f}) pairs={rep['pairs']} steps={rep['steps']} "
+                f"budget_hit={rep['stopped_by_budget']} "
                 f"{time.perf_counter() - t:.0f}s",
                 flush=True,
             )

@@ -53,7 +53,7 @@ def ml_scores(classes: list[str], truth: list[list[str]], pred: list[list[str]])
 
 
 def classifier(emb, cache, descs, store, **settings) -> PromptClassifier:
-    clf = PromptClassifier(embedder=emb, progress=False, **settings).use_embedding_cache(cache)
+    clf = PromptClassifier(embedder=emb, progress=False, **{"finetune": False, **settings}).use_embedding_cache(cache)
     if store is not None and store.exists():
         clf.load_examples(store, include_pseudo=False)
     clf.prompts_ = dict(descs)
@@ -123,6 +123,12 @@ def run_multilabel(emb, cache, pool_size: int, n_examples: int) -> tuple[str, st
         variants += [
             (f"prompt + generated ({n_examples}/class)", {}, False, store),
             (f"prompt + generated ({n_examples}/class), min_labels=1", {"min_labels": 1}, False, store),
+            (
+                f"prompt + generated ({n_examples}/class), encoder tuned, min_labels=1",
+                {"min_labels": 1, "finetune": True},
+                False,
+                store,
+            ),
             ("prompt + generated + unlabeled", {}, True, store),
             ("prompt + generated + unlabeled, min_labels=1", {"min_labels": 1}, True, store),
         ]

@@ -57,6 +57,10 @@ USER_WEIGHT = 1.0  # settled by bench/learning.py (user weight table)
 # finetune="auto" tunes from this many unlabeled texts on (bench/finetune.py: a gain on every set
 # measured, pools of 660 to 5,000; nothing measured for tiny pools, where a 85 MB file is mostly cost)
 AUTO_FINETUNE_MIN_POOL = 500
+# ... and in prompt_train when every class has this many examples of its own (generated or yours): the
+# generators bench measures a gain from the prompt alone on all five sets at 32 asked per class (26 to
+# 32 kept per class there); fewer were not measured, and a file of 85 MB for a handful is mostly cost
+AUTO_FINETUNE_MIN_PER_CLASS = 16
 # calibrate on your examples with out-of-fold probabilities from folds without pseudo-labels
 # (settled by bench/learning.py: see _without_pseudo)
 CALIBRATE_WITHOUT_PSEUDO = True
@@ -114,10 +118,11 @@ class PromptClassifier(ParamsMixin):
         generated examples and pseudo-labels, then relabel the unlabeled texts with it and fit the
         head on its vectors. Needs a local sentence-transformers embedder (the packaged MiniLM) and
         PyTorch at training; the fine-tuned encoder travels in the ``.clf`` as an ONNX graph
-        (about 85 MB), served without PyTorch. ``"auto"`` tunes when ``train`` is given at least
-        500 unlabeled texts and the embedder and PyTorch allow it (where BENCHMARKS.md measures
-        the gain), and otherwise keeps the encoder it has; ``True`` always tunes (an error where it
-        cannot), ``False`` never.
+        (about 85 MB), served without PyTorch. ``"auto"`` tunes where BENCHMARKS.md measures the
+        gain and the embedder and PyTorch allow it: in ``prompt_train`` when every class has at
+        least 16 examples (generated or yours), and in ``train`` given at least 500 unlabeled
+        texts; a ``train`` otherwise keeps the encoder it has. ``True`` always tunes (an error
+        where it cannot), ``False`` never.
     finetune_budget_s : float, default 300
         Most seconds fine-tuning may take; training stops there and keeps what it learnt.
     multi_label : bool, default False
@@ -257,7 +262,6 @@ class PromptClassifier(ParamsMixin):
             raise ConfigurationError("fast=True needs model2vec: pip install model2vec", setting="fast")
         if self.multi_label:  # not built for multi-label yet: say so instead of training something else
             for name, on in (
-                ("finetune", self.finetune is True),
                 ("llm_label_budget", self.llm_label_budget > 0),
                 ("fast", self.fast is True),
             ):
@@ -421,7 +425,7 @@ class PromptClassifier(ParamsMixin):
                 multi_label=bool(self.multi_label),
             )
             self.generation_report_ = generate_for_classes(ctx, list(prompts), shas)
-        return self.train(unlabeled=unlabeled)
+        return self._train(unlabeled, from_prompt=True)
 
     def _training_set(self, include: tuple[str, ...] | None = None) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Texts, labels and provenance: class descriptions first (as anchors), then stored examples.
@@ -473,10 +477,14 @@ class PromptClassifier(ParamsMixin):
         the store) until the next run on unlabeled texts; ``summary()["generated_examples"]`` says
         which. Returns ``self``.
         """
+        return self._train(unlabeled, from_prompt=False)
+
+    def _train(self, unlabeled: Iterable[str] | None, *, from_prompt: bool) -> PromptClassifier:
+        """``train``; ``from_prompt``: called by ``prompt_train`` (where "auto" may tune without a pool)."""
         self._validate_settings()
         if unlabeled is not None:  # checked once, used twice when fine-tuning
             unlabeled = check_texts(unlabeled, "unlabeled")
-        tune = self._tunes(0 if unlabeled is None else len(set(unlabeled)))
+        tune = self._tunes(0 if unlabeled is None else len(set(unlabeled)), from_prompt=from_prompt)
         if unlabeled is not None:  # for tuning, pseudo-labels come from the base encoder
             self._pseudo_label(unlabeled, self._embedder if tune else self._emb)
         if tune:
@@ -682,17 +690,19 @@ class PromptClassifier(ParamsMixin):
         D = self._description_vectors(emb)
         return None if D is None else prior_coef(classes, D, self.prior_weight)
 
-    def _tunes(self, pool: int) -> bool:
-        """Whether this ``train()`` fine-tunes the encoder (``finetune`` True, or "auto" and it helps).
+    def _tunes(self, pool: int, *, from_prompt: bool = False) -> bool:
+        """Whether this training fine-tunes the encoder (``finetune`` True, or "auto" and it helps).
 
-        ``pool``: how many distinct unlabeled texts it was given.
+        ``pool``: how many distinct unlabeled texts it was given; ``from_prompt``: by ``prompt_train``.
         """
         if self.finetune != "auto":
             return bool(self.finetune)
-        # "auto": where bench/finetune.py measures a gain (a pool of real texts to learn from, the
-        # smallest measured 660), and only where it can run; elsewhere the model keeps the encoder
-        # it has (the base, or one tuned before)
-        if pool < AUTO_FINETUNE_MIN_POOL or self.multi_label:
+        # "auto": where the benchmark measures a gain, and only where it can run; elsewhere the model
+        # keeps the encoder it has (the base, or one tuned before), so the add-and-retrain loop stays
+        # seconds. Gains: a pool of real texts (bench/finetune.py, the smallest measured 660) and a
+        # prompt_train with a few dozen examples per class (bench/generators.py, five sets of five)
+        enough = from_prompt and self._fewest_examples() >= AUTO_FINETUNE_MIN_PER_CLASS
+        if pool < AUTO_FINETUNE_MIN_POOL and not enough:
             return False
         if self._embedder.space().get("kind") != "sentence-transformers":
             return False
@@ -700,6 +710,13 @@ class PromptClassifier(ParamsMixin):
         if missing:
             log.info("finetune='auto': not fine-tuning the encoder (%s not installed)", ", ".join(missing))
         return not missing
+
+    def _fewest_examples(self) -> int:
+        """Examples of the class with the fewest (descriptions and pseudo-labels not counted)."""
+        _, y, sources = self._training_set()
+        own = y[(sources != "prompt") & (sources != "pseudo")]
+        classes = set(getattr(self, "prompts_", {})) | set(y.tolist())
+        return min((int((own == c).sum()) for c in classes), default=0)
 
     def _finetune(self) -> None:
         """Fine-tune a copy of the base encoder on the training set; an interruption changes nothing."""

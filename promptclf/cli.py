@@ -74,7 +74,9 @@ def train(
     ] = False,
     finetune: Annotated[
         str,
-        typer.Option(help="fine-tune the encoder: auto (with --unlabeled, when PyTorch is here), on, off"),
+        typer.Option(
+            help="fine-tune the encoder: auto (16+ examples per class or 500+ unlabeled texts; needs PyTorch), on, off"
+        ),
     ] = "auto",
     finetune_budget: Annotated[float, typer.Option(help="most seconds fine-tuning may take")] = 300.0,
     fast: Annotated[

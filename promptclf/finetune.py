@@ -32,6 +32,14 @@ TRUST = {"user": 3, "prompt": 3, "llm": 2, "pseudo": 1, "generated": 1}
 # A small set (descriptions and a few hundred generated examples) makes few pairs: a few dozen steps.
 # SetFit draws 20 pairs per example for that reason; here the draws repeat until this many pairs.
 MIN_PAIRS = 0
+# ... and at least this many per pair of classes: one pass over a many-class set gives each pair of
+# classes few negatives (six classes: 15 pairs of classes share the draws two classes get alone)
+MIN_PAIRS_PER_CLASS_PAIR = 0
+
+
+def min_pairs_for(n_classes: int) -> int:
+    """The fewest pairs a set of ``n_classes`` classes trains on (``MIN_PAIRS``, per pair of classes)."""
+    return max(MIN_PAIRS, MIN_PAIRS_PER_CLASS_PAIR * n_classes * (n_classes - 1) // 2)
 
 
 @dataclass
@@ -64,11 +72,17 @@ def make_pairs(
     min_pairs: int | None = None,
 ) -> tuple[list[str], list[str], list[float]]:
     """SetFit-style pairs: per draw of an example, one positive (same class) and one negative pair;
-    the draws repeat (reshuffled) until there are ``min_pairs`` (default ``MIN_PAIRS``)."""
+    the draws repeat (reshuffled) until there are ``min_pairs`` (default ``MIN_PAIRS``).
+
+    A text may come with several labels (one row each, as a multi-label training set has them): its
+    negatives are drawn from classes it is not in, and never a text that shares one of its classes.
+    """
     rng = random.Random(seed)
     by_class: dict[str, list[int]] = defaultdict(list)
-    for i, c in enumerate(labels):
+    of_text: dict[str, set[str]] = defaultdict(set)
+    for i, (t, c) in enumerate(zip(texts, labels)):
         by_class[c].append(i)
+        of_text[t].add(c)
     classes = list(by_class)
     a: list[str] = []
     b: list[str] = []
@@ -82,7 +96,7 @@ def make_pairs(
         if 2 * len(draws) >= want or not once:
             break
     for i in draws[: max_pairs // 2]:
-        c = labels[i]
+        c, mine = labels[i], of_text[texts[i]]
         same = by_class[c]
         if len(same) > 1:
             j = i
@@ -91,10 +105,14 @@ def make_pairs(
             a.append(texts[i])
             b.append(texts[j])
             y.append(1.0)
-        other = rng.choice([k for k in classes if k != c])
-        a.append(texts[i])
-        b.append(texts[rng.choice(by_class[other])])
-        y.append(0.0)
+        others = [k for k in classes if k not in mine]
+        for _ in range(8 if others else 0):  # a few tries: overlapping label sets are the exception
+            j = rng.choice(by_class[rng.choice(others)])
+            if not of_text[texts[j]] & mine:
+                a.append(texts[i])
+                b.append(texts[j])
+                y.append(0.0)
+                break
     return a, b, y
 
 
@@ -134,7 +152,7 @@ def finetune(
         settings={"max_seq_length": max_seq_length, "batch_size": batch_size, "epochs": epochs,
                   "learning_rate": learning_rate, "budget_s": budget_s, "loss": "CosineSimilarityLoss"}
     )  # fmt: skip
-    a, b, y = make_pairs(texts, labels, sources, seed=seed)
+    a, b, y = make_pairs(texts, labels, sources, seed=seed, min_pairs=min_pairs_for(len(set(labels))))
     report.pairs = len(y)
     with quiet_transformers():
         model = SentenceTransformer(model_path, device="cpu")

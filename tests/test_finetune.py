@@ -35,6 +35,18 @@ def test_a_small_set_draws_again_until_min_pairs_keeping_the_trust_ratio():
     assert anchors["a text 0"] == 3 * anchors["b text 0"]  # user 3x generated, every pass
 
 
+def test_texts_with_several_labels_are_never_negatives_of_a_class_they_share():
+    """Multi-label rows: "both" is in a and b; a negative pair joins texts with disjoint label sets only."""
+    texts = ["both", "both", "a1", "a2", "b1", "b2", "c1", "c2"]
+    labels = ["a", "b", "a", "a", "b", "b", "c", "c"]
+    sets = {"both": {"a", "b"}, "a1": {"a"}, "a2": {"a"}, "b1": {"b"}, "b2": {"b"}, "c1": {"c"}, "c2": {"c"}}
+    x, y, score = make_pairs(texts, labels, ["user"] * 8, seed=3, min_pairs=2000)
+    negatives = [(s1, s2) for s1, s2, sc in zip(x, y, score) if sc == 0.0]
+    assert negatives and all(not sets[s1] & sets[s2] for s1, s2 in negatives)
+    assert {s2 for s1, s2 in negatives if s1 == "both"} == {"c1", "c2"}
+    assert {s1 for s1, s2 in negatives if s2 == "both"} == {"c1", "c2"}  # and "both" is a negative of c only
+
+
 @pytest.mark.integration
 def test_finetune_pulls_classes_apart_and_the_budget_stops_it():
     from promptclf.embedders import get_embedder

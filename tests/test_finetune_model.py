@@ -167,3 +167,40 @@ def test_auto_tunes_with_a_pool_of_unlabeled_texts_and_keeps_the_encoder_otherwi
     assert clf.encoder_["name"] == name and clf.embedder_spec_ == {"kind": "finetuned", "model": name}
     monkeypatch.setitem(sys.modules, "torch", None)  # where PyTorch is missing, auto does not tune
     assert clf._tunes(len(pool)) is False
+
+
+def test_auto_tunes_in_prompt_train_when_every_class_has_enough_examples(monkeypatch):
+    """From the prompt alone "auto" tunes once every class has AUTO_FINETUNE_MIN_PER_CLASS examples of
+    its own (lowered here to keep the test short): a class short of it keeps the base encoder, and a
+    later train() without a pool keeps whichever encoder the model has."""
+    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_PER_CLASS", 5)
+    descs = {"pos": "A review that praises the film.", "neg": "A review that pans the film."}
+    short = PromptClassifier(finetune_budget_s=5, progress=False)
+    short.add_data_to_class("pos", POS).add_data_to_class("neg", NEG[:4]).prompt_train(descs, generate=False)
+    assert "encoder_" not in short.__dict__ and short.embedder_spec_["kind"] != "finetuned"
+    short.add_data_to_class("neg", NEG[4]).train()  # enough now, but train() alone does not tune
+    assert "encoder_" not in short.__dict__
+    short.prompt_train(descs, generate=False)
+    name = short.encoder_["name"]
+    assert short.encoder_["report"]["steps"] > 0 and short.embedder_spec_ == {"kind": "finetuned", "model": name}
+    short.add_data_to_class("pos", "a moving, funny film").train()
+    assert short.encoder_["name"] == name
+    frozen = PromptClassifier(finetune=False, progress=False)  # an explicit False is never overridden
+    frozen.add_data_to_class("pos", POS).add_data_to_class("neg", NEG).prompt_train(descs, generate=False)
+    assert "encoder_" not in frozen.__dict__
+
+
+def test_multi_label_fine_tunes_saves_and_predicts_lists(tmp_path):
+    """finetune=True with multi_label: a text in two classes is never a negative of either, the tuned
+    file loads and predicts the same label lists."""
+    clf = PromptClassifier(multi_label=True, finetune=True, finetune_budget_s=30, progress=False)
+    clf.add_data_to_class("pos", POS).add_data_to_class("neg", NEG)
+    clf.add_data_to_class("plot", ["a twisty plot", "the story kept me guessing", "a clever storyline"])
+    clf.add_data_to_class("plot", POS[4]).add_data_to_class("plot", NEG[4])  # two labels each
+    clf.train()
+    assert clf.encoder_["report"]["steps"] > 0 and clf.embedder_spec_["kind"] == "finetuned"
+    pred = clf.predict(TEXTS)
+    assert all(isinstance(p, list) for p in pred)
+    clf.save(tmp_path / "m.clf")
+    again = PromptClassifier.load(tmp_path / "m.clf", embedder="onnx:all-MiniLM-L6-v2")
+    assert again.multi_label and again.predict(TEXTS) == pred

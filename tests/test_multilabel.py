@@ -188,7 +188,7 @@ def test_train_with_unlabeled_stores_pseudo_label_sets(fake_embedder):
     assert both and both <= set(pool[:15])
 
 
-@pytest.mark.parametrize("setting", [{"finetune": True}, {"llm_label_budget": 5}])
+@pytest.mark.parametrize("setting", [{"llm_label_budget": 5}])
 def test_unsupported_combinations_say_so(fake_embedder, setting):
     clf = PromptClassifier(embedder=fake_embedder, multi_label=True, progress=False, **setting)
     clf.add_data_to_class("a", ["x y"]).add_data_to_class("b", ["z w"])

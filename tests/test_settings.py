@@ -115,9 +115,9 @@ def test_finetune_is_true_false_or_auto(fake_embedder):
     assert e.value.setting == "finetune"
 
 
-def test_auto_finetune_skips_an_embedder_it_cannot_tune_and_multi_label(fake_embedder, monkeypatch):
+def test_auto_finetune_skips_an_embedder_it_cannot_tune(fake_embedder, monkeypatch):
     """With the default finetune="auto", a pool of unlabeled texts and an embedder that is not a local
-    sentence-transformers model (or a multi-label model) train as before, without an error."""
+    sentence-transformers model train as before (single- or multi-label), without an error."""
     monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_POOL", 4)
     pool = ["x three", "x four", "y three", "y four", "x five", "y five"]
     for multi in (False, True):
