@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import random
 import tempfile
@@ -160,9 +161,17 @@ def finetune(
     model.max_seq_length = max_seq_length  # short sequences keep training inside minutes on 2 cores
     data = Dataset.from_dict({"sentence1": a, "sentence2": b, "score": y})
     start = time.perf_counter()
+    bar = None
+    if progress:  # our own bar, made before stderr is silenced below: the trainer's would print more
+        from tqdm.auto import tqdm
+
+        steps = epochs * math.ceil(len(y) / batch_size)
+        bar = tqdm(total=steps, desc="fine-tuning the encoder", unit="step", leave=False)
 
     class Budget(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
+            if bar is not None:
+                bar.update(1)
             if time.perf_counter() - start > budget_s:
                 report.stopped_by_budget = True
                 control.should_training_stop = True
@@ -179,20 +188,22 @@ def finetune(
             save_strategy="no",
             report_to="none",
             logging_steps=10**9,
-            disable_tqdm=not progress,
+            disable_tqdm=True,
             use_cpu=True,
             dataloader_num_workers=0,
         )
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         # the trainer prints a model-card bar and a metrics dict; only our own progress is shown
-        with contextlib.ExitStack() as quiet:
-            if not progress:
-                quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
-            trainer = SentenceTransformerTrainer(
-                model=model, args=args, train_dataset=data, loss=CosineSimilarityLoss(model), callbacks=[Budget()]
-            )
-            trainer.remove_callback(PrinterCallback)
-            result = trainer.train()
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                trainer = SentenceTransformerTrainer(
+                    model=model, args=args, train_dataset=data, loss=CosineSimilarityLoss(model), callbacks=[Budget()]
+                )
+                trainer.remove_callback(PrinterCallback)
+                result = trainer.train()
+        finally:
+            if bar is not None:
+                bar.close()
     report.steps = int(result.global_step)
     report.loss = round(float(result.training_loss), 4) if result.training_loss is not None else None
     report.seconds = time.perf_counter() - start

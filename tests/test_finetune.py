@@ -48,7 +48,7 @@ def test_texts_with_several_labels_are_never_negatives_of_a_class_they_share():
 
 
 @pytest.mark.integration
-def test_finetune_pulls_classes_apart_and_the_budget_stops_it():
+def test_finetune_pulls_classes_apart_and_the_budget_stops_it(capfd):
     from promptclf.embedders import get_embedder
     from promptclf.embedders.local import resolve_model_path
     from promptclf.finetune import finetune, finetuned_embedder
@@ -67,5 +67,12 @@ def test_finetune_pulls_classes_apart_and_the_budget_stops_it():
     after = separation(finetuned_embedder(model, "t").embed(texts))
     assert after > before + 0.02, (before, after)  # measured: -0.003 -> 0.038 (seeded)
     assert rep.steps > 0 and not rep.stopped_by_budget and rep.pairs == 60
-    _, stopped = finetune(resolve_model_path("all-MiniLM-L6-v2"), texts, labels, ["user"] * 10, budget_s=0)
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", (out, err)  # no library noise without progress
+    _, stopped = finetune(
+        resolve_model_path("all-MiniLM-L6-v2"), texts, labels, ["user"] * 10, budget_s=0, progress=True
+    )
     assert stopped.stopped_by_budget and stopped.steps == 1
+    out, err = capfd.readouterr()  # with it, our one bar and nothing the trainer prints
+    assert out == "" and "fine-tuning the encoder" in err, (out, err)
+    assert "train_runtime" not in err and "widget" not in err and "it/s" not in err
