@@ -35,6 +35,15 @@ def test_a_small_set_draws_again_until_min_pairs_keeping_the_trust_ratio():
     assert anchors["a text 0"] == 3 * anchors["b text 0"]  # user 3x generated, every pass
 
 
+def test_the_minimum_grows_with_the_pairs_of_classes(monkeypatch):
+    from promptclf.finetune import min_pairs_for
+
+    monkeypatch.setattr("promptclf.finetune.MIN_PAIRS_PER_CLASS_PAIR", 200)
+    assert [min_pairs_for(k) for k in (2, 4, 6)] == [200, 1200, 3000]
+    monkeypatch.setattr("promptclf.finetune.MIN_PAIRS", 500)
+    assert [min_pairs_for(k) for k in (2, 6)] == [500, 3000]
+
+
 def test_texts_with_several_labels_are_never_negatives_of_a_class_they_share():
     """Multi-label rows: "both" is in a and b; a negative pair joins texts with disjoint label sets only."""
     texts = ["both", "both", "a1", "a2", "b1", "b2", "c1", "c2"]
@@ -48,7 +57,7 @@ def test_texts_with_several_labels_are_never_negatives_of_a_class_they_share():
 
 
 @pytest.mark.integration
-def test_finetune_pulls_classes_apart_and_the_budget_stops_it(capfd):
+def test_finetune_pulls_classes_apart_and_the_budget_stops_it(capfd, monkeypatch):
     from promptclf.embedders import get_embedder
     from promptclf.embedders.local import resolve_model_path
     from promptclf.finetune import finetune, finetuned_embedder
@@ -62,6 +71,7 @@ def test_finetune_pulls_classes_apart_and_the_budget_stops_it(capfd):
         same = np.equal.outer(np.array(labels), np.array(labels))
         return S[same & ~np.eye(len(S), dtype=bool)].mean() - S[~same].mean()
 
+    monkeypatch.setattr("promptclf.finetune.MIN_PAIRS_PER_CLASS_PAIR", 0)  # one pass: 60 pairs, quick
     before = separation(get_embedder(None).embed(texts))
     model, rep = finetune(resolve_model_path("all-MiniLM-L6-v2"), texts, labels, ["user"] * 10, epochs=3)
     after = separation(finetuned_embedder(model, "t").embed(texts))

@@ -35,6 +35,7 @@ def test_training_tunes_the_encoder_and_serves_its_vectors(tuned):
     clf, _ = tuned
     rep = clf.encoder_["report"]
     assert rep["steps"] > 0 and rep["seconds"] < 60
+    assert rep["pairs"] >= 200  # one pass over these 12 rows is about 70 pairs: drawn again up to the minimum
     assert clf.embedder_spec_ == {"kind": "finetuned", "model": clf.encoder_["name"]}
     assert clf.summary()["encoder"]["base"] == {"kind": "sentence-transformers", "model": "all-MiniLM-L6-v2"}
     assert clf.predict(["a wonderful film, I loved it"]) == ["pos"]
