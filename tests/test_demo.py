@@ -52,6 +52,6 @@ def test_demo_script_end_to_end(tmp_path):
     labels = [r["label"] for r in rows]
     # the clear cases (a cash prize, an account scam, a late-for-dinner note), from two descriptions,
     # 2 generated examples each and 50 unlabeled messages; the borderline ones are not asserted
-    # (README: the model misses "WIN a FREE cruise" and the restaurant question)
+    # (README: with 32 examples per class the model still misses "WIN a FREE cruise")
     assert (labels[2], labels[5], labels[6]) == ("spam", "ham", "spam"), labels
     assert "Congratulations, you won a 1000 prize! Reply CLAIM now" in out.stdout
