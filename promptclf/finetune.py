@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ._progress import progress_bar
 from .errors import ConfigurationError
 
 log = logging.getLogger("promptclf")
@@ -164,12 +165,8 @@ def finetune(
     model.max_seq_length = max_seq_length  # short sequences keep training inside minutes on 2 cores
     data = Dataset.from_dict({"sentence1": a, "sentence2": b, "score": y})
     start = time.perf_counter()
-    bar = None
-    if progress:  # our own bar, made before stderr is silenced below: the trainer's would print more
-        from tqdm.auto import tqdm
-
-        steps = epochs * math.ceil(len(y) / batch_size)
-        bar = tqdm(total=steps, desc="fine-tuning the encoder", unit="step", leave=False)
+    # our own bar, made before stderr is silenced below (the trainer's would print more)
+    bar = progress_bar(epochs * math.ceil(len(y) / batch_size), "fine-tuning the encoder", "step", progress)
 
     class Budget(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):

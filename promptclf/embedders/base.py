@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._progress import progress_bar
 from .._registry import Backend, Refused, Registry, spec_id
 from ..errors import BackendError, InvalidInputError
 
@@ -181,11 +182,7 @@ class RefusedEmbedder(Refused, Embedder):
 
 
 def _progress(total: int, enabled: bool, desc: str):
-    if not enabled or total < 256:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="text", leave=False)
+    return progress_bar(total, desc, "text", enabled and total >= 256)  # a few texts embed in a blink
 
 
 DEFAULT_EMBEDDER = "sentence-transformers:all-MiniLM-L6-v2"

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._progress import progress_bar
 from ..embedders import Embedder, EmbeddingCache
 from ..errors import GenerationError
 from ..llms import LLM, Request
@@ -326,7 +327,7 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
             if need <= 0:
                 break
             gen.report.requested += need
-            bar = _bar(need, f"generating {c}", ctx.progress)
+            bar = progress_bar(need, f"generating {c}", "ex", ctx.progress)
             try:
                 got = gen.run(need, taken, bar)
             finally:
@@ -378,11 +379,3 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
                 report=report,
             )
     return report
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="ex", leave=False)
