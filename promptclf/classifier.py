@@ -701,8 +701,8 @@ class PromptClassifier(ParamsMixin):
         # keeps the encoder it has (the base, or one tuned before), so the add-and-retrain loop stays
         # seconds. Gains: a pool of real texts (bench/finetune.py, the smallest measured 660) and a
         # prompt_train with a few dozen examples per class (bench/generators.py, five sets of five)
-        enough = from_prompt and self._fewest_examples() >= AUTO_FINETUNE_MIN_PER_CLASS
-        if pool < AUTO_FINETUNE_MIN_POOL and not enough:
+        big_pool = pool >= AUTO_FINETUNE_MIN_POOL  # checked first: counting examples reads the store
+        if not big_pool and not (from_prompt and self._fewest_examples() >= AUTO_FINETUNE_MIN_PER_CLASS):
             return False
         if self._embedder.space().get("kind") != "sentence-transformers":
             return False
