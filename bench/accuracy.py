@@ -24,6 +24,7 @@ from common import OUT, SEED, machine, per_class_sample, prompts, publish, read_
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
 from promptclf.escalation import LLMLink, label_texts
+from promptclf.generation import examples_per_class_for
 from promptclf.llms import get_llm
 from promptclf.store import ExampleStore
 
@@ -199,7 +200,9 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="+", default=["sst2", "ag_news", "trec6"])
-    ap.add_argument("--examples-per-class", type=int, default=32)
+    ap.add_argument(
+        "--examples-per-class", default="auto", help="a number, or auto: the classifier's default for the class count"
+    )
     ap.add_argument("--strategy", default="direct", choices=["direct", "summaries"])
     ap.add_argument("--unlabeled", type=int, default=5000, help="train-split texts used as the unlabeled pool")
     ap.add_argument("--fresh", action="store_true", help="regenerate instead of reusing bench/out/")
@@ -208,10 +211,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     emb, cache = get_embedder(None), EmbeddingCache()
     all_prompts = prompts()
+    per_class = args.examples_per_class if args.examples_per_class == "auto" else int(args.examples_per_class)
     results = [
-        run(d, all_prompts[d], args.examples_per_class, args.strategy, args.fresh, args.unlabeled, emb, cache)
+        run(
+            d, all_prompts[d], examples_per_class_for(per_class, len(all_prompts[d])), args.strategy, args.fresh,
+            args.unlabeled, emb, cache,
+        )
         for d in args.datasets
-    ]
+    ]  # fmt: skip
 
     def f1(r, key):
         return r[key]["macro_f1"]
@@ -262,8 +269,9 @@ def main() -> None:
 Macro-F1 on a fixed sample of at most 1,000 test rows per dataset; every column uses the packaged
 all-MiniLM-L6-v2. *zero-shot*: nearest class description. *probe-8* / *probe-full*: the same head on 8
 real labelled examples per class / on the whole train split (the ceiling for this embedder, frozen).
-*prompt*: `PromptClassifier(examples_per_class={args.examples_per_class}).prompt_train(descriptions)` with the
-default local LLM (SmolLM2-135M), no labelled rows, every other setting the default: `finetune="auto"` tunes the
+*prompt*: `PromptClassifier(examples_per_class={args.examples_per_class!r}).prompt_train(descriptions)` with the
+default local LLM (SmolLM2-135M) ("auto": 96 examples per class for sst2's two classes, 32 for four or more),
+no labelled rows, every other setting the default: `finetune="auto"` tunes the
 encoder on the descriptions and generated examples. *+ unlabeled*: then `train(unlabeled=texts)` with up to
 {args.unlabeled:,} train-split texts, labels hidden (the default fine-tunes again, from the base encoder, with the
 pool's pseudo-labels). *train s*: wall seconds of the `prompt_train` (cached examples: no generation, mostly

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PROMPTCLF=${PROMPTCLF:-.venv/bin/promptclf}
 OUT=${OUT:-build/demo}
-EXAMPLES_PER_CLASS=${EXAMPLES_PER_CLASS:-32}
+EXAMPLES_PER_CLASS=${EXAMPLES_PER_CLASS:-auto}
 mkdir -p "$OUT"
 rm -f "$OUT/spam.clf" "$OUT/examples.jsonl"
 

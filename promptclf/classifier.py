@@ -88,8 +88,9 @@ class PromptClassifier(ParamsMixin):
         ``"llama-cpp:gemma3-270m"`` or ``"openai:gpt-4o-mini"``, or an ``LLM`` object.
     embedder : str, dict, Embedder or None
         ``None`` for the packaged all-MiniLM-L6-v2, a spec string, or an ``Embedder`` object.
-    examples_per_class : int, default 32
-        How many synthetic examples ``prompt_train`` keeps per class (1 to 10,000).
+    examples_per_class : int or "auto", default "auto"
+        How many synthetic examples ``prompt_train`` keeps per class (1 to 10,000). "auto": 96 for a
+        two-class task, 64 for three, 32 for more (few classes gain from more examples; BENCHMARKS.md).
     saved_examples_path : str or path, optional
         JSONL file backing the example store. Every example is appended as it is made, so an
         interrupted ``prompt_train`` resumes. ``None`` keeps examples in memory (and in the ``.clf``).
@@ -181,7 +182,7 @@ class PromptClassifier(ParamsMixin):
         llm: Any = None,
         embedder: Any = None,
         *,
-        examples_per_class: int = 32,
+        examples_per_class: int | str = "auto",
         saved_examples_path: str | os.PathLike[str] | None = None,
         target_precision: float = 0.9,
         random_state: int = 0,
@@ -390,7 +391,7 @@ class PromptClassifier(ParamsMixin):
         nothing; a changed description replaces that class's generated examples (never yours).
         Raises ``GenerationError`` if a class ends with no usable example at all.
         """
-        from .generation import GenerationContext, generate_for_classes
+        from .generation import GenerationContext, examples_per_class_for, generate_for_classes
 
         prompts = check_prompts(prompts)
         self._validate_settings()
@@ -415,7 +416,7 @@ class PromptClassifier(ParamsMixin):
                 embedder=self._embedder.trainer(),
                 cache=self._cache,
                 descriptions=merged,
-                examples_per_class=self.examples_per_class,
+                examples_per_class=examples_per_class_for(self.examples_per_class, len(classes | set(merged))),
                 strategy=self.strategy,
                 templates=dict(self.templates) if self.templates else None,
                 random_state=self.random_state,

@@ -59,7 +59,9 @@ def train(
     examples: Annotated[Path | None, typer.Option(help="your examples, Lamini JSONL")] = None,
     llm: Annotated[str | None, typer.Option(help="LLM spec, e.g. llama-cpp:smollm2, openai:gpt-4o-mini")] = None,
     embedder: Annotated[str | None, typer.Option(help="embedder spec")] = None,
-    examples_per_class: Annotated[int, typer.Option(help="synthetic examples kept per class")] = 32,
+    examples_per_class: Annotated[
+        str, typer.Option(help="synthetic examples kept per class: a number, or auto (2 classes 96, 3 64, else 32)")
+    ] = "auto",
     store: Annotated[Path | None, typer.Option(help="JSONL file backing generation, for resuming")] = None,
     unlabeled: Annotated[str | None, typer.Option(help="your unlabeled texts: lines, CSV or JSONL")] = None,
     column: Annotated[str | None, typer.Option(help="CSV column of --unlabeled")] = None,
@@ -96,11 +98,19 @@ def train(
     modes = {"auto": "auto", "on": True, "off": False}
     if finetune not in modes:
         raise typer.BadParameter(f"one of {list(modes)}, got {finetune!r}", param_hint="--finetune")
+    per_class: int | str = examples_per_class
+    if examples_per_class != "auto":
+        try:
+            per_class = int(examples_per_class)
+        except ValueError:
+            raise typer.BadParameter(
+                f"a whole number or auto, got {examples_per_class!r}", param_hint="--examples-per-class"
+            ) from None
     desc = _read_prompts(prompts, encoding)
     clf = PromptClassifier(
         llm=llm,
         embedder=embedder,
-        examples_per_class=examples_per_class,
+        examples_per_class=per_class,
         saved_examples_path=store,
         multi_label=multi_label,
         finetune=modes[finetune],

@@ -70,6 +70,11 @@ def _bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else "True or False"
 
 
+def _int_or_auto(lo: int, hi: int) -> Callable[[Any], str | None]:
+    as_int = _int(lo, hi)
+    return lambda v: None if v == "auto" or as_int(v) is None else f'"auto" or {as_int(v)}'
+
+
 def _bool_or_auto(v: Any) -> str | None:
     return None if isinstance(v, bool) or v == "auto" else 'True, False or "auto"'
 
@@ -107,7 +112,7 @@ def _backend(v: Any) -> str | None:
 CONSTRAINTS: dict[str, Callable[[Any], str | None]] = {
     "llm": _backend,
     "embedder": _backend,
-    "examples_per_class": _int(1, MAX_EXAMPLES_PER_CLASS),
+    "examples_per_class": _int_or_auto(1, MAX_EXAMPLES_PER_CLASS),
     "saved_examples_path": _path,
     "target_precision": _real(0.0, 1.0, lo_open=True),
     "random_state": _int(0, MAX_SEED),

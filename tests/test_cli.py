@@ -199,7 +199,7 @@ def test_info_names_training_and_serving_embedders(model, monkeypatch, capsys):
     assert code == 0
     assert info["embedder"] == {"kind": "fake", "model": "bow64"}
     assert info["serving_embedder"] == {"kind": "fake", "model": "bow64"}
-    assert info["calibration"]["source"] == "out-of-fold" and info["settings"]["examples_per_class"] == 32
+    assert info["calibration"]["source"] == "out-of-fold" and info["settings"]["examples_per_class"] == "auto"
 
 
 def test_train_writes_a_first_model_before_the_llm_starts(tmp_path, monkeypatch, capsys):
@@ -277,7 +277,7 @@ def test_predict_escalates_to_an_llm(model, monkeypatch, capsys):
         llms().unregister("fake-neg")
 
 
-def test_train_finetune_option(tmp_path, monkeypatch, capsys):
+def test_train_finetune_and_examples_per_class_options(tmp_path, monkeypatch, capsys):
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps({"pos": "Reviews that praise.", "neg": "Reviews that criticise."}))
     common = ["train", prompts, "--llm", "fake-topic:x", "--embedder", "fake:bow64", "--examples-per-class", "2"]
@@ -286,6 +286,11 @@ def test_train_finetune_option(tmp_path, monkeypatch, capsys):
     code, _, err = run(monkeypatch, capsys, *common, "-o", tmp_path / "b.clf", "--finetune", "off")
     assert code == 0, err
     assert PromptClassifier.load(tmp_path / "b.clf").finetune is False
+    many = ["train", prompts, "--llm", "fake-topic:x", "--embedder", "fake:bow64", "-o", tmp_path / "c.clf"]
+    code, _, err = run(monkeypatch, capsys, *many, "--examples-per-class", "lots")
+    assert code == 2 and "--examples-per-class" in err and "lots" in err and "Traceback" not in err
+    code, _, err = run(monkeypatch, capsys, *many, "--examples-per-class", "0")  # a number, checked by the model
+    assert code != 0 and "examples_per_class" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,21 @@ def test_prompt_train_generates_keeps_and_reports(fake_embedder):
     assert clf.get_data(include_generated=False) == {"pos": [], "neg": []}
 
 
+def test_auto_examples_per_class_follows_the_number_of_classes(fake_embedder, monkeypatch):
+    """ "auto" generates more per class for two classes than for three (sizes lowered to stay short)."""
+    monkeypatch.setattr("promptclf.generation.pipeline.AUTO_EXAMPLES_PER_CLASS", 3)
+    monkeypatch.setattr("promptclf.generation.pipeline.AUTO_EXAMPLES_FEW_CLASSES", {2: 5})
+    clf = make(fake_embedder, topic_llm(), examples_per_class="auto").prompt_train(PROMPTS)
+    assert {c: len(v) for c, v in clf.get_data().items()} == {"pos": 5, "neg": 5}
+    assert clf.generation_report_["examples_per_class"] == 5 and clf.examples_per_class == "auto"
+    # your own examples of a third class (no description) make it a three-class task
+    clf = make(fake_embedder, topic_llm(), examples_per_class="auto")
+    clf.add_data_to_class("meh", ["an average film", "a film neither good nor bad", "fine i guess"])
+    clf.prompt_train(PROMPTS)
+    assert clf.generation_report_["examples_per_class"] == 3
+    assert {c: len(v) for c, v in clf.get_data().items()} == {"pos": 3, "neg": 3, "meh": 3}
+
+
 def test_three_phases_are_used(fake_embedder):
     llm = topic_llm()
     make(fake_embedder, llm, examples_per_class=20, strategy="summaries").prompt_train(PROMPTS)

@@ -54,8 +54,9 @@ def test_set_params_drops_a_resolved_backend(fake_embedder):
     [
         ("target_precision", 2.0, "target_precision must be a number over 0.0 and at most 1.0, got 2.0"),
         ("target_precision", "x", "target_precision must be"),
-        ("examples_per_class", 0, "examples_per_class must be an integer from 1 to 10000, got 0"),
-        ("examples_per_class", 2.5, "examples_per_class must be an integer"),
+        ("examples_per_class", 0, 'examples_per_class must be "auto" or an integer from 1 to 10000, got 0'),
+        ("examples_per_class", 2.5, 'examples_per_class must be "auto" or an integer'),
+        ("examples_per_class", "lots", 'examples_per_class must be "auto" or an integer from 1 to 10000'),
         ("prior_weight", -1.0, "prior_weight must be a number from 0.0 to 10000.0, got -1.0"),
         ("prior_weight", float("nan"), "prior_weight must be"),
         ("random_state", -1, "random_state must be an integer from 0 to 4294967295, got -1"),

@@ -68,6 +68,24 @@ TEXT_SCHEMA = {
 }
 
 
+# ``examples_per_class="auto"``: 32 per class, 96 for two classes and 64 for three. With few classes,
+# fine-tuning has few texts to contrast and gains from more distinct ones, not from more pairs of the
+# same ones. Prompt only, 32 -> 96 per class: sst2 +3.3 points macro-F1, four two-class tasks cut from
+# the held-back sets +0.0 to +2.6, none lower; three-class tasks (held-back only, so not confirmed
+# elsewhere) 32 -> 64: +0.0 to +2.1 (bench/finetune_pairs.py --first; BENCHMARKS.md, "How many examples
+# for few classes"). From four classes on, more pairs do what more examples would (same section).
+# Generation of two or three classes then takes about what four to six classes take at 32.
+AUTO_EXAMPLES_PER_CLASS = 32
+AUTO_EXAMPLES_FEW_CLASSES = {2: 96, 3: 64}
+
+
+def examples_per_class_for(setting: int | str, n_classes: int) -> int:
+    """The examples per class a ``prompt_train`` over ``n_classes`` classes generates for ``setting``."""
+    if setting != "auto":
+        return int(setting)
+    return AUTO_EXAMPLES_FEW_CLASSES.get(n_classes, AUTO_EXAMPLES_PER_CLASS)
+
+
 @dataclass
 class GenerationContext:
     """What generation needs from the classifier, and nothing else.
@@ -356,6 +374,7 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
     expanded = sum(r.expand_calls for r in reports.values())
     report = {
         "llm": llm.id,
+        "examples_per_class": ctx.examples_per_class,
         "seconds": round(time.perf_counter() - start, 2),
         **used,
         "kept": kept,
