@@ -220,3 +220,22 @@ def test_reloads_under_load_fail_no_request(server, model_file, fake_embedder):
         for t in threads:
             t.join()
     assert len(statuses) > 20 and set(statuses) == {200}
+
+
+def test_a_reload_trims_again_once_a_batch_in_flight_lets_go_of_the_old_model(server, model_file, monkeypatch):
+    """Under load a batch may still hold the replaced model when a reload drops it: its memory goes
+    back to the OS (``release_memory``) once it is freed, not only at the next reload (the soak found
+    a fine-tuned model's 155 MiB left behind per reload)."""
+    calls = []
+    monkeypatch.setattr("promptclf.serving.app.release_memory", lambda: calls.append(time.monotonic()))
+    held = server.app.state.promptclf["model"]  # as a batch in flight holds it
+    replaced = weakref.ref(held.classifier)
+    model_file.write_bytes(model_file.read_bytes())
+    assert httpx.post(f"{server.url}/v1/reload").status_code == 200
+    time.sleep(0.3)
+    assert len(calls) == 1 and replaced() is not None  # the reload's own trim, while the batch holds it
+    del held  # the batch ends
+    deadline = time.monotonic() + 10
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert replaced() is None and len(calls) == 2
