@@ -4,8 +4,9 @@
 
 The model: sst2 from the prompt (cached generated examples, packaged MiniLM, served as `load` serves
 it: ONNX int8).
-The server runs as its own process on 127.0.0.1; the client (httpx, asyncio) runs in this one, on the
-same 2 cores, so the figures include the client's share of the CPU. Texts are short sst2 test
+The server runs as its own process on 127.0.0.1; the client (aiohttp, asyncio) runs in this one, on the
+same 2 cores, so the figures include the client's share of the CPU (aiohttp rather than httpx: its C
+HTTP parser leaves the server more of the cores; `--client httpx` measures with httpx). Texts are short sst2 test
 sentences, one per request. Figures are ratios to in-process `predict_proba` on the same texts in the
 same run.
 """
@@ -21,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx2 as httpx
+import aiohttp
 import numpy as np
 from common import OUT, ROOT, machine, prompts, publish, read_rows, table
 
@@ -45,22 +46,61 @@ def texts() -> list[str]:
     return [r["text"] for r in read_rows("sst2", "test")]
 
 
+class Client:
+    """The load generator's HTTP client: aiohttp by default, httpx to compare (``--client``)."""
+
+    kind = "aiohttp"
+
+    def __init__(self, connections: int) -> None:
+        self.connections = connections
+
+    async def __aenter__(self) -> Client:
+        if self.kind == "httpx":
+            import httpx2 as httpx
+
+            limits = httpx.Limits(max_connections=self.connections, max_keepalive_connections=self.connections)
+            self._s = httpx.AsyncClient(limits=limits, timeout=30)
+        else:
+            conn = aiohttp.TCPConnector(limit=self.connections)
+            self._s = aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=30))
+        await self._s.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._s.__aexit__(*exc)
+
+    async def post(self, url: str, body: dict | None = None) -> int:
+        """The status of a POST (the body read to its end); raises ``OSError`` on a transport failure."""
+        if self.kind == "httpx":
+            import httpx2 as httpx
+
+            try:
+                return (await self._s.post(url, json=body)).status_code
+            except httpx.HTTPError as e:
+                raise OSError(str(e)) from e
+        try:
+            async with self._s.post(url, json=body) as r:
+                await r.read()
+                return r.status
+        except aiohttp.ClientError as e:
+            raise OSError(str(e)) from e
+
+
 async def closed_loop(url: str, pool: list[str], concurrency: int, seconds: float) -> dict:
     """``concurrency`` clients, each sending its next request when the last is answered."""
     lat: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    async with Client(concurrency) as client:
 
         async def worker(k: int) -> None:
             nonlocal errors
             i = k
             while time.perf_counter() < stop:
                 t = time.perf_counter()
-                r = await client.post(f"{url}/v1/predict", json={"texts": [pool[i % len(pool)]]})
+                status = await client.post(f"{url}/v1/predict", {"texts": [pool[i % len(pool)]]})
                 lat.append(time.perf_counter() - t)
-                errors += r.status_code != 200
+                errors += status != 200
                 i += concurrency
 
         start = time.perf_counter()
@@ -74,16 +114,16 @@ async def open_loop(url: str, pool: list[str], rate: float, seconds: float, duri
     lat: list[float] = []
     errors = 0
     statuses: dict[int, int] = {}
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=512), timeout=30) as client:
+    async with Client(512) as client:
 
         async def one(i: int) -> None:
             nonlocal errors
             t = time.perf_counter()
             try:
-                r = await client.post(f"{url}/v1/predict", json={"texts": [pool[i % len(pool)]]})
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                errors += r.status_code != 200
-            except httpx.HTTPError:
+                status = await client.post(f"{url}/v1/predict", {"texts": [pool[i % len(pool)]]})
+                statuses[status] = statuses.get(status, 0) + 1
+                errors += status != 200
+            except OSError:
                 errors += 1
             lat.append(time.perf_counter() - t)
 
@@ -165,8 +205,7 @@ def http_bench(model: Path, pool: list[str], seconds: float, soak_s: float) -> d
         # soak at half load, with a reload (the same file rewritten) half way
         async def reload(client):
             Path(model).write_bytes(Path(model).read_bytes())
-            r = await client.post(f"{url}/v1/reload")
-            out["reload_status"] = r.status_code
+            out["reload_status"] = await client.post(f"{url}/v1/reload")
 
         trace: list[float] = []
 
@@ -242,7 +281,9 @@ def main() -> None:
     ap.add_argument("--soak-s", type=float, default=600)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--part", choices=["http", "ray", "all"], default="all", help="each writes its own section")
+    ap.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp", help="the load generator's client")
     args = ap.parse_args()
+    Client.kind = args.client
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for name in ("httpx", "httpx2", "httpcore"):  # a line per request would cost the client CPU
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -288,12 +329,12 @@ def http_section(model: Path, args: argparse.Namespace) -> str:
     return (
         "## Serving (issue 13)\n\n"
         f"{time.strftime('%Y-%m-%d')}, {machine()}. Regenerate with `.venv/bin/python bench/serve.py --part http "
-        f"--seconds {args.seconds:g} --soak-s {args.soak_s:g}`\n"
+        f"--seconds {args.seconds:g} --soak-s {args.soak_s:g}{'' if args.client == 'aiohttp' else ' --client httpx'}`\n"
         f"(about {minutes:.0f} minutes, most of it the soak). `promptclf serve`\n"
         "(one worker, uvloop + httptools, ONNX int8 without thread spinning; micro-batches of up to 64 texts\n"
         "that wait up to 5 ms for company only while other requests are on their way; by default two\n"
         "batches at once, one thread each; the last rows: one at a time on two threads) on 127.0.0.1; the\n"
-        "asyncio client shares the 2 cores with it. One short sst2 sentence per request;\n"
+        f"asyncio client ({args.client}) shares the 2 cores with it. One short sst2 sentence per request;\n"
         f"{args.seconds:.0f} s per row. *ratio*: texts/s over in-process `predict_proba` of all texts at once.\n"
         "*server / client CPU*: cores each process used during the row (the two together are what 2 cores allow).\n\n"
         + table(["load", "texts/s", "ratio", "p50 ms", "p99 ms", "errors", "server CPU", "client CPU"], rows)
