@@ -111,8 +111,8 @@ def release_when_freed(model: weakref.ref, timeout_s: float = 120.0, poll_s: flo
     """``release_memory`` once the replaced model is collected (on a thread of its own).
 
     Under load a batch in flight still holds the old model when a reload drops it, so the trim the
-    reload makes comes before the model's memory is freed. For a fine-tuned model (its own ONNX graph
-    and session) that left about 155 MiB in the heap per reload (BENCHMARKS.md, "Serving").
+    reload makes comes before the model's memory is freed (in one process: 40-54 MiB of a fine-tuned
+    model kept per reload until a later trim).
     """
 
     def wait() -> None:
@@ -441,6 +441,9 @@ def serve(
     os.environ[ENV] = json.dumps(asdict(settings))
     if workers == 1:
         _PRELOADED[os.environ[ENV]] = model
+    # not kept here: this frame lives as long as the server, so after a reload it would hold the first
+    # model for good (a fine-tuned one: ~155 MiB of RSS, BENCHMARKS.md "Serving")
+    del model
     uvicorn.run(
         "promptclf.serving.app:app_from_env",
         factory=True,
