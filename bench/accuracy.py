@@ -201,7 +201,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="+", default=["sst2", "ag_news", "trec6"])
     ap.add_argument(
-        "--examples-per-class", default="auto", help="a number, or auto: the classifier's default for the class count"
+        "--examples-per-class",
+        default="auto",
+        type=lambda v: v if v == "auto" else int(v),
+        help="a number, or auto: the classifier's default for the class count",
     )
     ap.add_argument("--strategy", default="direct", choices=["direct", "summaries"])
     ap.add_argument("--unlabeled", type=int, default=5000, help="train-split texts used as the unlabeled pool")
@@ -211,14 +214,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     emb, cache = get_embedder(None), EmbeddingCache()
     all_prompts = prompts()
-    per_class = args.examples_per_class if args.examples_per_class == "auto" else int(args.examples_per_class)
-    results = [
-        run(
-            d, all_prompts[d], examples_per_class_for(per_class, len(all_prompts[d])), args.strategy, args.fresh,
-            args.unlabeled, emb, cache,
-        )
-        for d in args.datasets
-    ]  # fmt: skip
+    results = []
+    for d in args.datasets:
+        n = examples_per_class_for(args.examples_per_class, len(all_prompts[d]))
+        results.append(run(d, all_prompts[d], n, args.strategy, args.fresh, args.unlabeled, emb, cache))
 
     def f1(r, key):
         return r[key]["macro_f1"]

@@ -65,32 +65,33 @@ def main() -> None:
     only = args.classes.split(",") if args.classes else None
     firsts = [int(n) for n in args.first.split(",")] if args.first else [None]
     tmp = Path(tempfile.mkdtemp())
-    for name, mp, first in ((d, m, f) for d in args.datasets for m in args.minimums.split(",") for f in firsts):
+    for name in args.datasets:
         texts, labels = test_sample(name)
         descs = prompts()[name]
         if only is not None:
             rows = [i for i, y in enumerate(labels) if y in only]
             texts, labels, descs = [texts[i] for i in rows], [labels[i] for i in rows], {c: descs[c] for c in only}
         zs = scores(labels, zero_shot(emb, cache, descs, emb.embed(texts, cache=cache)))["macro_f1"]
-        examples = first_per_class(OUT / f"{name}-direct-n{args.per_class}.jsonl", first, only, tmp / "ex.jsonl")
-        per_pair = mp.endswith("/pair")
-        F.MIN_PAIRS = 0 if per_pair else int(mp)
-        F.MIN_PAIRS_PER_CLASS_PAIR = int(mp.removesuffix("/pair")) if per_pair else 0
-        t = time.perf_counter()
-        clf = PromptClassifier(embedder=emb, finetune=True, finetune_budget_s=args.budget_s, progress=False)
-        clf.use_embedding_cache(cache)
-        clf.load_examples(examples, include_pseudo=False)
-        clf.prompt_train(descs, generate=False)
-        f1 = scores(labels, clf.predict(texts))["macro_f1"]
-        rep = clf.encoder_["report"]
-        print(
-            f"{name}{'' if only is None else ':' + args.classes} n={first or args.per_class} min_pairs={mp} "
-            f"zero-shot={zs:.3f} f1={f1:.3f} "
-            f"({100 * (f1 - zs):+.1f}) pairs={rep['pairs']} steps={rep['steps']} "
-            f"budget_hit={rep['stopped_by_budget']} "
-            f"{time.perf_counter() - t:.0f}s",
-            flush=True,
-        )
+        for mp, first in ((m, f) for m in args.minimums.split(",") for f in firsts):
+            examples = first_per_class(OUT / f"{name}-direct-n{args.per_class}.jsonl", first, only, tmp / "ex.jsonl")
+            per_pair = mp.endswith("/pair")
+            F.MIN_PAIRS = 0 if per_pair else int(mp)
+            F.MIN_PAIRS_PER_CLASS_PAIR = int(mp.removesuffix("/pair")) if per_pair else 0
+            t = time.perf_counter()
+            clf = PromptClassifier(embedder=emb, finetune=True, finetune_budget_s=args.budget_s, progress=False)
+            clf.use_embedding_cache(cache)
+            clf.load_examples(examples, include_pseudo=False)
+            clf.prompt_train(descs, generate=False)
+            f1 = scores(labels, clf.predict(texts))["macro_f1"]
+            rep = clf.encoder_["report"]
+            print(
+                f"{name}{'' if only is None else ':' + args.classes} n={first or args.per_class} min_pairs={mp} "
+                f"zero-shot={zs:.3f} f1={f1:.3f} "
+                f"({100 * (f1 - zs):+.1f}) pairs={rep['pairs']} steps={rep['steps']} "
+                f"budget_hit={rep['stopped_by_budget']} "
+                f"{time.perf_counter() - t:.0f}s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

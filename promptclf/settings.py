@@ -72,7 +72,12 @@ def _bool(v: Any) -> str | None:
 
 def _int_or_auto(lo: int, hi: int) -> Callable[[Any], str | None]:
     as_int = _int(lo, hi)
-    return lambda v: None if v == "auto" or as_int(v) is None else f'"auto" or {as_int(v)}'
+
+    def check(v: Any) -> str | None:
+        why = None if v == "auto" else as_int(v)
+        return None if why is None else f'"auto" or {why}'
+
+    return check
 
 
 def _bool_or_auto(v: Any) -> str | None:

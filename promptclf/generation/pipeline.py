@@ -99,7 +99,7 @@ class GenerationContext:
     embedder: Embedder
     cache: EmbeddingCache
     descriptions: dict[str, str]
-    examples_per_class: int = 32
+    examples_per_class: int = AUTO_EXAMPLES_PER_CLASS
     strategy: str = "direct"
     templates: dict[str, str] | None = None
     random_state: int = 0
