@@ -61,6 +61,10 @@ AUTO_FINETUNE_MIN_POOL = 500
 # generators bench measures a gain from the prompt alone on all five sets at 32 asked per class (26 to
 # 32 kept per class there); fewer were not measured, and a file of 85 MB for a handful is mostly cost
 AUTO_FINETUNE_MIN_PER_CLASS = 16
+# with unlabeled texts: fine-tune, relabel the pool with the tuned encoder, and (a second round) tune
+# again from the base on those labels. bench/finetune_rounds.py: the second round lost 2.4 points on
+# ag_news (0.826 against 0.850; why was not measured)
+OUTER_ROUNDS = 1
 # calibrate on your examples with out-of-fold probabilities from folds without pseudo-labels
 # (settled by bench/learning.py: see _without_pseudo)
 CALIBRATE_WITHOUT_PSEUDO = True
@@ -489,9 +493,10 @@ class PromptClassifier(ParamsMixin):
         if unlabeled is not None:  # for tuning, pseudo-labels come from the base encoder
             self._pseudo_label(unlabeled, self._embedder if tune else self._emb)
         if tune:
-            self._finetune()  # replaces the tuned encoder only once done: an interruption changes nothing
-            if unlabeled is not None:  # relabel the pool with the tuned encoder (one outer round)
-                self._pseudo_label(unlabeled, self._emb, check=False)
+            for _ in range(OUTER_ROUNDS if unlabeled is not None else 1):
+                self._finetune()  # replaces the tuned encoder only once done: an interruption changes nothing
+                if unlabeled is not None:  # relabel the pool with the tuned encoder
+                    self._pseudo_label(unlabeled, self._emb, check=False)
         texts, y, sources = self._training_set()
         self._check_trainable(y)
         fit = self._fit_multi_label if self.multi_label else self._fit_single_label
@@ -1322,6 +1327,26 @@ class PromptClassifier(ParamsMixin):
                 fast=getattr(self, "fast_", None) if self.fast else None,
             ),
         )
+        if graph is not None:
+            self._prepare_int8(graph)
+
+    def _prepare_int8(self, graph: bytes) -> None:
+        """Make, on this machine, the int8 graph a loaded copy of this model will predict with.
+
+        ``load`` serves a fine-tuned encoder int8 (as the packaged one), quantised once per graph and
+        cached by its hash: made here, a fresh process's first prediction on the machine that trained
+        the model takes about 0.5 s instead of 5-6 (BENCHMARKS.md, "Time to first model"). Another
+        machine makes it at its first load. The file is saved already: a cache that cannot be
+        written costs that first load its seconds, never the save.
+        """
+        from .embedders.onnx_backend import fast_equivalent, optimized_file, tuned_int8_file
+
+        if (fast_equivalent(self.encoder_["base"]) or {}).get("kind") != "onnx-int8":
+            return
+        try:
+            optimized_file(tuned_int8_file(graph))
+        except Exception as e:  # a read-only or full cache folder: quantise at load instead
+            log.debug("could not cache the int8 graph of the fine-tuned encoder (%s)", e)
 
     def _encoder_graph(self) -> bytes | None:
         """The fine-tuned encoder's ONNX graph: exported once from the in-memory model, or as loaded."""

@@ -76,6 +76,32 @@ def test_loaded_tuned_model_predicts_int8_trains_fp32_and_tunes_from_the_base(tu
     assert served.embedder_spec_ == clf.embedder_spec_  # still the tuned space, refit on exact vectors
 
 
+def test_save_makes_the_int8_graph_a_load_on_this_machine_serves(tuned, tmp_path, monkeypatch):
+    """Quantising a tuned graph takes 5-6 s: save does it, so a later load here does not."""
+    import promptclf.embedders.onnx_backend as ob
+
+    clf, _ = tuned
+    monkeypatch.setenv("PROMPTCLF_CACHE", str(tmp_path / "cache"))
+    clf.save(tmp_path / "m.clf")
+    made = sorted(p.name for p in (tmp_path / "cache" / "finetuned").glob("*/*.onnx"))
+    assert len(made) == 2 and all(n.startswith(f"model-{ob.INT8_RECIPE}") for n in made)  # and its optimised copy
+    monkeypatch.setattr(ob, "quantize", lambda *a: pytest.fail("quantised again at load"))
+    served = PromptClassifier.load(tmp_path / "m.clf")
+    assert served._tuned.quantized and served.predict(["a wonderful film, I loved it"]) == ["pos"]
+
+
+def test_a_cache_that_cannot_be_written_never_fails_the_save(tuned, tmp_path, monkeypatch):
+    import os
+
+    clf, _ = tuned
+    usual = os.environ["PROMPTCLF_CACHE"]
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("PROMPTCLF_CACHE", str(tmp_path / "cache"))
+    clf.save(tmp_path / "m.clf")
+    monkeypatch.setenv("PROMPTCLF_CACHE", usual)
+    assert PromptClassifier.load(tmp_path / "m.clf").predict(["a wonderful film, I loved it"]) == ["pos"]
+
+
 def test_size_of_the_encoder_member(tuned):
     _, path = tuned
     with zipfile.ZipFile(path) as z:

@@ -1,0 +1,82 @@
+"""Issue 11, unlabeled mode: does the fine-tuning budget or a second outer round change the result?
+
+    .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 minpairs0] [--per-class 32]
+
+One dataset, one child process per variant (each its own fresh state). Each variant: the head on the
+cached generated examples (bench/accuracy.py makes them) with the encoder frozen, then
+`train(unlabeled=...)` on the accuracy run's pool (5,000 train texts, labels hidden) with the default
+`finetune="auto"`, which fine-tunes. Variants: *default*; *budgetN*: `finetune_budget_s=N`; *rounds2*:
+`classifier.OUTER_ROUNDS = 2` (tune, relabel the pool, tune again from the base on the new labels,
+relabel); *minpairs0*: no per-pair-of-classes minimum (`finetune.MIN_PAIRS_PER_CLASS_PAIR = 0`).
+Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
+report (pairs, steps, seconds, whether the budget stopped it) and self-training's rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from common import OUT, SEED, prompts, read_rows, scores, test_sample
+
+POOL = 5000
+
+
+def one(name: str, per_class: int, variant: str) -> dict:
+    import promptclf.classifier as K
+    import promptclf.finetune as F
+    from promptclf import PromptClassifier
+    from promptclf.embedders import EmbeddingCache, get_embedder
+
+    if variant not in ("default", "rounds2", "minpairs0") and not variant.removeprefix("budget").isdigit():
+        raise SystemExit(f"unknown variant {variant!r}")
+    emb, cache = get_embedder(None), EmbeddingCache()
+    texts, labels = test_sample(name)
+    train = read_rows(name, "train")
+    pool = [train[i]["text"] for i in np.random.default_rng(SEED).permutation(len(train))[:POOL]]  # as accuracy.py
+    clf = PromptClassifier(embedder=emb, progress=False, finetune=False).use_embedding_cache(cache)
+    clf.load_examples(OUT / f"{name}-direct-n{per_class}.jsonl", include_pseudo=False)
+    clf.prompt_train(prompts()[name], generate=False)
+    clf.set_params(finetune="auto")
+    if variant.startswith("budget"):
+        clf.set_params(finetune_budget_s=float(variant.removeprefix("budget")))
+    elif variant == "rounds2":
+        K.OUTER_ROUNDS = 2
+    elif variant == "minpairs0":
+        F.MIN_PAIRS_PER_CLASS_PAIR = 0
+    t0 = time.perf_counter()
+    clf.train(unlabeled=pool)
+    st = clf.self_training_report_
+    return {
+        "variant": variant,
+        "macro_f1": round(scores(labels, clf.predict(texts))["macro_f1"], 4),
+        "train_s": round(time.perf_counter() - t0),
+        "finetune": {k: v for k, v in clf.encoder_["report"].items() if k != "settings"},
+        "self_training_rounds": st.get("rounds"),
+        "pseudo_labels": st.get("pseudo_labels"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dataset")
+    ap.add_argument("variants", nargs="*", default=["default", "budget600", "rounds2"])
+    ap.add_argument("--per-class", type=int, default=32)
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one variant, print JSON
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one(args.dataset, args.per_class, args.one)))
+        return
+    for v in args.variants:
+        cmd = [sys.executable, str(Path(__file__)), args.dataset, "--per-class", str(args.per_class), "--one", v]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        print(out.stdout.strip().splitlines()[-1], flush=True)
+
+
+if __name__ == "__main__":
+    main()
