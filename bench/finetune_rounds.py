@@ -7,7 +7,9 @@ cached generated examples (bench/accuracy.py makes them) with the encoder frozen
 `train(unlabeled=...)` on the accuracy run's pool (5,000 train texts, labels hidden) with the default
 `finetune="auto"`, which fine-tunes. Variants: *default*; *budgetN*: `finetune_budget_s=N`; *rounds2*:
 `classifier.OUTER_ROUNDS = 2` (tune, relabel the pool, tune again from the base on the new labels,
-relabel); *minpairs0*: no per-pair-of-classes minimum (`finetune.MIN_PAIRS_PER_CLASS_PAIR = 0`).
+relabel); *keepNN*: self-training keeps the most confident NN% of each class's pool texts
+(`selftrain.KEEP_FRACTION`, default 50); *minpairs0*: no per-pair-of-classes minimum
+(`finetune.MIN_PAIRS_PER_CLASS_PAIR = 0`).
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
 report (pairs, steps, seconds, whether the budget stopped it) and self-training's rounds.
 """
@@ -30,10 +32,12 @@ POOL = 5000
 def one(name: str, per_class: int, variant: str) -> dict:
     import promptclf.classifier as K
     import promptclf.finetune as F
+    import promptclf.selftrain as S
     from promptclf import PromptClassifier
     from promptclf.embedders import EmbeddingCache, get_embedder
 
-    if variant not in ("default", "rounds2", "minpairs0") and not variant.removeprefix("budget").isdigit():
+    known = variant in ("default", "rounds2", "minpairs0")
+    if not (known or variant.removeprefix("budget").isdigit() or variant.removeprefix("keep").isdigit()):
         raise SystemExit(f"unknown variant {variant!r}")
     emb, cache = get_embedder(None), EmbeddingCache()
     texts, labels = test_sample(name)
@@ -47,6 +51,8 @@ def one(name: str, per_class: int, variant: str) -> dict:
         clf.set_params(finetune_budget_s=float(variant.removeprefix("budget")))
     elif variant == "rounds2":
         K.OUTER_ROUNDS = 2
+    elif variant.startswith("keep"):
+        S.KEEP_FRACTION = int(variant.removeprefix("keep")) / 100
     elif variant == "minpairs0":
         F.MIN_PAIRS_PER_CLASS_PAIR = 0
     t0 = time.perf_counter()

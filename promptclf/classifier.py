@@ -1334,8 +1334,8 @@ class PromptClassifier(ParamsMixin):
         """Make, on this machine, the int8 graph a loaded copy of this model will predict with.
 
         ``load`` serves a fine-tuned encoder int8 (as the packaged one), quantised once per graph and
-        cached by its hash: made here, a fresh process's first prediction on the machine that trained
-        the model takes about 0.5 s instead of 5-6 (BENCHMARKS.md, "Time to first model"). Another
+        cached by its hash: made here, a fresh process on the machine that trained the model loads
+        and predicts in about 1.4 s instead of 5 (BENCHMARKS.md, "Time to first model"). Another
         machine makes it at its first load. The file is saved already: a cache that cannot be
         written costs that first load its seconds, never the save.
         """

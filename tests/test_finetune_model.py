@@ -4,6 +4,7 @@ encoder is a ModelFileError."""
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -91,8 +92,6 @@ def test_save_makes_the_int8_graph_a_load_on_this_machine_serves(tuned, tmp_path
 
 
 def test_a_cache_that_cannot_be_written_never_fails_the_save(tuned, tmp_path, monkeypatch):
-    import os
-
     clf, _ = tuned
     usual = os.environ["PROMPTCLF_CACHE"]
     (tmp_path / "cache").write_text("a file where the cache folder should be")
