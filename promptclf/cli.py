@@ -130,12 +130,21 @@ def train(
             f"{' and unlabeled texts' if pool else ''}); generating examples to improve it",
             err=True,
         )
+    before = clf.__dict__.get("encoder_")
     clf.prompt_train(desc, unlabeled=pool)
     clf.save(output)
     s = clf.training_summary_
+    tuned = clf.__dict__.get("encoder_")
+    cut = ""
+    if tuned is not None and tuned is not before and tuned["report"].get("stopped_by_budget"):
+        # a slower CPU gets fewer steps in the same budget: say so rather than let it pass unseen
+        cut = (
+            f"; fine-tuning stopped at its {finetune_budget:g} s budget after {tuned['report']['steps']} steps"
+            " (--finetune-budget raises it)"
+        )
     typer.echo(
         f"wrote {output}: {len(clf.classes_)} classes, {s['n_examples']} examples "
-        f"({time.perf_counter() - start:.0f} s)",
+        f"({time.perf_counter() - start:.0f} s){cut}",
         err=True,
     )
 

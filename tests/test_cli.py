@@ -293,6 +293,19 @@ def test_train_finetune_and_examples_per_class_options(tmp_path, monkeypatch, ca
     assert code != 0 and "examples_per_class" in err and "Traceback" not in err
 
 
+@pytest.mark.integration
+def test_train_says_when_the_budget_stopped_fine_tuning(tmp_path, monkeypatch, capsys):
+    prompts = tmp_path / "p.json"
+    prompts.write_text(json.dumps({"pos": "Reviews that praise.", "neg": "Reviews that criticise."}))
+    args = ["train", prompts, "--llm", "fake-topic:x", "--examples-per-class", "4", "--no-quick-first"]
+    code, _, err = run(
+        monkeypatch, capsys, *args, "-o", tmp_path / "a.clf", "--finetune", "on", "--finetune-budget", "0.01"
+    )
+    assert code == 0, err
+    report = PromptClassifier.load(tmp_path / "a.clf").summary()["encoder"]["report"]
+    assert report["stopped_by_budget"] and f"stopped at its 0.01 s budget after {report['steps']} steps" in err
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
