@@ -1,6 +1,7 @@
-"""Issue 11, unlabeled mode: does the fine-tuning budget or a second outer round change the result?
+"""Issue 11, unlabeled mode: do the fine-tuning budget, a second outer round or more pseudo-labels change
+the result?
 
-    .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 minpairs0] [--per-class 32]
+    .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0] [--per-class 32]
 
 One dataset, one child process per variant (each its own fresh state). Each variant: the head on the
 cached generated examples (bench/accuracy.py makes them) with the encoder frozen, then
