@@ -19,7 +19,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import OUT, SEED, machine, per_class_sample, prompts, publish, read_rows, scores, table, test_sample
+from common import (
+    OUT,
+    machine,
+    per_class_sample,
+    pool_rows,
+    prompts,
+    publish,
+    read_rows,
+    scores,
+    table,
+    test_sample,
+)
 
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
@@ -171,7 +182,7 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
         res["ablation"][key] = scores(labels, from_store(emb, cache, descs, p, **settings).predict(texts))
 
     # unlabeled mode: the train split's texts, labels hidden
-    rows = [train[i] for i in np.random.default_rng(SEED).permutation(len(train))[:pool_size]]
+    rows = pool_rows(train, pool_size)
     pool, truth = [r["text"] for r in rows], {r["text"]: r["label"] for r in rows}
     t0 = time.perf_counter()
     clf.train(unlabeled=pool)

@@ -54,6 +54,12 @@ def test_sample(name: str) -> tuple[list[str], list[str]]:
     return [rows[i]["text"] for i in idx], [rows[i]["label"] for i in idx]
 
 
+def pool_rows(rows: list[dict[str, str]], n: int) -> list[dict[str, str]]:
+    """The unlabeled pool every benchmark uses: the first ``n`` rows of a fixed permutation of ``rows``
+    (their labels stay hidden from the model; benchmarks keep them to check pseudo-labels)."""
+    return [rows[i] for i in np.random.default_rng(SEED).permutation(len(rows))[:n]]
+
+
 def per_class_sample(rows: list[dict[str, str]], k: int, seed: int = SEED) -> dict[str, list[str]]:
     rng = np.random.default_rng(seed)
     out: dict[str, list[str]] = {}

@@ -21,7 +21,7 @@ import logging
 import time
 
 import numpy as np
-from common import OUT, SEED, machine, prompts, publish, read_rows, scores, table, test_sample
+from common import OUT, machine, pool_rows, prompts, publish, read_rows, scores, table, test_sample
 
 import promptclf.crosscheck as cc
 from promptclf import PromptClassifier
@@ -89,7 +89,7 @@ def run(name: str, pool_n: int, emb, cache) -> list[dict]:
     descs = prompts()[name]
     texts, labels = test_sample(name)
     train = read_rows(name, "train")
-    pool = [train[i]["text"] for i in np.random.default_rng(SEED).permutation(len(train))[:pool_n]]
+    pool = [r["text"] for r in pool_rows(train, pool_n)]
     XT = emb.embed(texts, cache=cache, progress=False, long_texts="chunk")
 
     def f1(clf: PromptClassifier) -> float:

@@ -28,8 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-from common import OUT, SEED, machine, per_class_sample, prompts, publish, read_rows, scores, table, test_sample
+from common import (
+    OUT,
+    machine,
+    per_class_sample,
+    pool_rows,
+    prompts,
+    publish,
+    read_rows,
+    scores,
+    table,
+    test_sample,
+)
 
 POOL = 5000
 HEADER = [
@@ -72,7 +82,7 @@ def one(name: str, budget: float, co_training: bool) -> dict:
     if not path.exists():
         raise SystemExit(f"{path} missing: run bench/accuracy.py --datasets {name} first (it caches the examples)")
     train = read_rows(name, "train")
-    pool = [train[i]["text"] for i in np.random.default_rng(SEED).permutation(len(train))[:POOL]]
+    pool = [r["text"] for r in pool_rows(train, POOL)]
     emb, cache = get_embedder(None), EmbeddingCache()
 
     def f1(clf) -> float:

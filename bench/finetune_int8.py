@@ -14,8 +14,7 @@ import datetime as dt
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from common import OUT, SEED, machine, prompts, publish, read_rows, scores, table, test_sample
+from common import OUT, machine, pool_rows, prompts, publish, read_rows, scores, table, test_sample
 
 from promptclf import PromptClassifier
 
@@ -30,7 +29,7 @@ def main() -> None:
     for ds, pool_n in SETS.items():
         texts, labels = test_sample(ds)
         train = read_rows(ds, "train")
-        pool = [train[i]["text"] for i in np.random.default_rng(SEED).permutation(len(train))[:pool_n]]
+        pool = [r["text"] for r in pool_rows(train, pool_n)]
         clf = PromptClassifier(finetune=True, finetune_budget_s=150, progress=False)
         clf.load_examples(OUT / f"{ds}-direct-n32.jsonl", include_pseudo=False)
         clf.prompt_train(prompts()[ds], unlabeled=pool, generate=False)

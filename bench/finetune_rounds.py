@@ -24,8 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from common import OUT, SEED, prompts, read_rows, scores, test_sample
+from common import OUT, pool_rows, prompts, read_rows, scores, test_sample
 
 POOL = 5000
 
@@ -43,7 +42,7 @@ def one(name: str, per_class: int, variant: str) -> dict:
     emb, cache = get_embedder(None), EmbeddingCache()
     texts, labels = test_sample(name)
     train = read_rows(name, "train")
-    pool = [train[i]["text"] for i in np.random.default_rng(SEED).permutation(len(train))[:POOL]]  # as accuracy.py
+    pool = [r["text"] for r in pool_rows(train, POOL)]
     clf = PromptClassifier(embedder=emb, progress=False, finetune=False).use_embedding_cache(cache)
     clf.load_examples(OUT / f"{name}-direct-n{per_class}.jsonl", include_pseudo=False)
     clf.prompt_train(prompts()[name], generate=False)

@@ -15,8 +15,7 @@ import argparse
 import datetime as dt
 import time
 
-import numpy as np
-from common import OUT, SEED, machine, prompts, publish, read_rows, scores, table, test_sample
+from common import OUT, machine, pool_rows, prompts, publish, read_rows, scores, table, test_sample
 
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
@@ -33,7 +32,7 @@ def run(name: str, n: int, pool_size: int, emb, cache, seed: int = 0) -> list[li
     descs = prompts()[name]
     texts, labels = test_sample(name)
     train = read_rows(name, "train")
-    pool = [train[i]["text"] for i in np.random.default_rng(SEED).permutation(len(train))[:pool_size]]
+    pool = [r["text"] for r in pool_rows(train, pool_size)]
     rows, base = [], None
     for mode, plain in MODES.items():
         path = OUT / f"{name}-gen-{'plain' if plain else 'json'}-n{n}{f'-seed{seed}' if seed else ''}.jsonl"

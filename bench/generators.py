@@ -23,9 +23,8 @@ import logging
 import shutil
 import time
 
-import numpy as np
 from accuracy import accumulate_cost, from_store, zero_shot
-from common import OUT, SEED, machine, prompts, publish, read_rows, scores, table, test_sample
+from common import OUT, SEED, machine, pool_rows, prompts, publish, read_rows, scores, table, test_sample
 
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
@@ -75,7 +74,7 @@ def run(dataset: str, variants: list[tuple[str, int]], pool_size: int, emb, cach
     X = emb.embed(texts, cache=cache)
     zs = scores(labels, zero_shot(emb, cache, descs, X))["macro_f1"]
     train = read_rows(dataset, "train")
-    pool = [train[i]["text"] for i in np.random.default_rng(SEED).permutation(len(train))[:pool_size]]
+    pool = [r["text"] for r in pool_rows(train, pool_size)]
     rows = []
     for llm, n in variants:
         try:

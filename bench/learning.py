@@ -26,7 +26,19 @@ import sys
 import time
 
 import numpy as np
-from common import OUT, SEED, machine, per_class_sample, prompts, publish, read_rows, scores, table, test_sample
+from common import (
+    OUT,
+    SEED,
+    machine,
+    per_class_sample,
+    pool_rows,
+    prompts,
+    publish,
+    read_rows,
+    scores,
+    table,
+    test_sample,
+)
 
 from promptclf import PromptClassifier, classifier
 from promptclf.embedders import EmbeddingCache, get_embedder
@@ -107,7 +119,7 @@ def curve(
 def run(name: str, descs: dict[str, str], pool_size: int, budgets: list[int], emb, cache) -> dict:
     texts, labels = test_sample(name)
     train = read_rows(name, "train")
-    rows = [train[i] for i in np.random.default_rng(SEED).permutation(len(train))[:pool_size]]
+    rows = pool_rows(train, pool_size)
     pool, truth = [r["text"] for r in rows], {r["text"]: r["label"] for r in rows}
     emb.embed(texts + pool, cache=cache)
     res = {"dataset": name, "pool": len(pool)}

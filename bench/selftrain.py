@@ -17,7 +17,7 @@ import logging
 import time
 
 import numpy as np
-from common import OUT, SEED, machine, prompts, publish, read_rows, scores, table, test_sample
+from common import OUT, machine, pool_rows, prompts, publish, read_rows, scores, table, test_sample
 
 import promptclf.selftrain as st
 from promptclf import PromptClassifier
@@ -35,7 +35,7 @@ VARIANTS = {
 def run(name: str, descs: dict[str, str], emb, cache) -> dict:
     texts, labels = test_sample(name)
     train = read_rows(name, "train")
-    rows = [train[i] for i in np.random.default_rng(SEED).permutation(len(train))[:5000]]
+    rows = pool_rows(train, 5000)
     pool, truth = [r["text"] for r in rows], {r["text"]: r["label"] for r in rows}
     out = {}
     for variant, flags in VARIANTS.items():

@@ -59,10 +59,11 @@ class Client:
             import httpx2 as httpx
 
             limits = httpx.Limits(max_connections=self.connections, max_keepalive_connections=self.connections)
-            self._s = httpx.AsyncClient(limits=limits, timeout=30)
+            self._s, self._failure = httpx.AsyncClient(limits=limits, timeout=30), httpx.HTTPError
         else:
             conn = aiohttp.TCPConnector(limit=self.connections)
             self._s = aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=30))
+            self._failure = aiohttp.ClientError
         await self._s.__aenter__()
         return self
 
@@ -71,18 +72,13 @@ class Client:
 
     async def post(self, url: str, body: dict | None = None) -> int:
         """The status of a POST (the body read to its end); raises ``OSError`` on a transport failure."""
-        if self.kind == "httpx":
-            import httpx2 as httpx
-
-            try:
-                return (await self._s.post(url, json=body)).status_code
-            except httpx.HTTPError as e:
-                raise OSError(str(e)) from e
         try:
+            if self.kind == "httpx":
+                return (await self._s.post(url, json=body)).status_code
             async with self._s.post(url, json=body) as r:
                 await r.read()
                 return r.status
-        except aiohttp.ClientError as e:
+        except self._failure as e:
             raise OSError(str(e)) from e
 
 
