@@ -111,3 +111,26 @@ def test_worker_cpus_leave_a_cpu_for_reads(workers, cpus, share):
 
     assert worker_cpus(workers, cpus) == pytest.approx(share)
     assert workers * worker_cpus(workers, cpus) <= cpus - min(1, cpus / 2)  # Ray Data's tasks get the rest
+
+
+def test_multi_label_and_long_documents_take_the_same_path_on_ray(local_ray, tmp_path):
+    """Ray workers give a multi-label model's label sets (joined by "|") and chunk a long document the same
+    way a single process does (the document vector is its chunks' mean, never a truncated text)."""
+    from promptclf.integrations.ray import MULTI_LABEL_DELIMITER, predict_dataset
+
+    clf = PromptClassifier(multi_label=True, min_labels=1, progress=False)
+    clf.add_data_to_class("sports", ["the team won the match", "a late goal in the final", "the coach resigned"])
+    clf.add_data_to_class("business", ["the company beat profit forecasts", "stocks fell", "the bank raised rates"])
+    clf.add_data_to_class("sports", "the club's shares rose after the cup win")
+    clf.add_data_to_class("business", "the club's shares rose after the cup win")
+    path = tmp_path / "ml.clf"
+    clf.train().save(path)
+    long_doc = " ".join(["The markets were calm all morning."] * 150 + ["Then the striker scored twice."] * 150)
+    texts = [*rows(40), long_doc]
+    out = predict_dataset(ray.data.from_items([{"text": t} for t in texts]), path, batch_size=16).to_pandas()
+    loaded = PromptClassifier.load(path)
+    want = {t: MULTI_LABEL_DELIMITER.join(labels) for t, labels in zip(texts, loaded.predict(texts))}
+    assert len(out) == len(texts) and all(want[t] == lab for t, lab in zip(out["text"], out["label"]))
+    assert loaded._emb.count_long([long_doc]) == 1  # the document is over the window: it took the chunked path
+    got = float(out.loc[out["text"] == long_doc, "prob"].iloc[0])
+    assert np.isclose(got, loaded.predict_proba([long_doc]).max(), atol=1e-6)
