@@ -3,13 +3,15 @@ set is the descriptions and a few hundred generated examples: one pass of SetFit
 training steps. `finetune.MIN_PAIRS` repeats the draws until a minimum (SetFit draws 20 pairs per example).
 
     .venv/bin/python bench/finetune_pairs.py 0,4000,200/pair trec6 sst2 ag_news emotion6 [--per-class 32]
-        [--first 32,64,96] [--classes joy,sadness] [--budget-s 300]
+        [--first 32,64,96] [--classes joy,sadness] [--budget-s 300] [--loss triplet --epochs 4]
 
 A minimum `N/pair` sets `finetune.MIN_PAIRS_PER_CLASS_PAIR` instead: N pairs per pair of classes.
 `--first`: train on the first N generated examples per class of the `--per-class` file, each N in turn
 (a file is generated in order, and a larger count tops up a smaller file, so its first N per class are
 what a run of N per class keeps). `--classes`: a task of only these classes (descriptions, generated
 examples and test rows of the others left out), e.g. a two-class task carved from a held-back set.
+`--loss triplet`: `finetune.LOSS = "triplet"` (BatchAllTripletLoss on the examples, no pairs: the minimum
+is then ignored) for `--epochs` epochs (default `finetune.TRIPLET_EPOCHS`).
 
 Prints, per dataset and minimum: macro-F1 of `PromptClassifier(finetune=True)` trained from the cached
 generated examples (bench/generators.py makes them, `--per-class` of them per class), points over the
@@ -59,7 +61,12 @@ def main() -> None:
     ap.add_argument("--first", default=None, help="comma-separated: train on the first N examples per class")
     ap.add_argument("--classes", default=None, help="comma-separated: a task of only these classes")
     ap.add_argument("--budget-s", type=float, default=300, help="finetune_budget_s")
+    ap.add_argument("--loss", choices=["pairs", "triplet"], default="pairs", help="finetune.LOSS")
+    ap.add_argument("--epochs", type=int, default=None, help="finetune.TRIPLET_EPOCHS (with --loss triplet)")
     args = ap.parse_args()
+    F.LOSS = args.loss
+    if args.epochs is not None:
+        F.TRIPLET_EPOCHS = args.epochs
     logging.getLogger("promptclf").setLevel(logging.ERROR)
     emb, cache = get_embedder(None), EmbeddingCache()
     only = args.classes.split(",") if args.classes else None
@@ -86,6 +93,7 @@ def main() -> None:
             rep = clf.encoder_["report"]
             print(
                 f"{name}{'' if only is None else ':' + args.classes} n={first or args.per_class} min_pairs={mp} "
+                f"loss={rep['settings']['loss']} epochs={rep['settings']['epochs']} "
                 f"zero-shot={zs:.3f} f1={f1:.3f} "
                 f"({100 * (f1 - zs):+.1f}) pairs={rep['pairs']} steps={rep['steps']} "
                 f"budget_hit={rep['stopped_by_budget']} "

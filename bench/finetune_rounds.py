@@ -1,7 +1,8 @@
-"""Issue 11, unlabeled mode: do the fine-tuning budget, a second outer round or more pseudo-labels change
+"""Issue 11, unlabeled mode: do the fine-tuning budget, a second outer round, more pseudo-labels or another loss change
 the result?
 
-    .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0] [--per-class 32]
+    .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
+        [triplet:m0.5:e1] [--per-class 32]
 
 One dataset, one child process per variant (each its own fresh state). Each variant: the head on the
 cached generated examples (bench/accuracy.py makes them) with the encoder frozen, then
@@ -10,7 +11,8 @@ cached generated examples (bench/accuracy.py makes them) with the encoder frozen
 `classifier.OUTER_ROUNDS = 2` (tune, relabel the pool, tune again from the base on the new labels,
 relabel); *keepNN*: self-training keeps the most confident NN% of each class's pool texts
 (`selftrain.KEEP_FRACTION`, default 50); *minpairs0*: no per-pair-of-classes minimum
-(`finetune.MIN_PAIRS_PER_CLASS_PAIR = 0`).
+(`finetune.MIN_PAIRS_PER_CLASS_PAIR = 0`); *triplet*: `finetune.LOSS = "triplet"` (BatchAllTripletLoss),
+with options `:mX` (margin X, default `TRIPLET_MARGIN`) and `:eN` (N epochs, default `TRIPLET_EPOCHS`).
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
 report (pairs, steps, seconds, whether the budget stopped it) and self-training's rounds.
 """
@@ -36,7 +38,7 @@ def one(name: str, per_class: int, variant: str) -> dict:
     from promptclf import PromptClassifier
     from promptclf.embedders import EmbeddingCache, get_embedder
 
-    known = variant in ("default", "rounds2", "minpairs0")
+    known = variant in ("default", "rounds2", "minpairs0") or variant.split(":")[0] == "triplet"
     if not (known or variant.removeprefix("budget").isdigit() or variant.removeprefix("keep").isdigit()):
         raise SystemExit(f"unknown variant {variant!r}")
     emb, cache = get_embedder(None), EmbeddingCache()
@@ -55,6 +57,13 @@ def one(name: str, per_class: int, variant: str) -> dict:
         S.KEEP_FRACTION = int(variant.removeprefix("keep")) / 100
     elif variant == "minpairs0":
         F.MIN_PAIRS_PER_CLASS_PAIR = 0
+    elif variant.startswith("triplet"):
+        F.LOSS = "triplet"
+        for opt in variant.split(":")[1:]:  # triplet:m0.5:e1 = margin 0.5, one epoch
+            if opt[0] == "m":
+                F.TRIPLET_MARGIN = float(opt[1:])
+            elif opt[0] == "e":
+                F.TRIPLET_EPOCHS = int(opt[1:])
     t0 = time.perf_counter()
     clf.train(unlabeled=pool)
     st = clf.self_training_report_

@@ -5,8 +5,9 @@ Published zero-label methods that pass that ceiling fine-tune the encoder on the
 SetFit does it with a few real labels. Here: SetFit-style pairs (one text of the same class, one of
 another, per example) from the descriptions, your examples, generated examples and pseudo-labels,
 with trust as how often an example is drawn (yours and the descriptions more than pseudo-labels,
-generated least), and sentence-transformers' own trainer and ``CosineSimilarityLoss``. A time budget
-ends training early; an interruption leaves the caller's model as it was (training runs on a copy).
+generated least), and sentence-transformers' own trainer and ``CosineSimilarityLoss`` (``LOSS`` chooses
+its batch-triplet loss instead; measured, not the default). A time budget ends training early; an
+interruption leaves the caller's model as it was (training runs on a copy).
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ MIN_PAIRS = 0
 # prompt alone, 200 against one pass: sst2 (1 pair of classes) the same, ag_news +1.0, trec6 +7.5,
 # emotion6 +5.9; a pool of unlabeled texts already gives more pairs than this asks for
 MIN_PAIRS_PER_CLASS_PAIR = 200
+# Which loss tunes the encoder. "pairs": the SetFit pairs above with ``CosineSimilarityLoss``;
+# "triplet": ``BatchAllTripletLoss`` (cosine distance) on the examples themselves, each repeated by its
+# trust, in batches grouped by label, so every batch compares every example with every other.
+# A multi-label set always uses pairs (a text with two labels would be its own negative in a triplet).
+# Measured by bench/finetune_rounds.py (BENCHMARKS.md, "Unlabeled mode").
+LOSS = "pairs"
+TRIPLET_MARGIN = 0.25
+TRIPLET_EPOCHS = 2
 
 
 def min_pairs_for(n_classes: int) -> int:
@@ -121,6 +130,13 @@ def make_pairs(
     return a, b, y
 
 
+def triplet_rows(texts: list[str], labels: list[str], sources: list[str]) -> tuple[list[str], list[int]]:
+    """The triplet loss's dataset: each example repeated by its trust, its class as an integer."""
+    ids = {c: k for k, c in enumerate(sorted(set(labels)))}
+    rows = [i for i, s in enumerate(sources) for _ in range(TRUST.get(s, 1))]
+    return [texts[i] for i in rows], [ids[labels[i]] for i in rows]
+
+
 def finetune(
     model_path: str,
     texts: list[str],
@@ -130,17 +146,31 @@ def finetune(
     budget_s: float = 300.0,
     max_seq_length: int = 64,
     batch_size: int = 32,
-    epochs: int = 1,
+    epochs: int | None = None,
     learning_rate: float = 2e-5,
     seed: int = 0,
     progress: bool = False,
+    loss: str | None = None,
 ) -> tuple[Any, FinetuneReport]:
-    """Fine-tune a copy of the sentence-transformers model at ``model_path``; return it and a report."""
+    """Fine-tune a copy of the sentence-transformers model at ``model_path``; return it and a report.
+
+    ``loss`` is ``"pairs"`` or ``"triplet"`` (default ``LOSS``); ``epochs`` defaults to 1 for pairs
+    and ``TRIPLET_EPOCHS`` for the triplet loss.
+    """
+    loss = LOSS if loss is None else loss
+    if loss not in ("pairs", "triplet"):
+        raise ConfigurationError(f"unknown fine-tuning loss {loss!r}: 'pairs' or 'triplet'", setting="finetune")
+    if loss == "triplet" and len(set(zip(texts, labels))) > len(set(texts)):  # some text has two labels
+        loss = "pairs"
     try:
         from datasets import Dataset
         from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
         from sentence_transformers import SentenceTransformerTrainingArguments as Args
-        from sentence_transformers.losses import CosineSimilarityLoss
+        from sentence_transformers.sentence_transformer.losses import (
+            BatchAllTripletLoss,
+            BatchHardTripletLossDistanceFunction,
+            CosineSimilarityLoss,
+        )
         from transformers import TrainerCallback
         from transformers.trainer_callback import PrinterCallback
     except ImportError as e:
@@ -153,20 +183,26 @@ def finetune(
 
     if len(set(labels)) < 2:
         raise ConfigurationError("fine-tuning needs at least two classes", setting="finetune")
-    report = FinetuneReport(
-        settings={"max_seq_length": max_seq_length, "batch_size": batch_size, "epochs": epochs,
-                  "learning_rate": learning_rate, "budget_s": budget_s, "loss": "CosineSimilarityLoss"}
-    )  # fmt: skip
-    a, b, y = make_pairs(texts, labels, sources, seed=seed, min_pairs=min_pairs_for(len(set(labels))))
-    report.pairs = len(y)
+    if epochs is None:
+        epochs = TRIPLET_EPOCHS if loss == "triplet" else 1
+    settings = {"max_seq_length": max_seq_length, "batch_size": batch_size, "epochs": epochs,
+                "learning_rate": learning_rate, "budget_s": budget_s}  # fmt: skip
+    if loss == "triplet":
+        rows, ids = triplet_rows(texts, labels, sources)
+        data = Dataset.from_dict({"sentence": rows, "label": ids})
+        report = FinetuneReport(settings={**settings, "loss": "BatchAllTripletLoss", "margin": TRIPLET_MARGIN})
+    else:
+        a, b, y = make_pairs(texts, labels, sources, seed=seed, min_pairs=min_pairs_for(len(set(labels))))
+        data = Dataset.from_dict({"sentence1": a, "sentence2": b, "score": y})
+        report = FinetuneReport(settings={**settings, "loss": "CosineSimilarityLoss"})
+    report.pairs = len(data)  # training rows: pairs, or the triplet loss's examples
     with quiet_transformers():
         model = SentenceTransformer(model_path, device="cpu")
     serving_length = model.max_seq_length
     model.max_seq_length = max_seq_length  # short sequences keep training inside minutes on 2 cores
-    data = Dataset.from_dict({"sentence1": a, "sentence2": b, "score": y})
     start = time.perf_counter()
     # our own bar, made before stderr is silenced below (the trainer's would print more)
-    bar = progress_bar(epochs * math.ceil(len(y) / batch_size), "fine-tuning the encoder", "step", progress)
+    bar = progress_bar(epochs * math.ceil(len(data) / batch_size), "fine-tuning the encoder", "step", progress)
 
     class Budget(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
@@ -191,13 +227,21 @@ def finetune(
             disable_tqdm=True,
             use_cpu=True,
             dataloader_num_workers=0,
+            # the triplet loss mines triplets within a batch: each batch holds several classes, 2+ each
+            **({"batch_sampler": "group_by_label"} if loss == "triplet" else {}),
         )
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         # the trainer prints a model-card bar and a metrics dict; only our own progress is shown
         try:
             with contextlib.redirect_stderr(io.StringIO()):
+                if loss == "triplet":
+                    objective = BatchAllTripletLoss(
+                        model, BatchHardTripletLossDistanceFunction.cosine_distance, margin=TRIPLET_MARGIN
+                    )
+                else:
+                    objective = CosineSimilarityLoss(model)
                 trainer = SentenceTransformerTrainer(
-                    model=model, args=args, train_dataset=data, loss=CosineSimilarityLoss(model), callbacks=[Budget()]
+                    model=model, args=args, train_dataset=data, loss=objective, callbacks=[Budget()]
                 )
                 trainer.remove_callback(PrinterCallback)
                 result = trainer.train()

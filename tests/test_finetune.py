@@ -86,3 +86,46 @@ def test_finetune_pulls_classes_apart_and_the_budget_stops_it(capfd, monkeypatch
     out, err = capfd.readouterr()  # with it, our one bar and nothing the trainer prints
     assert out == "" and "fine-tuning the encoder" in err, (out, err)
     assert "train_runtime" not in err and "widget" not in err and "it/s" not in err
+
+
+def test_triplet_rows_repeat_each_example_by_its_trust():
+    from promptclf.finetune import triplet_rows
+
+    rows, ids = triplet_rows(["x", "y", "z"], ["b", "a", "b"], ["user", "generated", "pseudo"])
+    assert rows == ["x"] * TRUST["user"] + ["y"] * TRUST["generated"] + ["z"] * TRUST["pseudo"]
+    assert ids == [1] * TRUST["user"] + [0] * TRUST["generated"] + [1] * TRUST["pseudo"]  # sorted class ids
+
+
+def test_an_unknown_loss_is_a_configuration_error():
+    from promptclf import ConfigurationError
+    from promptclf.finetune import finetune
+
+    with pytest.raises(ConfigurationError, match="unknown fine-tuning loss 'hinge'") as e:
+        finetune("unused", ["a", "b"], ["x", "y"], ["user"] * 2, loss="hinge")
+    assert e.value.setting == "finetune"
+
+
+@pytest.mark.integration
+def test_triplet_loss_pulls_classes_apart_and_multi_label_sets_use_pairs():
+    from promptclf.embedders import get_embedder
+    from promptclf.embedders.local import resolve_model_path
+    from promptclf.finetune import finetune, finetuned_embedder
+
+    texts = ["what a wonderful film", "I loved every minute", "brilliant acting", "a joy to watch"]
+    texts += ["what a dreadful film", "I hated every minute", "wooden acting", "a chore to watch"]
+    labels = ["pos"] * 4 + ["neg"] * 4
+    lab = np.array(labels)
+
+    def separation(X):
+        S, same = X @ X.T, np.equal.outer(lab, lab)
+        return S[same & ~np.eye(len(S), dtype=bool)].mean() - S[~same].mean()
+
+    path = resolve_model_path("all-MiniLM-L6-v2")
+    before = separation(get_embedder(None).embed(texts))
+    model, rep = finetune(path, texts, labels, ["user"] * 8, loss="triplet", epochs=4)
+    assert separation(finetuned_embedder(model, "t").embed(texts)) > before + 0.02
+    assert rep.settings["loss"] == "BatchAllTripletLoss" and rep.pairs == 8 * TRUST["user"] and rep.steps > 0
+    # a text in pos and neg would be its own negative in a triplet: such a set trains on pairs
+    both = ([*texts, "both", "both"], [*labels, "pos", "neg"], ["user"] * 10)
+    _, rep = finetune(path, *both, loss="triplet", budget_s=0)
+    assert rep.settings["loss"] == "CosineSimilarityLoss"
