@@ -20,7 +20,7 @@ import os
 import random
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,8 @@ MIN_PAIRS_PER_CLASS_PAIR = 200
 # Which loss tunes the encoder. "pairs": the SetFit pairs above with ``CosineSimilarityLoss``;
 # "triplet": ``BatchAllTripletLoss`` (cosine distance) on the examples themselves, each repeated by its
 # trust, in batches grouped by label, so every batch compares every example with every other.
-# A multi-label set always uses pairs (a text with two labels would be its own negative in a triplet).
+# A multi-label set always uses pairs (a text with two labels would be its own negative in a triplet),
+# and so does a set with a class of one row (the label-grouped batches need two of each).
 # Measured by bench/finetune_rounds.py (BENCHMARKS.md, "Unlabeled mode").
 LOSS = "pairs"
 TRIPLET_MARGIN = 0.25
@@ -160,7 +161,10 @@ def finetune(
     loss = LOSS if loss is None else loss
     if loss not in ("pairs", "triplet"):
         raise ConfigurationError(f"unknown fine-tuning loss {loss!r}: 'pairs' or 'triplet'", setting="finetune")
-    if loss == "triplet" and len(set(zip(texts, labels))) > len(set(texts)):  # some text has two labels
+    if loss == "triplet" and (
+        len(set(zip(texts, labels))) > len(set(texts))  # some text has two labels
+        or min(Counter(triplet_rows(texts, labels, sources)[1]).values(), default=0) < 2  # a class no batch can pair
+    ):
         loss = "pairs"
     try:
         from datasets import Dataset

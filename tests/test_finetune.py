@@ -129,3 +129,6 @@ def test_triplet_loss_pulls_classes_apart_and_multi_label_sets_use_pairs():
     both = ([*texts, "both", "both"], [*labels, "pos", "neg"], ["user"] * 10)
     _, rep = finetune(path, *both, loss="triplet", budget_s=0)
     assert rep.settings["loss"] == "CosineSimilarityLoss"
+    # ... as does a class with a single row: batches grouped by label need two of each
+    _, rep = finetune(path, [*texts, "lonely"], [*labels, "odd"], ["user"] * 8 + ["pseudo"], loss="triplet", budget_s=0)
+    assert rep.settings["loss"] == "CosineSimilarityLoss"
