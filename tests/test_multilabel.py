@@ -257,3 +257,16 @@ def test_multi_label_thresholds_on_real_labels_are_calibrated(ml_clf, tmp_path):
     )
     ml_clf.save(tmp_path / "m.clf")
     assert PromptClassifier.load(tmp_path / "m.clf").calibration_ == ml_clf.calibration_
+
+
+def test_label_sets_round_trip_through_lamini_jsonl(ml_clf, tmp_path, fake_embedder):
+    """A text added to two classes is in both classes' Lamini lines, and comes back with both labels."""
+    path = tmp_path / "ex.jsonl"
+    ml_clf.save_examples(path)
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    shared = texts_of(("sports", "music"), 8, seed=100)[0]
+    assert {row["class_name"] for row in lines if shared in row["examples"]} == {"sports", "music"}
+    other = PromptClassifier(embedder=fake_embedder, multi_label=True, progress=False).load_examples(path)
+    assert other.get_data() == ml_clf.get_data()
+    other.train()
+    assert set(other.predict(shared)) == set(ml_clf.predict(shared))
