@@ -2,7 +2,7 @@
 the result?
 
     .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
-        [triplet:m0.5:e1] [--per-class 32]
+        [triplet:m0.5:e1 confident2] [--per-class 32]
 
 One dataset, one child process per variant (each its own fresh state). Each variant: the head on the
 cached generated examples (bench/accuracy.py makes them) with the encoder frozen, then
@@ -12,7 +12,8 @@ cached generated examples (bench/accuracy.py makes them) with the encoder frozen
 relabel); *keepNN*: self-training keeps the most confident NN% of each class's pool texts
 (`selftrain.KEEP_FRACTION`, default 50); *minpairs0*: no per-pair-of-classes minimum
 (`finetune.MIN_PAIRS_PER_CLASS_PAIR = 0`); *triplet*: `finetune.LOSS = "triplet"` (BatchAllTripletLoss),
-with options `:mX` (margin X, default `TRIPLET_MARGIN`) and `:eN` (N epochs, default `TRIPLET_EPOCHS`).
+with options `:mX` (margin X, default `TRIPLET_MARGIN`) and `:eN` (N epochs, default `TRIPLET_EPOCHS`);
+*confident2*: pseudo-labels at or over their class's median confidence anchor twice as many pairs.
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
 report (pairs, steps, seconds, whether the budget stopped it) and self-training's rounds.
 """
@@ -31,6 +32,28 @@ from common import OUT, pool_rows, prompts, read_rows, scores, test_sample
 POOL = 5000
 
 
+def weigh_confident_pseudo_labels(clf, F) -> None:
+    """*confident2*: in the fine-tuning pairs, a pseudo-label at or over its class's median confidence
+    anchors twice as many pairs as the rest (trust 2 instead of 1); the head and self-training unchanged.
+    Wraps `finetune.finetune`, which the classifier imports when it tunes."""
+    plain = F.finetune
+    F.TRUST["pseudo_confident"] = 2
+
+    def weighted(model_path, texts, labels, sources, **kw):
+        conf = {(e.text, e.class_name): e.meta.get("confidence", 0.0) for e in clf._store.examples(("pseudo",))}
+        by_class: dict[str, list[float]] = {}
+        for (_, c), p in conf.items():
+            by_class.setdefault(c, []).append(p)
+        median = {c: sorted(v)[len(v) // 2] for c, v in by_class.items()}
+        sources = [
+            "pseudo_confident" if s == "pseudo" and conf.get((t, c), 0.0) >= median.get(c, 1.0) else s
+            for t, c, s in zip(texts, labels, sources)
+        ]
+        return plain(model_path, texts, list(labels), sources, **kw)
+
+    F.finetune = weighted
+
+
 def one(name: str, per_class: int, variant: str) -> dict:
     import promptclf.classifier as K
     import promptclf.finetune as F
@@ -38,7 +61,7 @@ def one(name: str, per_class: int, variant: str) -> dict:
     from promptclf import PromptClassifier
     from promptclf.embedders import EmbeddingCache, get_embedder
 
-    known = variant in ("default", "rounds2", "minpairs0") or variant.split(":")[0] == "triplet"
+    known = variant in ("default", "rounds2", "minpairs0", "confident2") or variant.split(":")[0] == "triplet"
     if not (known or variant.removeprefix("budget").isdigit() or variant.removeprefix("keep").isdigit()):
         raise SystemExit(f"unknown variant {variant!r}")
     emb, cache = get_embedder(None), EmbeddingCache()
@@ -64,6 +87,8 @@ def one(name: str, per_class: int, variant: str) -> dict:
                 F.TRIPLET_MARGIN = float(opt[1:])
             elif opt[0] == "e":
                 F.TRIPLET_EPOCHS = int(opt[1:])
+    elif variant == "confident2":
+        weigh_confident_pseudo_labels(clf, F)
     t0 = time.perf_counter()
     clf.train(unlabeled=pool)
     st = clf.self_training_report_
