@@ -161,9 +161,10 @@ def finetune(
     loss = LOSS if loss is None else loss
     if loss not in ("pairs", "triplet"):
         raise ConfigurationError(f"unknown fine-tuning loss {loss!r}: 'pairs' or 'triplet'", setting="finetune")
+    rows, ids = triplet_rows(texts, labels, sources) if loss == "triplet" else ([], [])
     if loss == "triplet" and (
         len(set(zip(texts, labels))) > len(set(texts))  # some text has two labels
-        or min(Counter(triplet_rows(texts, labels, sources)[1]).values(), default=0) < 2  # a class no batch can pair
+        or min(Counter(ids).values(), default=0) < 2  # a class no batch can pair
     ):
         loss = "pairs"
     try:
@@ -192,7 +193,6 @@ def finetune(
     settings = {"max_seq_length": max_seq_length, "batch_size": batch_size, "epochs": epochs,
                 "learning_rate": learning_rate, "budget_s": budget_s}  # fmt: skip
     if loss == "triplet":
-        rows, ids = triplet_rows(texts, labels, sources)
         data = Dataset.from_dict({"sentence": rows, "label": ids})
         report = FinetuneReport(settings={**settings, "loss": "BatchAllTripletLoss", "margin": TRIPLET_MARGIN})
     else:
