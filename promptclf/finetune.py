@@ -169,22 +169,13 @@ def finetune(
         loss = "pairs"
     try:
         from datasets import Dataset
-        from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
-        from sentence_transformers import SentenceTransformerTrainingArguments as Args
         from sentence_transformers.sentence_transformer.losses import (
             BatchAllTripletLoss,
             BatchHardTripletLossDistanceFunction,
             CosineSimilarityLoss,
         )
-        from transformers import TrainerCallback
-        from transformers.trainer_callback import PrinterCallback
     except ImportError as e:
-        raise ConfigurationError(
-            f"fine-tuning the embedder needs sentence-transformers' training extras ({e}): "
-            "pip install 'sentence-transformers[train]'",
-            setting="finetune",
-        ) from None
-    from .embedders.local import quiet_transformers
+        raise training_extras_missing(e, "fine-tuning the embedder", "finetune") from None
 
     if len(set(labels)) < 2:
         raise ConfigurationError("fine-tuning needs at least two classes", setting="finetune")
@@ -200,13 +191,78 @@ def finetune(
         data = Dataset.from_dict({"sentence1": a, "sentence2": b, "score": y})
         report = FinetuneReport(settings={**settings, "loss": "CosineSimilarityLoss"})
     report.pairs = len(data)  # training rows: pairs, or the triplet loss's examples
+    model = load_model(model_path)
+
+    def objective(m: Any) -> Any:
+        if loss == "triplet":
+            return BatchAllTripletLoss(m, BatchHardTripletLossDistanceFunction.cosine_distance, margin=TRIPLET_MARGIN)
+        return CosineSimilarityLoss(m)
+
+    train_model(
+        model,
+        data,
+        objective,
+        report,
+        max_seq_length=max_seq_length,
+        seed=seed,
+        desc="fine-tuning the encoder",
+        progress=progress,
+        # the triplet loss mines triplets within a batch: each batch holds several classes, 2+ each
+        extra_args={"batch_sampler": "group_by_label"} if loss == "triplet" else None,
+    )
+    return model, report
+
+
+def training_extras_missing(e: ImportError, what: str, setting: str) -> ConfigurationError:
+    """The error for a training step on a machine without sentence-transformers' training extras."""
+    return ConfigurationError(
+        f"{what} needs sentence-transformers' training extras ({e}): pip install 'sentence-transformers[train]'",
+        setting=setting,
+    )
+
+
+def load_model(model_path: str) -> Any:
+    """A sentence-transformers model on the CPU, loaded without transformers' bars and warnings."""
+    from sentence_transformers import SentenceTransformer
+
+    from .embedders.local import quiet_transformers
+
     with quiet_transformers():
-        model = SentenceTransformer(model_path, device="cpu")
+        return SentenceTransformer(model_path, device="cpu")
+
+
+def train_model(
+    model: Any,
+    data: Any,
+    objective: Any,
+    report: FinetuneReport,
+    *,
+    max_seq_length: int,
+    seed: int,
+    desc: str,
+    progress: bool,
+    extra_args: dict[str, Any] | None = None,
+) -> None:
+    """Train ``model`` in place with sentence-transformers' trainer on ``data`` and ``objective(model)``,
+    as ``report.settings`` say (epochs, batch size, learning rate, budget); fill in ``report``.
+
+    Sequences are cut to ``max_seq_length`` while training (short sequences keep it inside minutes on 2
+    cores) and restored after; a budget callback ends training early; only our own bar is shown.
+    """
+    from sentence_transformers import SentenceTransformerTrainer
+    from sentence_transformers import SentenceTransformerTrainingArguments as Args
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    from .embedders.local import quiet_transformers
+
+    s = report.settings
+    epochs, batch_size, budget_s = s["epochs"], s["batch_size"], float(s["budget_s"])
     serving_length = model.max_seq_length
-    model.max_seq_length = max_seq_length  # short sequences keep training inside minutes on 2 cores
+    model.max_seq_length = max_seq_length
     start = time.perf_counter()
     # our own bar, made before stderr is silenced below (the trainer's would print more)
-    bar = progress_bar(epochs * math.ceil(len(data) / batch_size), "fine-tuning the encoder", "step", progress)
+    bar = progress_bar(int(epochs * math.ceil(len(data) / batch_size)), desc, "step", progress)
 
     class Budget(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
@@ -222,7 +278,7 @@ def finetune(
             output_dir=out,
             num_train_epochs=epochs,
             per_device_train_batch_size=batch_size,
-            learning_rate=learning_rate,
+            learning_rate=s["learning_rate"],
             warmup_steps=0.1,  # a float is a share of the steps in transformers 5
             seed=seed,
             save_strategy="no",
@@ -231,33 +287,25 @@ def finetune(
             disable_tqdm=True,
             use_cpu=True,
             dataloader_num_workers=0,
-            # the triplet loss mines triplets within a batch: each batch holds several classes, 2+ each
-            **({"batch_sampler": "group_by_label"} if loss == "triplet" else {}),
+            **(extra_args or {}),
         )
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         # the trainer prints a model-card bar and a metrics dict; only our own progress is shown
         try:
             with contextlib.redirect_stderr(io.StringIO()):
-                if loss == "triplet":
-                    objective = BatchAllTripletLoss(
-                        model, BatchHardTripletLossDistanceFunction.cosine_distance, margin=TRIPLET_MARGIN
-                    )
-                else:
-                    objective = CosineSimilarityLoss(model)
                 trainer = SentenceTransformerTrainer(
-                    model=model, args=args, train_dataset=data, loss=objective, callbacks=[Budget()]
+                    model=model, args=args, train_dataset=data, loss=objective(model), callbacks=[Budget()]
                 )
                 trainer.remove_callback(PrinterCallback)
                 result = trainer.train()
         finally:
             if bar is not None:
                 bar.close()
+            model.max_seq_length = serving_length  # embed as the ONNX graph will serve: the base's window
     report.steps = int(result.global_step)
     report.loss = round(float(result.training_loss), 4) if result.training_loss is not None else None
     report.seconds = time.perf_counter() - start
-    model.max_seq_length = serving_length  # embed as the ONNX graph will serve: the base's window
     model.eval()
-    return model, report
 
 
 def encode(model: Any, texts: list[str], batch_size: int = 64) -> np.ndarray:

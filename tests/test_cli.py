@@ -294,6 +294,22 @@ def test_train_finetune_and_examples_per_class_options(tmp_path, monkeypatch, ca
 
 
 @pytest.mark.integration
+def test_train_distill_option(tmp_path, monkeypatch, capsys, caplog):
+    prompts = tmp_path / "p.json"
+    prompts.write_text(json.dumps({"pos": "Reviews that praise.", "neg": "Reviews that criticise."}))
+    args = ["train", prompts, "--llm", "fake-topic:x", "--examples-per-class", "4", "--distill"]
+    code, _, err = run(monkeypatch, capsys, *args, "--embedder", "fake:bow64", "-o", tmp_path / "a.clf")
+    assert code != 0 and "distill=True needs a local sentence-transformers embedder" in err
+    assert "Traceback" not in err
+    with caplog.at_level("WARNING", logger="promptclf"):
+        code, _, err = run(monkeypatch, capsys, *args, "-o", tmp_path / "b.clf")
+    assert code == 0, err
+    assert "keeping the full encoder" in caplog.text  # 10 texts: too few to distil on
+    m = PromptClassifier.load(tmp_path / "b.clf")
+    assert m.get_params()["distill"] is True and m.summary()["encoder"] is None
+
+
+@pytest.mark.integration
 def test_train_says_when_the_budget_stopped_fine_tuning(tmp_path, monkeypatch, capsys):
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps({"pos": "Reviews that praise.", "neg": "Reviews that criticise."}))

@@ -157,6 +157,15 @@ def test_session_answers_undo_journal_and_finish(geometry, tmp_path):
     assert not any(e.text == second.text for e in clf._store)  # the base model is left as it was
 
 
+def test_the_review_loop_never_distils_and_keeps_the_distill_setting(geometry):
+    clf, upper, lower, _ = geometry
+    clf.set_params(distill=True)  # distilling this embedder would be an error: the loop must not try
+    s = ReviewSession(clf, upper + lower, batch=4, retrain_every=100)
+    s.answer("left")
+    model = s.finish()
+    assert model is not clf and model.distill is True and model.__dict__.get("_tuned") is None
+
+
 def test_session_retrains_in_background_and_requeues(geometry):
     clf, upper, lower, sure = geometry
     s = ReviewSession(clf, sure + upper + lower, batch=6, retrain_every=2)

@@ -109,6 +109,7 @@ def working_copy(base: Any, answers: list[Action]) -> Any:
     if "_tuned" in base.__dict__:  # keep the fine-tuned encoder: retraining the head must not re-tune it
         twin._tuned, twin.encoder_ = base._tuned, base.encoder_
         twin.finetune = False
+    twin.distill = False  # nor distil it: the review loop retrains in seconds
     store = ExampleStore()
     for c in base._store.classes:
         store.add_class(c)
@@ -327,7 +328,8 @@ class ReviewSession:
             model = self.base
         else:
             model = self._trained(list(self.actions), **({"unlabeled": unlabeled} if unlabeled else {}))
-            model.finetune = self.base.finetune  # the setting travels unchanged; the encoder was kept
+            # the settings travel unchanged; the encoder was kept
+            model.finetune, model.distill = self.base.finetune, self.base.distill
         if path is not None:
             model.save(path)
         self.journal.remove()
