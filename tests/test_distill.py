@@ -4,9 +4,6 @@ without torch. Real packaged MiniLM, tiny sets (the thresholds are lowered so a 
 
 import json
 import logging
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -16,9 +13,9 @@ from promptclf import ConfigurationError, PromptClassifier
 from promptclf import distill as D
 from promptclf.embedders.local import resolve_model_path
 from promptclf.finetune import encode, load_model
+from tests.conftest import run_without_torch
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[1]
 POS = ["what a wonderful film", "I loved every minute", "brilliant acting", "a joy to watch", "superb story",
        "a warm and funny picture", "the best film this year", "moving and beautifully shot"]  # fmt: skip
 NEG = ["what a dreadful film", "I hated every minute", "wooden acting", "a chore to watch", "a dull story",
@@ -101,18 +98,14 @@ def test_the_classifier_serves_the_distilled_encoder(distilled):
 
 def test_a_distilled_model_saves_loads_without_torch_and_predicts_identically(distilled):
     clf, path = distilled
-    code = (
-        "import sys, json\n"
-        "sys.modules['torch'] = None  # import torch now fails\n"
+    lines = run_without_torch(
+        "import json\n"
         "import promptclf\n"
         f"m = promptclf.load({str(path)!r}, embedder='onnx:all-MiniLM-L6-v2')\n"
         f"print(json.dumps(m.predict_proba({TEXTS!r}).tolist()))\n"
         f"print(json.dumps(promptclf.load({str(path)!r}).predict({TEXTS!r})))\n"
         "print(json.dumps([m.get_params()['distill'], sys.modules.get('torch') is not None]))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.strip().splitlines()
     assert np.allclose(json.loads(lines[0]), clf.predict_proba(TEXTS), atol=1e-3)
     assert json.loads(lines[1]) == clf.predict(TEXTS)
     assert json.loads(lines[2]) == [True, False]

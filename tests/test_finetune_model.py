@@ -5,18 +5,16 @@ encoder is a ModelFileError."""
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from promptclf import ModelFileError, PromptClassifier
+from tests.conftest import run_without_torch
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[1]
 POS = ["what a wonderful film", "I loved every minute", "brilliant acting", "a joy to watch", "superb story"]
 NEG = ["what a dreadful film", "I hated every minute", "wooden acting", "a chore to watch", "a dull story"]
 TEXTS = ["an enchanting, moving picture", "tedious and badly acted", "I would watch it again"]
@@ -44,9 +42,8 @@ def test_training_tunes_the_encoder_and_serves_its_vectors(tuned):
 
 def test_fresh_process_without_torch_predicts_identically(tuned):
     clf, path = tuned
-    code = (
-        "import sys, json\n"
-        "sys.modules['torch'] = None  # import torch now fails\n"
+    lines = run_without_torch(
+        "import json\n"
         "import promptclf\n"
         f"m = promptclf.load({str(path)!r}, embedder='onnx:all-MiniLM-L6-v2')\n"
         f"print(json.dumps(m.predict_proba({TEXTS!r}).tolist()))\n"
@@ -54,9 +51,6 @@ def test_fresh_process_without_torch_predicts_identically(tuned):
         f"print(json.dumps(q.predict_proba({TEXTS!r}).tolist()))\n"
         "print(json.dumps({'torch': sys.modules.get('torch') is not None, 'int8': q._tuned.quantized}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.strip().splitlines()
     assert np.allclose(json.loads(lines[0]), clf.predict_proba(TEXTS), atol=1e-3)  # fp32: the same vectors
     int8 = np.array(json.loads(lines[1]))
     assert (int8.argmax(1) == clf.predict_proba(TEXTS).argmax(1)).all()
