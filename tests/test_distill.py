@@ -4,6 +4,7 @@ without torch. Real packaged MiniLM, tiny sets (the thresholds are lowered so a 
 
 import json
 import logging
+import zipfile
 
 import numpy as np
 import onnx
@@ -109,6 +110,8 @@ def test_a_distilled_model_saves_loads_without_torch_and_predicts_identically(di
     assert np.allclose(json.loads(lines[0]), clf.predict_proba(TEXTS), atol=1e-3)
     assert json.loads(lines[1]) == clf.predict(TEXTS)
     assert json.loads(lines[2]) == [True, False]
+    with zipfile.ZipFile(path) as z:  # read as it is at load, not inflated
+        assert z.getinfo("encoder/model.onnx").compress_type == zipfile.ZIP_STORED
     graph = onnx.load_model_from_string(clf._encoder_graph())
     # three layers of six: the query weights of each layer are one initializer (or one MatMul input)
     names = {i.name for i in graph.graph.initializer} | {x for n in graph.graph.node for x in n.input}
