@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidInputError
 from .finetune import FinetuneReport, load_model, train_model, training_extras_missing
 
 # Which of MiniLM-L6's layers the student keeps (0-based). Screened by bench/distill_layers.py with a
@@ -79,7 +79,9 @@ def distill(
         raise training_extras_missing(e, "distilling the encoder", "distill") from None
     targets = np.asarray(targets, dtype=np.float32)
     if targets.ndim != 2 or len(targets) != len(texts):
-        raise ValueError(f"targets must hold one vector per text: {targets.shape} for {len(texts)} texts")
+        raise InvalidInputError(
+            f"targets must hold one vector per text: {targets.shape} for {len(texts)} texts", argument="targets"
+        )
     if len(texts) > MAX_TEXTS:
         keep = sorted(random.Random(seed).sample(range(len(texts)), MAX_TEXTS))
         texts, targets = [texts[i] for i in keep], targets[keep]

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from promptclf import ConfigurationError, PromptClassifier
+from promptclf import ConfigurationError, InvalidInputError, PromptClassifier
 from promptclf import distill as D
 from promptclf.embedders.local import resolve_model_path
 from promptclf.finetune import encode, load_model
@@ -65,8 +65,9 @@ def test_the_student_keeps_every_other_layer_and_learns_the_teachers_vectors(sma
 
 
 def test_targets_must_match_the_texts(small_sets):
-    with pytest.raises(ValueError, match="one vector per text"):
+    with pytest.raises(InvalidInputError, match="one vector per text") as e:
         D.distill(resolve_model_path("all-MiniLM-L6-v2"), ["a", "b"], np.zeros((3, 384)))
+    assert e.value.argument == "targets"
 
 
 def test_a_non_bert_encoder_is_a_configuration_error():
