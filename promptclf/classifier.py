@@ -137,7 +137,7 @@ class PromptClassifier(ParamsMixin):
         and fit the head on the copy's: prediction about 1.9x faster everywhere the encoder runs,
         with no loss of macro-F1 measured on the dev sets (BENCHMARKS.md, "A distilled
         encoder"), for up to ``finetune_budget_s`` more of training, a ``.clf`` that carries the
-        copy (about 60 MB) and a slower cold start. Needs at least 1,000 distinct texts (your
+        copy (about 65 MB) and a slower cold start. Needs at least 1,000 distinct texts (your
         examples and the ``unlabeled`` pool; with fewer the full encoder stays, with a warning)
         and what ``finetune`` needs. Runs when the encoder changes; a ``train`` that keeps the
         encoder keeps its distilled copy.
