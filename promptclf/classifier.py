@@ -769,11 +769,16 @@ class PromptClassifier(ParamsMixin):
         self._tuned = finetuned_embedder(model, name)
         self.encoder_ = {"base": dict(base), "name": name, "report": report}
 
-    def _distilled(self) -> bool:
-        """Whether the encoder is a distilled copy (``distill``) already (a new ``embedder`` drops it)."""
+    def _encoder_report(self) -> dict[str, Any]:
+        """The report of the encoder in use (fine-tuning, distillation); empty for the base one
+        (a new ``embedder`` drops a tuned encoder, ``encoder_`` may outlive it)."""
         if "_tuned" not in self.__dict__:
-            return False
-        return "student" in ((getattr(self, "encoder_", None) or {}).get("report") or {})
+            return {}
+        return dict((getattr(self, "encoder_", None) or {}).get("report") or {})
+
+    def _distilled(self) -> bool:
+        """Whether the encoder is a distilled copy (``distill``) already."""
+        return "student" in self._encoder_report()
 
     def _distil(self, unlabeled: list[str]) -> None:
         """Replace the encoder with a copy of half its layers distilled on this model's texts
@@ -802,8 +807,7 @@ class PromptClassifier(ParamsMixin):
             seed=self.random_state,
             progress=self.progress,
         )
-        tuned = dict((getattr(self, "encoder_", None) or {}).get("report") or {}) if "_tuned" in self.__dict__ else {}
-        self._adopt_encoder(student, base, {**tuned, "student": report.as_dict()})
+        self._adopt_encoder(student, base, {**self._encoder_report(), "student": report.as_dict()})
 
     def _local_base(self, setting: str) -> dict[str, Any]:
         """The base embedder's spec; a ``ConfigurationError`` unless it is a local sentence-transformers model."""
@@ -1488,6 +1492,7 @@ class PromptClassifier(ParamsMixin):
                 state.encoder_graph,
                 state.encoder["name"],
                 quantized=getattr(clf._embedder, "kind", None) == "onnx-int8",
+                digest=state.encoder_sha256,
             )
             try:  # the session is needed for the first prediction anyway; a bad graph fails here
                 X = tuned.embed(["a"])

@@ -97,6 +97,7 @@ class ModelState:
     self_training_report: dict[str, Any] | None = None
     encoder: dict[str, Any] | None = None  # base, name, report of a fine-tuned encoder
     encoder_graph: bytes | None = None  # its ONNX graph, checked against the base architecture
+    encoder_sha256: str | None = None  # the graph's sha256, verified against the manifest
     fast: FastPath | None = None  # the static fast path: embedder spec, head, threshold
     promptclf_version: str = __version__
     sha256: str = ""  # of the whole file, as read
@@ -569,6 +570,7 @@ def read(path: str | os.PathLike[str]) -> ModelState:
         self_training_report=m["self_training_report"],
         encoder=encoder,
         encoder_graph=graph,
+        encoder_sha256=m["members"]["encoder/model.onnx"]["sha256"] if graph is not None else None,
         fast=fast,
         promptclf_version=m["promptclf_version"],
         sha256=digest,

@@ -414,17 +414,19 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
         batch_size: int = ONNX_BATCH,
         max_tokens: int | None = ONNX_TOKENS,
         quantized: bool = False,
+        digest: str | None = None,
     ) -> None:
         super().__init__(base, batch_size=batch_size, max_tokens=max_tokens)
         self.base, self.name, self._graph = base, name, graph
         self.quantized = quantized
+        self._digest = digest  # the graph's sha256 where the caller verified it already (a .clf's manifest)
         self._session: tuple[Any, Any, int] | None = None
         self._fp32: FinetunedOnnxEmbedder | None = None
 
     def _parts(self) -> tuple[Any, Any, int]:
         if self._session is None:
             tok, pad = _tokenizer(self.base)
-            source = str(tuned_int8_file(self._graph)) if self.quantized else self._graph
+            source = str(tuned_int8_file(self._graph, self._digest)) if self.quantized else self._graph
             self._session = (tok, session(source), pad)
         return self._session
 
@@ -433,8 +435,9 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
             return self
         if self._fp32 is None:
             self._fp32 = FinetunedOnnxEmbedder(
-                self.base, self._graph, self.name, batch_size=self.batch_size, max_tokens=self.max_tokens
-            )
+                self.base, self._graph, self.name, batch_size=self.batch_size, max_tokens=self.max_tokens,
+                digest=self._digest,
+            )  # fmt: skip
         return self._fp32
 
     def space(self) -> dict[str, Any]:
@@ -444,9 +447,13 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
         return self.space()
 
 
-def tuned_int8_file(graph: bytes) -> Path:
-    """The int8 quantisation of a fine-tuned graph, made once per graph (keyed by its hash) and cached."""
-    out = cache_dir() / "finetuned" / hashlib.sha256(graph).hexdigest()[:16]
+def tuned_int8_file(graph: bytes, digest: str | None = None) -> Path:
+    """The int8 quantisation of a fine-tuned graph, made once per graph (keyed by its hash) and cached.
+
+    ``digest``: the graph's sha256 hex digest where it is known already (a loaded ``.clf`` verified
+    it): hashing tens of MB again would cost every cold start.
+    """
+    out = cache_dir() / "finetuned" / (digest or hashlib.sha256(graph).hexdigest())[:16]
     int8 = out / f"model-{INT8_RECIPE}.onnx"
     if not int8.exists():
         out.mkdir(parents=True, exist_ok=True)
