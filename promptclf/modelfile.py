@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,6 +321,35 @@ def utc_now() -> str:
 
 
 # ---------------------------------------------------------------------------------------- read
+class _Digest:
+    """The sha256 of a file's bytes, hashed beside the rest of ``read`` when the file is large.
+
+    hashlib lets go of the GIL over large buffers, so on a second core the whole-file digest costs
+    no wall time (it was a quarter of a distilled model's cold start: 70 MB hashed once for the file
+    and once more member by member).
+    """
+
+    BACKGROUND = 1 << 20  # bytes: under this a thread costs more than it saves
+
+    def __init__(self, raw: bytes) -> None:
+        self._value: str | None = None
+        self._thread: threading.Thread | None = None
+        if len(raw) < self.BACKGROUND:
+            self._value = hashlib.sha256(raw).hexdigest()
+        else:
+            self._thread = threading.Thread(target=self._hash, args=(raw,), daemon=True, name="promptclf-sha256")
+            self._thread.start()
+
+    def _hash(self, raw: bytes) -> None:
+        self._value = hashlib.sha256(raw).hexdigest()
+
+    def hexdigest(self) -> str:
+        if self._thread is not None:
+            self._thread.join()
+        assert self._value is not None
+        return self._value
+
+
 class _Reader:
     """Reads one file; ``fail`` makes every error name the file and the member."""
 
@@ -344,7 +374,7 @@ class _Reader:
             raise ModelFileError(f"cannot read {self.where}: {e}", path=self.where) from None
         if raw is None:
             raise self.fail(f"the file is larger than {TOTAL_LIMIT} bytes")
-        digest = hashlib.sha256(raw).hexdigest()
+        digest = _Digest(raw)
         # zipfile raises a dozen kinds of exception on a damaged archive (BadZipFile, struct and
         # zlib errors, NotImplementedError for an unknown "version needed", EOFError, ...): any of
         # them means the same thing here, a file that is not a model we can read.
@@ -372,7 +402,7 @@ class _Reader:
                 raise self.fail(f"members declare {total} bytes in all, over the {TOTAL_LIMIT} limit")
             if MANIFEST not in infos:
                 raise ModelFileError(f"{self.where} is not a promptclf model file (no {MANIFEST})", path=self.where)
-            return {name: self._read(zf, info) for name, info in infos.items()}, digest
+            return {name: self._read(zf, info) for name, info in infos.items()}, digest.hexdigest()
 
     def _read(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         limit = MEMBER_LIMITS[info.filename]
@@ -528,7 +558,7 @@ def read(path: str | os.PathLike[str]) -> ModelState:
             )
         graph = data["encoder/model.onnx"]
         try:
-            check_encoder_graph(graph, m["encoder"]["base"]["model"])
+            check_encoder_graph_once(graph, m["encoder"]["base"]["model"], m["members"]["encoder/model.onnx"]["sha256"])
         except ValueError as e:
             raise r.fail(str(e), "encoder/model.onnx") from None
         encoder = m["encoder"]
@@ -645,6 +675,33 @@ def check_encoder_graph(graph: bytes, base: str) -> None:
     limit = _base_parameters(base)
     if weights > limit:
         raise ValueError(f"holds {weights} weights, more than the base model's {limit}")
+
+
+# Bump when check_encoder_graph's rules change: graphs passed by an older check are checked again.
+CHECK_REVISION = 1
+
+
+def check_encoder_graph_once(graph: bytes, base: str, digest: str) -> None:
+    """``check_encoder_graph``, remembered per graph on this machine.
+
+    ``digest`` is the graph's sha256, verified against these bytes by the caller. A graph that passed
+    leaves an empty marker in the cache folder named by that digest, the base model, its weight count
+    and the rules; the next load of the same graph skips the parse (importing ``onnx`` and parsing
+    tens of MB took a third of a distilled model's cold start). The marker is trusted as the int8
+    copies beside it are: whoever can write the cache folder can replace those models outright.
+    """
+    from .embedders.onnx_backend import cache_dir
+
+    rules = json.dumps([CHECK_REVISION, digest, base, _base_parameters(base), sorted(ENCODER_OPS), ENCODER_INPUTS])
+    marker = cache_dir() / "checked" / hashlib.sha256(rules.encode()).hexdigest()[:32]
+    if marker.exists():
+        return
+    check_encoder_graph(graph, base)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError as e:  # a read-only cache: the check runs again at the next load, nothing else changes
+        log.debug("could not remember the check of %s's encoder graph (%s)", digest[:12], e)
 
 
 def _base_parameters(base: str) -> int:

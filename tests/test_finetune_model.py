@@ -95,6 +95,34 @@ def test_a_cache_that_cannot_be_written_never_fails_the_save(tuned, tmp_path, mo
     assert PromptClassifier.load(tmp_path / "m.clf").predict(["a wonderful film, I loved it"]) == ["pos"]
 
 
+def test_a_passed_graph_check_is_remembered_for_that_graph_only(tuned, tmp_path, monkeypatch):
+    """The second load of the same graph skips its parse (a third of a distilled model's cold
+    start); another graph, another base model or newer rules are checked again."""
+    import promptclf.modelfile as mf
+
+    _, path = tuned
+    monkeypatch.setenv("PROMPTCLF_CACHE", str(tmp_path / "cache"))
+    parsed = []
+    check = mf.check_encoder_graph
+    monkeypatch.setattr(mf, "check_encoder_graph", lambda g, b: parsed.append(b) or check(g, b))
+    with zipfile.ZipFile(path) as z:
+        graph = z.read("encoder/model.onnx")
+    digest = hashlib.sha256(graph).hexdigest()
+    PromptClassifier.load(path)
+    PromptClassifier.load(path)
+    assert parsed == ["all-MiniLM-L6-v2"] and len(list((tmp_path / "cache" / "checked").iterdir())) == 1
+    monkeypatch.setattr(mf, "CHECK_REVISION", mf.CHECK_REVISION + 1)
+    mf.check_encoder_graph_once(graph, "all-MiniLM-L6-v2", digest)
+    assert len(parsed) == 2
+    with pytest.raises(ValueError, match="not a valid ONNX model"):  # a digest that is not of these bytes
+        mf.check_encoder_graph_once(graph[:1000], "all-MiniLM-L6-v2", hashlib.sha256(graph[:1000]).hexdigest())
+    (tmp_path / "blocked").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("PROMPTCLF_CACHE", str(tmp_path / "blocked"))  # nowhere to remember: checked every time
+    mf.check_encoder_graph_once(graph, "all-MiniLM-L6-v2", digest)
+    mf.check_encoder_graph_once(graph, "all-MiniLM-L6-v2", digest)
+    assert len(parsed) == 5
+
+
 def test_size_of_the_encoder_member(tuned):
     _, path = tuned
     with zipfile.ZipFile(path) as z:

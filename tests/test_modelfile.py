@@ -72,6 +72,20 @@ def test_float_arrays_are_stored_uncompressed_and_deflated_ones_still_load(saved
     assert np.allclose(promptclf.load(old).predict_proba(texts), promptclf.load(saved).predict_proba(texts))
 
 
+@pytest.mark.parametrize("rows", [24, 6000])
+def test_the_whole_file_digest_is_of_the_bytes_read(fake_embedder, tmp_path, rows):
+    """A file over a megabyte is hashed beside the member checks (a thread): the same digest."""
+    import hashlib
+
+    clf = PromptClassifier(embedder=fake_embedder, progress=False)
+    for i in range(rows):
+        clf.add_data_to_class(("pos", "neg")[i % 2], f"review number {i}")
+    path = tmp_path / "m.clf"
+    clf.train().save(path)
+    assert (path.stat().st_size > 1 << 20) == (rows > 24)  # 6,000 cached 64-d vectors: 1.5 MB
+    assert promptclf.load(path).model_sha256_ == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_not_a_model_file(tmp_path):
     p = tmp_path / "x.clf"
     p.write_text("hello")
