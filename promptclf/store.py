@@ -143,9 +143,8 @@ class ExampleStore:
 
     # -- writing -------------------------------------------------------------------------------
     def add_class(self, class_name: str) -> None:
-        check_class_name(class_name)
-        if class_name not in self._classes:
-            self._classes.append(class_name)
+        if class_name not in self._classes:  # names already here were checked when they came
+            self._classes.append(check_class_name(class_name))
 
     def _insert(self, e: Example) -> bool:
         key = (e.class_name, e.text, e.source)
@@ -189,8 +188,7 @@ class ExampleStore:
         """Add many examples (each with its own meta) in one append; return how many were new."""
         new = []
         for e in examples:
-            check_class_name(e.class_name)
-            _check_source(e.source)
+            _check_source(e.source)  # the class name is checked by _insert (add_class), once per class
             if self._insert(e):
                 new.append(e)
         if persist:
