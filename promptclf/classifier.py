@@ -760,8 +760,10 @@ class PromptClassifier(ParamsMixin):
 
     def _adopt_encoder(self, model: Any, base: dict[str, Any], report: dict[str, Any]) -> None:
         """Make an in-memory sentence-transformers model this classifier's encoder (named by its weights)."""
+        from .embedders.onnx_backend import round_to_half
         from .finetune import finetuned_embedder
 
+        round_to_half(model)  # its weights travel in the .clf as float16: the head sees those vectors
         digest = hashlib.sha256()
         for t in model.state_dict().values():
             digest.update(t.detach().cpu().numpy().tobytes())
@@ -1415,15 +1417,16 @@ class PromptClassifier(ParamsMixin):
             log.debug("could not cache the int8 graph of the fine-tuned encoder (%s)", e)
 
     def _encoder_graph(self) -> bytes | None:
-        """The fine-tuned encoder's ONNX graph: exported once from the in-memory model, or as loaded."""
+        """The fine-tuned encoder's ONNX graph as the ``.clf`` stores it (float16 weights): exported
+        once from the in-memory model, or as loaded."""
         tuned = self.__dict__.get("_tuned")
         if tuned is None:
             return None
         graph = getattr(tuned, "_graph", None)
         if graph is None:
-            from .embedders.onnx_backend import export_model
+            from .embedders.onnx_backend import export_model, half_graph
 
-            graph = tuned._graph = export_model(tuned.torch_model)
+            graph = tuned._graph = half_graph(export_model(tuned.torch_model))
         return graph
 
     @classmethod

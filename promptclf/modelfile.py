@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("promptclf")
 MAGIC = "promptclf-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # see save: only files with an encoder graph are written as 2
 MANIFEST = "manifest.json"
 MiB = 1 << 20
 # Members written uncompressed: float32 arrays, which deflate shrinks by 7-9% (an encoder of 69 MB by
@@ -284,7 +284,9 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         }
     manifest = {
         "format": MAGIC,
-        "format_version": FORMAT_VERSION,
+        # 2: an encoder graph may hold float16 weights, which format-1 readers refuse with a
+        # misleading message; files without an encoder stay readable by them
+        "format_version": FORMAT_VERSION if state.encoder_graph is not None else 1,
         "promptclf_version": __version__,
         "created": utc_now(),
         "classes": list(state.classes),
@@ -642,8 +644,9 @@ def check_encoder_graph(graph: bytes, base: str) -> None:
     """Does an ONNX graph have the shape of an encoder exported from ``base``? ``ValueError`` if not.
 
     Checked without PyTorch: inputs and output as ``export_model`` writes them, only the operators
-    that export uses (no custom domains or functions), float32 weights, and no more parameters than
-    the base model's own weights hold (read from the header of its packaged ``model.safetensors``).
+    that export uses (no custom domains or functions), float32 weights (or float16, as
+    ``half_graph`` stores them), and no more parameters than the base model's own weights hold (read
+    from the header of its packaged ``model.safetensors``).
     """
     try:
         import onnx
@@ -668,9 +671,9 @@ def check_encoder_graph(graph: bytes, base: str) -> None:
     if any(i.data_location == onnx.TensorProto.EXTERNAL or i.external_data for i in g.initializer):
         raise ValueError("refers to external data")
     weights = 0
-    for i in g.initializer:
-        if i.data_type != onnx.TensorProto.FLOAT:
-            raise ValueError(f"weight {i.name[:60]!r} is not float32")
+    for i in g.initializer:  # float16: stored by half_graph (format 2), restored to float32 at use
+        if i.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
+            raise ValueError(f"weight {i.name[:60]!r} is not float32 or float16")
         weights += math.prod(i.dims)
     limit = _base_parameters(base)
     if weights > limit:
@@ -678,7 +681,7 @@ def check_encoder_graph(graph: bytes, base: str) -> None:
 
 
 # Bump when check_encoder_graph's rules change: graphs passed by an older check are checked again.
-CHECK_REVISION = 1
+CHECK_REVISION = 2  # 2: float16 weights allowed
 
 
 def check_encoder_graph_once(graph: bytes, base: str, digest: str) -> None:

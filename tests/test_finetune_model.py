@@ -123,17 +123,63 @@ def test_a_passed_graph_check_is_remembered_for_that_graph_only(tuned, tmp_path,
     assert len(parsed) == 5
 
 
-def test_size_of_the_encoder_member(tuned):
+def test_the_encoder_member_holds_float16_weights_and_float_graph_restores_them(tuned):
+    import onnx
+
+    from promptclf.embedders.onnx_backend import float_graph
+
     _, path = tuned
     with zipfile.ZipFile(path) as z:
         size = z.getinfo("encoder/model.onnx").file_size
-    assert 50 << 20 < size < 120 << 20  # ~90 MB for MiniLM, fp32
+        graph = z.read("encoder/model.onnx")
+        assert json.loads(z.read("manifest.json"))["format_version"] == 2
+    assert 30 << 20 < size < 60 << 20  # ~45 MB for MiniLM (~90 MB in float32)
+    kinds = {t.data_type for t in onnx.load_model_from_string(graph).graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in kinds
+    restored = onnx.load_model_from_string(float_graph(graph))
+    assert {t.data_type for t in restored.graph.initializer} <= {onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}
+    assert float_graph(float_graph(graph)) == float_graph(graph)  # a float32 graph is returned as it is
 
 
-def forge(src, dst, graph):
+def test_half_graph_keeps_float32_where_float16_would_change_a_weight(tuned):
+    import onnx
+    from onnx import numpy_helper
+
+    from promptclf.embedders.onnx_backend import float_graph, half_graph
+
+    _, path = tuned
+    with zipfile.ZipFile(path) as z:
+        m = onnx.load_model_from_string(float_graph(z.read("encoder/model.onnx")))
+    w = next(t for t in m.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 2)
+    a = numpy_helper.to_array(w).copy()
+    a.flat[0] = 0.1  # not a float16 number
+    w.CopyFrom(numpy_helper.from_array(a, name=w.name))
+    back = onnx.load_model_from_string(float_graph(half_graph(m.SerializeToString())))
+    kept = next(t for t in onnx.load_model_from_string(half_graph(m.SerializeToString())).graph.initializer
+                if t.name == w.name)  # fmt: skip
+    assert kept.data_type == onnx.TensorProto.FLOAT
+    for t, u in zip(m.graph.initializer, back.graph.initializer):
+        assert np.array_equal(numpy_helper.to_array(t), numpy_helper.to_array(u))  # nothing changed
+
+
+def test_a_file_of_before_with_a_float32_encoder_loads_and_predicts_the_same(tuned, tmp_path):
+    from promptclf.embedders.onnx_backend import float_graph
+
+    _, path = tuned
+    with zipfile.ZipFile(path) as z:
+        old = forge(path, tmp_path / "old.clf", float_graph(z.read("encoder/model.onnx")), version=1)
+    with zipfile.ZipFile(old) as z:
+        assert z.getinfo("encoder/model.onnx").file_size > 80 << 20
+    a = PromptClassifier.load(old, embedder="onnx:all-MiniLM-L6-v2").predict_proba(TEXTS)
+    b = PromptClassifier.load(path, embedder="onnx:all-MiniLM-L6-v2").predict_proba(TEXTS)
+    assert np.array_equal(a, b)
+
+
+def forge(src, dst, graph, version=None):
     with zipfile.ZipFile(src) as z:
         data = {n: z.read(n) for n in z.namelist()}
     m = json.loads(data.pop("manifest.json"))
+    m["format_version"] = version or m["format_version"]
     data["encoder/model.onnx"] = graph
     m["members"]["encoder/model.onnx"] = {"sha256": hashlib.sha256(graph).hexdigest(), "size": len(graph)}
     with zipfile.ZipFile(dst, "w") as z:

@@ -135,6 +135,57 @@ def export_model(st: Any) -> bytes:
     return buf.getvalue()
 
 
+def half_graph(graph: bytes) -> bytes:
+    """The graph with each float32 weight that float16 holds exactly stored as float16.
+
+    How a fine-tuned or distilled encoder travels in a ``.clf``: half the bytes to store, read and
+    hash (its weights are rounded to float16 precision when it is made, ``round_to_half``, so every
+    weight qualifies and nothing changes). A weight float16 would change stays float32. Not meant to
+    run as it is: ``float_graph`` restores the float32 graph, exactly.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load_model_from_string(graph)
+    changed = False
+    for t in m.graph.initializer:
+        if t.data_type != onnx.TensorProto.FLOAT:
+            continue
+        a = numpy_helper.to_array(t)
+        h = a.astype(np.float16)
+        if np.array_equal(h.astype(np.float32), a):  # exact (NaN never is: it stays float32)
+            t.CopyFrom(numpy_helper.from_array(h, name=t.name))
+            changed = True
+    return m.SerializeToString() if changed else graph
+
+
+def float_graph(graph: bytes) -> bytes:
+    """A graph stored by ``half_graph`` with its float16 weights back as float32: what ONNX Runtime
+    and the quantiser run. A graph without float16 weights is returned as it is, unparsed."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load_model_from_string(graph)
+    halves = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
+    if not halves:
+        return graph
+    for t in halves:
+        t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float32), name=t.name))
+    return m.SerializeToString()
+
+
+def round_to_half(model: Any) -> None:
+    """Round a torch model's float weights to float16 precision, in place (kept as float32), so that
+    ``half_graph`` of its export loses nothing: the vectors the head is fit on are those a loaded
+    ``.clf`` computes."""
+    import torch
+
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dtype == torch.float32:
+                p.copy_(p.half().float())
+
+
 def quantize(fp32: Path, int8: Path) -> None:
     """Dynamic int8 quantisation of an exported model (onnxruntime), atomic rename.
 
@@ -426,7 +477,7 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
     def _parts(self) -> tuple[Any, Any, int]:
         if self._session is None:
             tok, pad = _tokenizer(self.base)
-            source = str(tuned_int8_file(self._graph, self._digest)) if self.quantized else self._graph
+            source = str(tuned_int8_file(self._graph, self._digest)) if self.quantized else float_graph(self._graph)
             self._session = (tok, session(source), pad)
         return self._session
 
@@ -448,7 +499,8 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
 
 
 def tuned_int8_file(graph: bytes, digest: str | None = None) -> Path:
-    """The int8 quantisation of a fine-tuned graph, made once per graph (keyed by its hash) and cached.
+    """The int8 quantisation of a fine-tuned graph (as stored: float16 weights are restored first),
+    made once per graph (keyed by the hash of the stored bytes) and cached.
 
     ``digest``: the graph's sha256 hex digest where it is known already (a loaded ``.clf`` verified
     it): hashing tens of MB again would cost every cold start.
@@ -458,7 +510,7 @@ def tuned_int8_file(graph: bytes, digest: str | None = None) -> Path:
     if not int8.exists():
         out.mkdir(parents=True, exist_ok=True)
         fp32 = out / f".model.{os.getpid()}.onnx"  # quantize_dynamic reads a file
-        fp32.write_bytes(graph)
+        fp32.write_bytes(float_graph(graph))
         try:
             quantize(fp32, int8)
         finally:
