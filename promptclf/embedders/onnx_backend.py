@@ -161,7 +161,8 @@ def half_graph(graph: bytes) -> bytes:
 
 def float_graph(graph: bytes) -> bytes:
     """A graph stored by ``half_graph`` with its float16 weights back as float32: what ONNX Runtime
-    and the quantiser run. A graph without float16 weights is returned as it is, unparsed."""
+    and the quantiser run. A graph without float16 weights (a file of before) is returned as it is,
+    not serialised again."""
     import onnx
     from onnx import numpy_helper
 
