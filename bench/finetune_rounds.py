@@ -2,7 +2,7 @@
 the result?
 
     .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
-        [triplet:m0.5:e1 confident2 distill] [--per-class 32]
+        [triplet:m0.5:e1 confident2 distill distill150] [--per-class 32]
 
 One dataset, one child process per variant (each its own fresh state). Each variant: the head on the
 cached generated examples (bench/accuracy.py makes them) with the encoder frozen, then
@@ -14,7 +14,8 @@ relabel); *keepNN*: self-training keeps the most confident NN% of each class's p
 (`finetune.MIN_PAIRS_PER_CLASS_PAIR = 0`); *triplet*: `finetune.LOSS = "triplet"` (BatchAllTripletLoss),
 with options `:mX` (margin X, default `TRIPLET_MARGIN`) and `:eN` (N epochs, default `TRIPLET_EPOCHS`);
 *confident2*: pseudo-labels at or over their class's median confidence anchor twice as many pairs;
-*distill*: `distill=True` (the tuned encoder then distilled into half its layers, issue 16).
+*distill*: `distill=True` (the tuned encoder then distilled into half its layers, issue 16); *distillN*:
+the same with the distillation alone stopped after N seconds (fine-tuning keeps its budget).
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
 report (pairs, steps, seconds, whether the budget stopped it) and self-training's rounds.
 """
@@ -64,7 +65,8 @@ def one(name: str, per_class: int, variant: str) -> dict:
 
     named = ("default", "rounds2", "minpairs0", "confident2", "distill")
     known = variant in named or variant.split(":")[0] == "triplet"
-    if not (known or variant.removeprefix("budget").isdigit() or variant.removeprefix("keep").isdigit()):
+    numbered = ("budget", "keep", "distill")
+    if not (known or any(variant.startswith(p) and variant.removeprefix(p).isdigit() for p in numbered)):
         raise SystemExit(f"unknown variant {variant!r}")
     emb, cache = get_embedder(None), EmbeddingCache()
     texts, labels = test_sample(name)
@@ -93,6 +95,12 @@ def one(name: str, per_class: int, variant: str) -> dict:
         weigh_confident_pseudo_labels(clf, F)
     elif variant == "distill":
         clf.set_params(distill=True)
+    elif variant.startswith("distill"):
+        import promptclf.distill as D
+
+        clf.set_params(distill=True)
+        seconds, full = float(variant.removeprefix("distill")), D.distill
+        D.distill = lambda *a, budget_s, **k: full(*a, budget_s=min(budget_s, seconds), **k)
     t0 = time.perf_counter()
     clf.train(unlabeled=pool)
     st = clf.self_training_report_
