@@ -136,9 +136,10 @@ class PromptClassifier(ParamsMixin):
         layers (``promptclf.distill``), trained on this model's own texts to reproduce its vectors,
         and fit the head on the copy's: prediction about 1.9x faster everywhere the encoder runs,
         with no loss of macro-F1 measured on the dev sets (BENCHMARKS.md, "A distilled
-        encoder"), for up to ``finetune_budget_s`` more of training, a ``.clf`` that carries the
-        copy (about 65 MB) and a slower cold start. Needs at least 1,000 distinct texts (your
-        examples and the ``unlabeled`` pool; with fewer the full encoder stays, with a warning)
+        encoder"), for up to 150 s more of training (``distill.BUDGET_S``, or ``finetune_budget_s``
+        if lower), a ``.clf`` that carries the copy (about 33 MB) and a slower cold start. Needs
+        at least 1,000 distinct texts (your examples and the ``unlabeled`` pool; with fewer the
+        full encoder stays, with a warning)
         and what ``finetune`` needs. Runs when the encoder changes; a ``train`` that keeps the
         encoder keeps its distilled copy.
     multi_label : bool, default False
@@ -785,7 +786,7 @@ class PromptClassifier(ParamsMixin):
     def _distil(self, unlabeled: list[str]) -> None:
         """Replace the encoder with a copy of half its layers distilled on this model's texts
         (``promptclf.distill``); an interruption changes nothing (the student replaces it when done)."""
-        from .distill import MIN_TEXTS, distill
+        from .distill import BUDGET_S, MIN_TEXTS, distill
         from .embedders.local import resolve_model_path
 
         base = self._local_base("distill")
@@ -805,7 +806,7 @@ class PromptClassifier(ParamsMixin):
             teacher,
             texts,
             self._vectors(texts),
-            budget_s=float(self.finetune_budget_s),
+            budget_s=min(float(self.finetune_budget_s), BUDGET_S),
             seed=self.random_state,
             progress=self.progress,
         )

@@ -46,6 +46,18 @@ def distilled(tmp_path_factory):
     return clf, path
 
 
+def test_distillation_stops_at_its_own_budget_or_finetune_budget_s_if_lower(distilled, monkeypatch):
+    clf, _ = distilled
+    assert clf.encoder_["report"]["student"]["settings"]["budget_s"] == 120.0  # finetune_budget_s=120 < 150
+    monkeypatch.setattr(D, "MIN_TEXTS", 20)
+    monkeypatch.setattr(D, "BUDGET_S", 0.0)  # the cap, lower than finetune_budget_s
+    short = PromptClassifier(finetune=False, distill=True, finetune_budget_s=300, progress=False)
+    short.add_data_to_class("pos", POS).add_data_to_class("neg", NEG)
+    short.prompt_train(PROMPTS, unlabeled=POOL, generate=False)
+    student = short.encoder_["report"]["student"]
+    assert student["settings"]["budget_s"] == 0.0 and student["stopped_by_budget"] and student["steps"] == 1
+
+
 def test_the_student_keeps_every_other_layer_and_learns_the_teachers_vectors(small_sets):
     teacher = load_model(resolve_model_path("all-MiniLM-L6-v2"))
     texts = POS + NEG + POOL
