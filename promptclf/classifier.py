@@ -139,9 +139,8 @@ class PromptClassifier(ParamsMixin):
         encoder"), for up to 150 s more of training (``distill.BUDGET_S``, or ``finetune_budget_s``
         if lower), a ``.clf`` that carries the copy (about 33 MB) and a slower cold start. Needs
         at least 1,000 distinct texts (your examples and the ``unlabeled`` pool; with fewer the
-        full encoder stays, with a warning)
-        and what ``finetune`` needs. Runs when the encoder changes; a ``train`` that keeps the
-        encoder keeps its distilled copy.
+        full encoder stays, with a warning) and what ``finetune`` needs. Runs when the encoder
+        changes; a ``train`` that keeps the encoder keeps its distilled copy.
     multi_label : bool, default False
         A text may belong to several classes, or to none (``promptclf.multilabel``): one binary head
         per class, each with its own threshold at ``target_precision``; ``predict`` returns a list of

@@ -66,7 +66,7 @@ def distill(
     texts: list[str],
     targets: np.ndarray,
     *,
-    budget_s: float = 300.0,
+    budget_s: float = BUDGET_S,
     seed: int = 0,
     progress: bool = False,
     batch_size: int = 32,

@@ -25,6 +25,7 @@ import math
 import os
 import threading
 import zipfile
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -323,33 +324,18 @@ def utc_now() -> str:
 
 
 # ---------------------------------------------------------------------------------------- read
-class _Digest:
-    """The sha256 of a file's bytes, hashed beside the rest of ``read`` when the file is large.
+def _sha256_beside(raw: bytes) -> Future[str]:
+    """The sha256 of a file's bytes, hashed on a second thread beside the rest of ``read``.
 
-    hashlib lets go of the GIL over large buffers, so on a second core the whole-file digest costs
-    no wall time (it was a quarter of a distilled model's cold start: 70 MB hashed once for the file
-    and once more member by member).
+    hashlib lets go of the GIL over large buffers, so on a second core the whole-file digest costs no
+    wall time (it was a quarter of a distilled model's cold start: the bytes were hashed once for the
+    file and once more member by member).
     """
-
-    BACKGROUND = 1 << 20  # bytes: under this a thread costs more than it saves
-
-    def __init__(self, raw: bytes) -> None:
-        self._value: str | None = None
-        self._thread: threading.Thread | None = None
-        if len(raw) < self.BACKGROUND:
-            self._value = hashlib.sha256(raw).hexdigest()
-        else:
-            self._thread = threading.Thread(target=self._hash, args=(raw,), daemon=True, name="promptclf-sha256")
-            self._thread.start()
-
-    def _hash(self, raw: bytes) -> None:
-        self._value = hashlib.sha256(raw).hexdigest()
-
-    def hexdigest(self) -> str:
-        if self._thread is not None:
-            self._thread.join()
-        assert self._value is not None
-        return self._value
+    future: Future[str] = Future()
+    threading.Thread(
+        target=lambda: future.set_result(hashlib.sha256(raw).hexdigest()), daemon=True, name="promptclf-sha256"
+    ).start()
+    return future
 
 
 class _Reader:
@@ -376,7 +362,7 @@ class _Reader:
             raise ModelFileError(f"cannot read {self.where}: {e}", path=self.where) from None
         if raw is None:
             raise self.fail(f"the file is larger than {TOTAL_LIMIT} bytes")
-        digest = _Digest(raw)
+        digest = _sha256_beside(raw)
         # zipfile raises a dozen kinds of exception on a damaged archive (BadZipFile, struct and
         # zlib errors, NotImplementedError for an unknown "version needed", EOFError, ...): any of
         # them means the same thing here, a file that is not a model we can read.
@@ -404,7 +390,7 @@ class _Reader:
                 raise self.fail(f"members declare {total} bytes in all, over the {TOTAL_LIMIT} limit")
             if MANIFEST not in infos:
                 raise ModelFileError(f"{self.where} is not a promptclf model file (no {MANIFEST})", path=self.where)
-            return {name: self._read(zf, info) for name, info in infos.items()}, digest.hexdigest()
+            return {name: self._read(zf, info) for name, info in infos.items()}, digest.result()
 
     def _read(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         limit = MEMBER_LIMITS[info.filename]

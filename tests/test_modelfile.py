@@ -74,7 +74,7 @@ def test_float_arrays_are_stored_uncompressed_and_deflated_ones_still_load(saved
 
 @pytest.mark.parametrize("rows", [24, 6000])
 def test_the_whole_file_digest_is_of_the_bytes_read(fake_embedder, tmp_path, rows):
-    """A file over a megabyte is hashed beside the member checks (a thread): the same digest."""
+    """The whole file is hashed beside the member checks (a thread): the digest of its bytes, small or large."""
     import hashlib
 
     clf = PromptClassifier(embedder=fake_embedder, progress=False)
