@@ -2,7 +2,7 @@
 the result?
 
     .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
-        [triplet:m0.5:e1 confident2 distill distill150] [--per-class 32]
+        [triplet:m0.5:e1 confident2 distill distill150] [--per-class 32] [--save DIR]
 
 One dataset, one child process per variant (each its own fresh state). Each variant: the head on the
 cached generated examples (bench/accuracy.py makes them) with the encoder frozen, then
@@ -15,7 +15,8 @@ relabel); *keepNN*: self-training keeps the most confident NN% of each class's p
 with options `:mX` (margin X, default `TRIPLET_MARGIN`) and `:eN` (N epochs, default `TRIPLET_EPOCHS`);
 *confident2*: pseudo-labels at or over their class's median confidence anchor twice as many pairs;
 *distill*: `distill=True` (the tuned encoder then distilled into half its layers, issue 16); *distillN*:
-the same with the distillation alone stopped after N seconds (fine-tuning keeps its budget).
+the same with the distillation alone stopped after N seconds (fine-tuning keeps its budget). ``--save DIR``
+keeps each variant's model as ``DIR/<dataset>-<variant>.clf``.
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
 report (pairs, steps, seconds, whether the budget stopped it) and self-training's rounds.
 """
@@ -56,7 +57,7 @@ def weigh_confident_pseudo_labels(clf, F) -> None:
     F.finetune = weighted
 
 
-def one(name: str, per_class: int, variant: str) -> dict:
+def one(name: str, per_class: int, variant: str, save: Path | None = None) -> dict:
     import promptclf.classifier as K
     import promptclf.finetune as F
     import promptclf.selftrain as S
@@ -104,6 +105,8 @@ def one(name: str, per_class: int, variant: str) -> dict:
     t0 = time.perf_counter()
     clf.train(unlabeled=pool)
     st = clf.self_training_report_
+    if save is not None:  # for looking at the model afterwards (head-side experiments on its vectors)
+        clf.save(save / f"{name}-{variant}.clf")
     return {
         "variant": variant,
         "macro_f1": round(scores(labels, clf.predict(texts))["macro_f1"], 4),
@@ -119,13 +122,15 @@ def main() -> None:
     ap.add_argument("dataset")
     ap.add_argument("variants", nargs="*", default=["default", "budget600", "rounds2"])
     ap.add_argument("--per-class", type=int, default=32)
+    ap.add_argument("--save", type=Path, help="save each variant's model in this folder as <dataset>-<variant>.clf")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one variant, print JSON
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.dataset, args.per_class, args.one)))
+        print(json.dumps(one(args.dataset, args.per_class, args.one, args.save)))
         return
     for v in args.variants:
         cmd = [sys.executable, str(Path(__file__)), args.dataset, "--per-class", str(args.per_class), "--one", v]
+        cmd += ["--save", str(args.save)] if args.save else []
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         print(out.stdout.strip().splitlines()[-1], flush=True)
 
