@@ -29,7 +29,7 @@ from promptclf.head import fit_head, with_prior
 
 POOL = 5000
 NEIGHBOURS = 30
-HEADER = ["dataset", "model", "its pseudo-labels correct", "its labels of the pool correct",
+HEADER = ["dataset", "model", "model, served (int8)", "its pseudo-labels correct", "its labels of the pool correct",
           "head: + whole pool as labelled", f"head: + {NEIGHBOURS}-NN smoothed labels",
           "head: pool's true labels (oracle)", "frozen encoder: + whole pool as labelled",
           "frozen encoder, pool's true labels (oracle)"]  # fmt: skip
@@ -67,6 +67,7 @@ def measure(name: str, path: Path) -> list[object]:
     return [
         name,
         f1(labels, clf.head_, XT),
+        scores(labels, clf.predict(texts))["macro_f1"],
         float(pseudo_ok),
         float(np.mean(classes[proba.argmax(1)] == truth)),
         head_with(classes[proba.argmax(1)]),
@@ -97,7 +98,8 @@ encoder fine-tuned on the pseudo-labels), read afterwards with the pool's labels
 the fixed test sample of heads refit on the tuned encoder's vectors (the model's C and prior) with the
 examples plus the whole pool labelled three ways; the last two columns are heads on the packaged, frozen
 encoder's vectors: the examples plus the pool as the model labels it (its C and prior), and the pool
-alone with its true labels (plain, C=1). Accuracy columns are shares of texts.
+alone with its true labels (plain, C=1). Accuracy columns are shares of texts. *model*: on the exact
+(PyTorch) vectors it was trained on; *served*: as `load` serves it, on its int8 ONNX graph.
 
 {table(HEADER, rows)}
 """
