@@ -52,6 +52,7 @@ def measure(name: str, path: Path) -> list[object]:
     truth_of = dict(zip(pool, truth))
     pseudo_ok = np.mean([truth_of[t] == c for t, c in zip(np.asarray(train_texts)[pseudo], y[pseudo])])
     proba = clf.head_.predict_proba(XU)
+    labelled = classes[proba.argmax(1)]  # the model's label of every pool text
     anchors = ~pseudo
 
     def head_with(pool_labels: np.ndarray) -> float:
@@ -63,14 +64,14 @@ def measure(name: str, path: Path) -> list[object]:
     smoothed = classes[proba[nearest].mean(1).argmax(1)]
     frozen, cache = get_embedder(None), EmbeddingCache()
     FX, FU, FT = (frozen.embed(t, cache=cache) for t in (train_texts, pool, texts))
-    taught = fit_head(np.vstack([FX[anchors], FU]), np.concatenate([y[anchors], classes[proba.argmax(1)]]), C=C)
+    taught = fit_head(np.vstack([FX[anchors], FU]), np.concatenate([y[anchors], labelled]), C=C, random_state=0)
     return [
         name,
         f1(labels, clf.head_, XT),
         scores(labels, clf.predict(texts))["macro_f1"],
         float(pseudo_ok),
-        float(np.mean(classes[proba.argmax(1)] == truth)),
-        head_with(classes[proba.argmax(1)]),
+        float(np.mean(labelled == truth)),
+        head_with(labelled),
         head_with(smoothed),
         head_with(truth),
         f1(labels, with_prior(taught, clf._prior(classes, frozen)), FT),
