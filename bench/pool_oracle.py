@@ -1,7 +1,7 @@
 """Issue 11: where unlabeled mode's accuracy stops, read off a trained model (no new training).
 
     .venv/bin/python bench/finetune_rounds.py <set> default --save DIR   # per set (--per-class 96 for sst2)
-    .venv/bin/python bench/pool_oracle.py DIR [--sets sst2,ag_news,trec6] [--no-write]
+    .venv/bin/python bench/pool_oracle.py DIR [--sets sst2,ag_news,trec6,newsgroups_long] [--no-write]
 
 For each set's saved unlabeled-mode model (``DIR/<set>-default.clf``: the default, whose encoder was
 fine-tuned on the pool's pseudo-labels), with the pool's hidden labels uncovered: how accurate its
@@ -82,7 +82,7 @@ def measure(name: str, path: Path) -> list[object]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("folder", type=Path)
-    ap.add_argument("--sets", default="sst2,ag_news,trec6")
+    ap.add_argument("--sets", default="sst2,ag_news,trec6,newsgroups_long")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     rows = []
@@ -101,6 +101,7 @@ examples plus the whole pool labelled three ways; the last two columns are heads
 encoder's vectors: the examples plus the pool as the model labels it (its C and prior), and the pool
 alone with its true labels (plain, C=1). Accuracy columns are shares of texts. *model*: on the exact
 (PyTorch) vectors it was trained on; *served*: as `load` serves it, on its int8 ONNX graph.
+newsgroups_long is held back from the dev sets (long posts; its pool is the whole train split, 1,471 texts).
 
 {table(HEADER, rows)}
 """
