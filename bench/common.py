@@ -60,6 +60,19 @@ def pool_rows(rows: list[dict[str, str]], n: int) -> list[dict[str, str]]:
     return [rows[i] for i in np.random.default_rng(SEED).permutation(len(rows))[:n]]
 
 
+def prompt_model(name: str, per_class: int, cache=None, **settings):
+    """Where the unlabeled-mode benchmarks start: the product's model on the set's descriptions and its
+    cached generated examples (``OUT/<name>-direct-n<per_class>.jsonl``, bench/accuracy.py makes them),
+    nothing generated, the encoder frozen; ``settings`` go to ``PromptClassifier``."""
+    from promptclf import PromptClassifier
+
+    clf = PromptClassifier(progress=False, finetune=False, **settings)
+    if cache is not None:
+        clf.use_embedding_cache(cache)
+    clf.load_examples(OUT / f"{name}-direct-n{per_class}.jsonl", include_pseudo=False)
+    return clf.prompt_train(prompts()[name], generate=False)
+
+
 def per_class_sample(rows: list[dict[str, str]], k: int, seed: int = SEED) -> dict[str, list[str]]:
     rng = np.random.default_rng(seed)
     out: dict[str, list[str]] = {}

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import OUT, pool_rows, prompts, read_rows, scores, test_sample
+from common import pool_rows, prompt_model, read_rows, scores, test_sample
 
 POOL = 5000
 
@@ -61,7 +61,6 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None) -> di
     import promptclf.classifier as K
     import promptclf.finetune as F
     import promptclf.selftrain as S
-    from promptclf import PromptClassifier
     from promptclf.embedders import EmbeddingCache, get_embedder
 
     named = ("default", "rounds2", "minpairs0", "confident2", "distill")
@@ -73,9 +72,7 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None) -> di
     texts, labels = test_sample(name)
     train = read_rows(name, "train")
     pool = [r["text"] for r in pool_rows(train, POOL)]
-    clf = PromptClassifier(embedder=emb, progress=False, finetune=False).use_embedding_cache(cache)
-    clf.load_examples(OUT / f"{name}-direct-n{per_class}.jsonl", include_pseudo=False)
-    clf.prompt_train(prompts()[name], generate=False)
+    clf = prompt_model(name, per_class, cache, embedder=emb)
     clf.set_params(finetune="auto")
     if variant.startswith("budget"):
         clf.set_params(finetune_budget_s=float(variant.removeprefix("budget")))

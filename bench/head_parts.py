@@ -12,20 +12,15 @@ from __future__ import annotations
 
 import sys
 
-from common import OUT, pool_rows, prompts, read_rows, scores, test_sample
+from common import pool_rows, prompt_model, read_rows, scores, test_sample
 from sklearn.linear_model import LogisticRegression
-
-from promptclf import PromptClassifier
 
 
 def main() -> None:
     name, per_class = sys.argv[1], int(sys.argv[2])
     texts_t, labels_t = test_sample(name)
     pool = [r["text"] for r in pool_rows(read_rows(name, "train"), 5000)]
-    clf = PromptClassifier(progress=False, finetune=False)
-    clf.load_examples(OUT / f"{name}-direct-n{per_class}.jsonl", include_pseudo=False)
-    clf.prompt_train(prompts()[name], generate=False)
-    clf.train(unlabeled=pool)
+    clf = prompt_model(name, per_class).train(unlabeled=pool)
 
     def f1() -> float:
         return round(scores(labels_t, clf.predict(texts_t))["macro_f1"], 4)

@@ -15,11 +15,9 @@ import sys
 
 import numpy as np
 import scipy.sparse as sp
-from common import OUT, pool_rows, prompts, read_rows, scores, test_sample
+from common import pool_rows, prompt_model, read_rows, scores, test_sample
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-
-from promptclf import PromptClassifier
 
 VIEWS = {
     "word 1-2-grams": {"ngram_range": (1, 2), "sublinear_tf": True, "min_df": 2},
@@ -33,10 +31,7 @@ def main() -> None:
     tune = {"False": False, "auto": "auto"}[sys.argv[3] if len(sys.argv) > 3 else "False"]
     texts_t, labels_t = test_sample(name)
     pool = [r["text"] for r in pool_rows(read_rows(name, "train"), 5000)]
-    clf = PromptClassifier(progress=False, finetune=False)
-    clf.load_examples(OUT / f"{name}-direct-n{per_class}.jsonl", include_pseudo=False)
-    clf.prompt_train(prompts()[name], generate=False)
-    clf.set_params(finetune=tune).train(unlabeled=pool)
+    clf = prompt_model(name, per_class).set_params(finetune=tune).train(unlabeled=pool)
     print("product", round(scores(labels_t, clf.predict(texts_t))["macro_f1"], 4), flush=True)
     tr, labels, sources = clf.training_data()
     y = np.array(labels)

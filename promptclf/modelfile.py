@@ -332,9 +332,14 @@ def _sha256_beside(raw: bytes) -> Future[str]:
     file and once more member by member).
     """
     future: Future[str] = Future()
-    threading.Thread(
-        target=lambda: future.set_result(hashlib.sha256(raw).hexdigest()), daemon=True, name="promptclf-sha256"
-    ).start()
+
+    def run() -> None:
+        try:
+            future.set_result(hashlib.sha256(raw).hexdigest())
+        except BaseException as e:  # raised where the digest is wanted, not lost with the thread (a hang)
+            future.set_exception(e)
+
+    threading.Thread(target=run, daemon=True, name="promptclf-sha256").start()
     return future
 
 

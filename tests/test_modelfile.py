@@ -86,6 +86,19 @@ def test_the_whole_file_digest_is_of_the_bytes_read(fake_embedder, tmp_path, row
     assert promptclf.load(path).model_sha256_ == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_a_failure_in_the_digest_thread_reaches_the_reader(monkeypatch):
+    """Hashing runs on a second thread: an error there is raised where the digest is wanted (before,
+    the reader would have waited for ever)."""
+    from promptclf import modelfile
+
+    def broken(data=b""):
+        raise MemoryError("no room to hash")
+
+    monkeypatch.setattr(modelfile.hashlib, "sha256", broken)
+    with pytest.raises(MemoryError, match="no room"):
+        modelfile._sha256_beside(b"x" * 10).result(timeout=10)
+
+
 def test_not_a_model_file(tmp_path):
     p = tmp_path / "x.clf"
     p.write_text("hello")
