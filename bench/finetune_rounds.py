@@ -2,7 +2,7 @@
 the result?
 
     .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
-        [triplet:m0.5:e1 confident2 distill distill150] [--per-class 32] [--save DIR]
+        [triplet:m0.5:e1 confident2 distill distill150 student:lr1e-4:e3:d90 llm500:p0.9] [--per-class 32] [--save DIR]
 
 One dataset, one child process per variant (each its own fresh state). Each variant: the head on the
 cached generated examples (bench/accuracy.py makes them) with the encoder frozen, then
@@ -15,8 +15,10 @@ relabel); *keepNN*: self-training keeps the most confident NN% of each class's p
 with options `:mX` (margin X, default `TRIPLET_MARGIN`) and `:eN` (N epochs, default `TRIPLET_EPOCHS`);
 *confident2*: pseudo-labels at or over their class's median confidence anchor twice as many pairs;
 *distill*: `distill=True` (the tuned encoder then distilled into half its layers, issue 16); *distillN*:
-the same with the distillation alone stopped after N seconds (fine-tuning keeps its budget). ``--save DIR``
-keeps each variant's model as ``DIR/<dataset>-<variant>.clf``.
+the same with the distillation alone stopped after N seconds (fine-tuning keeps its budget); *student*: the
+half-depth student tuned directly, no full-depth tuning (options in `tune_the_student`); *llmN*:
+`llm_label_budget=N` with a SIMULATED strong LLM labelling the pool's hardest texts (`ask_a_simulated_llm`).
+``--save DIR`` keeps each variant's model as ``DIR/<dataset>-<variant>.clf``.
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
 report (pairs, steps, seconds, whether the budget stopped it) and self-training's rounds.
 """
@@ -57,6 +59,56 @@ def weigh_confident_pseudo_labels(clf, F) -> None:
     F.finetune = weighted
 
 
+def tune_the_student(F, options: list[str]) -> None:
+    """*student*: fine-tune the half-depth student (`distill.student_of`: layers `KEEP_LAYERS` of the
+    base) directly on the training set and pool, instead of the full encoder (then distilling it): one
+    training step, each step about half the work. Options: `:lrX` learning rate X (default the
+    tuning's); `:eN` N epochs over the pairs (default 1; the budget still ends it); `:dN` first distil the
+    student for N seconds on the training texts (MSE to the base's vectors, `distill.distill`)."""
+    from promptclf.distill import distill, student_of
+
+    plain_load, plain = F.load_model, F.finetune
+    extra: dict = {}
+    warm = 0.0
+    for opt in options:
+        if opt.startswith("lr"):
+            extra["learning_rate"] = float(opt[2:])
+        elif opt.startswith("e"):
+            extra["epochs"] = int(opt[1:])
+        elif opt.startswith("d"):
+            warm = float(opt[1:])
+        else:
+            raise SystemExit(f"unknown student option {opt!r}")
+
+    def tuned(model_path, texts, labels, sources, **kw):
+        start = student_of(plain_load(model_path))
+        if warm:
+            distinct = list(dict.fromkeys(texts))
+            targets = F.encode(plain_load(model_path), distinct)
+            start, _ = distill(model_path, distinct, targets, budget_s=warm)
+        F.load_model = lambda path: start
+        try:
+            return plain(model_path, texts, labels, sources, **{**kw, **extra})
+        finally:
+            F.load_model = plain_load
+
+    F.finetune = tuned
+
+
+def ask_a_simulated_llm(clf, variant: str, truth: dict[str, str]) -> None:
+    """*llmN:pP*: `llm_label_budget=N` with a **SIMULATED** strong LLM as the labeller (bench/chain.py's
+    `Simulated`: right with probability P per text, default 0.9, seeded by the text; no such model runs
+    here). Self-training asks it for the N pool texts it is least sure of, in each labelling of the pool."""
+    from chain import Simulated
+
+    import promptclf.escalation.links as L
+
+    head, *opts = variant.split(":")
+    p = next((float(o[1:]) for o in opts if o.startswith("p")), 0.9)
+    L.LLMLink = lambda llm, descriptions, seed=0: Simulated(p, truth, sorted(set(truth.values())))
+    clf.set_params(llm_label_budget=int(head[3:]))
+
+
 def one(name: str, per_class: int, variant: str, save: Path | None = None) -> dict:
     import promptclf.classifier as K
     import promptclf.finetune as F
@@ -64,7 +116,8 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None) -> di
     from promptclf.embedders import EmbeddingCache, get_embedder
 
     named = ("default", "rounds2", "minpairs0", "confident2", "distill")
-    known = variant in named or variant.split(":")[0] == "triplet"
+    head = variant.split(":")[0]
+    known = variant in named or head in ("triplet", "student") or (head.startswith("llm") and head[3:].isdigit())
     numbered = ("budget", "keep", "distill")
     if not (known or any(variant.startswith(p) and variant.removeprefix(p).isdigit() for p in numbered)):
         raise SystemExit(f"unknown variant {variant!r}")
@@ -93,6 +146,10 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None) -> di
         weigh_confident_pseudo_labels(clf, F)
     elif variant == "distill":
         clf.set_params(distill=True)
+    elif variant.split(":")[0].startswith("llm"):
+        ask_a_simulated_llm(clf, variant, {r["text"]: r["label"] for r in train})
+    elif variant.split(":")[0] == "student":
+        tune_the_student(F, variant.split(":")[1:])
     elif variant.startswith("distill"):
         import promptclf.distill as D
 
@@ -111,6 +168,7 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None) -> di
         "finetune": {k: v for k, v in clf.encoder_["report"].items() if k != "settings"},
         "self_training_rounds": st.get("rounds"),
         "pseudo_labels": st.get("pseudo_labels"),
+        **({"llm": st["llm"]} if st.get("llm") else {}),
     }
 
 
