@@ -32,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from common import pool_rows, prompt_model, read_rows, scores, test_sample
 
 POOL = 5000
@@ -98,7 +99,9 @@ def tune_the_student(F, options: list[str]) -> None:
 def ask_a_simulated_llm(clf, variant: str, truth: dict[str, str]) -> None:
     """*llmN:pP*: `llm_label_budget=N` with a **SIMULATED** strong LLM as the labeller (bench/chain.py's
     `Simulated`: right with probability P per text, default 0.9, seeded by the text; no such model runs
-    here). Self-training asks it for the N pool texts it is least sure of, in each labelling of the pool."""
+    here). Self-training asks it for the N pool texts it is least sure of, in each labelling of the pool.
+    Option `:trust`: its labels count as LLM answers (provenance "llm": `LLM_WEIGHT` in the head, `TRUST` in
+    the pairs) instead of as pseudo-labels."""
     from chain import Simulated
 
     import promptclf.escalation.links as L
@@ -107,6 +110,15 @@ def ask_a_simulated_llm(clf, variant: str, truth: dict[str, str]) -> None:
     p = next((float(o[1:]) for o in opts if o.startswith("p")), 0.9)
     L.LLMLink = lambda llm, descriptions, seed=0: Simulated(p, truth, sorted(set(truth.values())))
     clf.set_params(llm_label_budget=int(head[3:]))
+    if "trust" in opts:  # the LLM's labels of pool texts count as LLM answers do: more, in the head and the pairs
+        plain = clf._training_set
+
+        def trusted(include=None):
+            texts, y, sources = plain(include)
+            asked = {e.text for e in clf._store.examples(("pseudo",)) if e.meta.get("labeler") == "llm"}
+            return texts, y, np.where([s == "pseudo" and t in asked for t, s in zip(texts, sources)], "llm", sources)
+
+        clf._training_set = trusted
 
 
 def one(name: str, per_class: int, variant: str, save: Path | None = None) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import warnings
@@ -76,6 +77,20 @@ def prompt_sha(description: str) -> str:
     return hashlib.sha256(description.encode()).hexdigest()[:16]
 
 
+def question_sha(classes: list[str], descriptions: Mapping[str, str], llm: dict[str, Any] | None) -> str:
+    """Short fingerprint of what the LLM is asked when it labels pool texts: its answers stand while it holds."""
+    question = json.dumps({"classes": classes, "descriptions": dict(descriptions), "llm": llm}, sort_keys=True)
+    return hashlib.sha256(question.encode()).hexdigest()[:16]
+
+
+def pseudo_meta(confidence: float, labeler: str, asked_with: str | None) -> dict[str, Any]:
+    """A pseudo-label's meta: the model's confidence, who labelled it, and for the LLM, what it was asked."""
+    meta: dict[str, Any] = {"confidence": round(float(confidence), 4), "labeler": labeler}
+    if labeler == "llm" and asked_with:
+        meta["asked_with"] = asked_with
+    return meta
+
+
 class PromptClassifier(ParamsMixin):
     """Text classifier trained from class descriptions, your examples, or both.
 
@@ -111,7 +126,10 @@ class PromptClassifier(ParamsMixin):
         Drop generated examples that are near-duplicates, sit nearer another class's description,
         or that confident learning flags at training.
     llm_label_budget : int, default 0
-        With ``unlabeled`` texts, how many of the least confident ones the LLM may label (0: none).
+        With ``unlabeled`` texts, how many of the least confident ones the LLM may label (0: none),
+        in each labelling of the pool: fine-tuning labels it twice (before and after), so at most
+        twice as many texts are sent. Its answers are kept with the pseudo-labels (in the ``.clf``
+        too) and reused, not asked again, while the classes, descriptions and LLM are unchanged.
     prior_weight : float, default 10.0
         Weight of the zero-shot prior (cosine to each class description) added to the head's scores
         when every class has a description; 0 turns it off.
@@ -884,10 +902,18 @@ class PromptClassifier(ParamsMixin):
         if self.multi_label:
             self._pseudo_label_sets(texts, y, src, X, pool, XU, emb)
             return
-        labeler = None
+        labeler, asked_with = None, None
         if self.llm_label_budget > 0:
-            link = LLMLink(self._llm, getattr(self, "prompts_", {}), seed=self.random_state or 0)
-            labeler = PoolLabeler(link, np.unique(y), pool, self.llm_label_budget)
+            descriptions = getattr(self, "prompts_", {})
+            link = LLMLink(self._llm, descriptions, seed=self.random_state or 0)
+            # the LLM's earlier answers stand while the question does: the same classes, descriptions and LLM
+            asked_with = question_sha(np.unique(y).tolist(), descriptions, self._llm_spec())
+            earlier = {
+                e.text: e.class_name
+                for e in self._store.examples(("pseudo",))
+                if e.meta.get("labeler") == "llm" and e.meta.get("asked_with") == asked_with
+            }
+            labeler = PoolLabeler(link, np.unique(y), pool, self.llm_label_budget, earlier)
         prior = self._prior(np.unique(y), emb)
 
         def run(rows: np.ndarray, llm_labeler: PoolLabeler | None) -> SelfTrainResult:
@@ -914,7 +940,7 @@ class PromptClassifier(ParamsMixin):
             res = self._run_checked(pool, y, src, run, labeler, self.random_state or 0)
         self._store.remove(lambda e: e.source == "pseudo")
         self._store.extend(
-            Example(pool[i], str(c), "pseudo", {"confidence": round(float(p), 4), "labeler": str(who)})
+            Example(pool[i], str(c), "pseudo", pseudo_meta(p, str(who), asked_with))
             for i, c, p, who in zip(res.index, res.labels, res.confidence, res.labeler)
         )
         self.self_training_report_ = res.report
@@ -983,7 +1009,7 @@ class PromptClassifier(ParamsMixin):
         )  # fmt: skip
         self._store.remove(lambda e: e.source == "pseudo")
         self._store.extend(
-            Example(pool[i], c, "pseudo", {"confidence": round(float(p), 4), "labeler": "model"})
+            Example(pool[i], c, "pseudo", pseudo_meta(p, "model", None))
             for i, cs, p in zip(res.index, res.label_sets, res.confidence)
             for c in cs
         )

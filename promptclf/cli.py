@@ -81,6 +81,14 @@ def train(
         ),
     ] = "auto",
     finetune_budget: Annotated[float, typer.Option(help="most seconds fine-tuning may take")] = 300.0,
+    llm_label_budget: Annotated[
+        int,
+        typer.Option(
+            help="with --unlabeled: the LLM labels this many of the texts the model is least sure of"
+            " (worth it with a strong hosted LLM; answers are kept and reused)",
+            min=0,
+        ),
+    ] = 0,
     fast: Annotated[
         bool,
         typer.Option("--fast", help="add the static fast path: a static-embedding head answers what it is sure of"),
@@ -121,6 +129,7 @@ def train(
         multi_label=multi_label,
         finetune=modes[finetune],
         finetune_budget_s=finetune_budget,
+        llm_label_budget=llm_label_budget,
         fast=fast,
         distill=distill,
     )
@@ -128,9 +137,10 @@ def train(
         clf.load_examples(examples)
     pool = list(_pool(unlabeled, column, field, encoding)) if unlabeled is not None else None  # read once, used twice
     start = time.perf_counter()
-    if quick_first:  # seconds, so without fine-tuning or distilling (the finished model does what it will)
-        clf.set_params(finetune=False, distill=False).prompt_train(desc, unlabeled=pool, generate=False)
-        clf.set_params(finetune=modes[finetune], distill=distill)
+    if quick_first:  # seconds, so without fine-tuning, distilling or the LLM's labels (the finished model has them)
+        clf.set_params(finetune=False, distill=False, llm_label_budget=0)
+        clf.prompt_train(desc, unlabeled=pool, generate=False)
+        clf.set_params(finetune=modes[finetune], distill=distill, llm_label_budget=llm_label_budget)
         clf.save(output)
         typer.echo(
             f"wrote a first model to {output} in {time.perf_counter() - start:.0f} s (from the descriptions"

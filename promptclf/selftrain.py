@@ -150,6 +150,7 @@ def self_train(
     ``view``: a second view (co-training): a pseudo-label is kept only where both views agree.
     ``prior_in_rounds``: refit each round with the zero-shot prior too (default ``PRIOR_IN_ROUNDS``).
     ``sample_weight``: per anchor (your examples may count more); pseudo-labels weigh 1.
+    ``llm_labeler``: a ``PoolLabeler``, which labels the least confident of the texts left out.
     """
     prior_in_rounds = PRIOR_IN_ROUNDS if prior_in_rounds is None else prior_in_rounds
 
@@ -225,7 +226,8 @@ def self_train(
         hard = rest[np.argsort(margin[rest], kind="stable")][: llm_labeler.budget]
         answers = llm_labeler(hard)
         got = [(i, a) for i, a in zip(hard, answers) if a is not None]
-        llm_report = {"asked": len(hard), "answered": len(got)}
+        # asked: texts sent to the LLM now; reused: its answers from an earlier labelling of this pool
+        llm_report = {"asked": llm_labeler.asked, "reused": llm_labeler.reused, "answered": len(got)}
         if got:
             idx = np.array([i for i, _ in got])
             sel = np.concatenate([sel, idx])
@@ -300,13 +302,28 @@ def _guard(
 
 class PoolLabeler:
     """Labels texts of the pool by index with an escalation link (the one way to ask an LLM for a
-    label), at most ``budget`` of them: the least confident ones ``self_train`` picks."""
+    label), at most ``budget`` of them: the least confident ones ``self_train`` picks.
 
-    def __init__(self, link: Any, classes: np.ndarray, texts: list[str], budget: int) -> None:
+    ``earlier``: the LLM's answers from earlier labellings of the same pool (text to class), asked with
+    the same classes, descriptions and LLM. They are reused instead of asked again: a hosted LLM is paid
+    per call, and unlabeled mode labels the pool twice when it fine-tunes (before and after), and again
+    at every retrain. Answers given here join ``earlier``; ``asked`` and ``reused`` count the last call's.
+    """
+
+    def __init__(
+        self, link: Any, classes: np.ndarray, texts: list[str], budget: int, earlier: dict[str, str] | None = None
+    ) -> None:
         self.link, self.texts, self.budget = link, texts, budget
         self.classes = [str(c) for c in classes]
+        self.earlier = {t: c for t, c in (earlier or {}).items() if c in self.classes}
+        self.asked = self.reused = 0
 
     def __call__(self, idx: np.ndarray) -> list[str | None]:
         from .escalation.links import label_texts
 
-        return label_texts(self.link, [self.texts[i] for i in idx], self.classes)
+        texts = [self.texts[i] for i in idx]
+        new = [t for t in dict.fromkeys(texts) if t not in self.earlier]
+        self.asked, self.reused = len(new), len(texts) - len(new)
+        got = dict(zip(new, label_texts(self.link, new, self.classes))) if new else {}
+        self.earlier.update((t, c) for t, c in got.items() if c is not None)
+        return [self.earlier.get(t) for t in texts]

@@ -293,6 +293,43 @@ def test_train_finetune_and_examples_per_class_options(tmp_path, monkeypatch, ca
     assert code != 0 and "examples_per_class" in err and "Traceback" not in err
 
 
+def test_train_llm_label_budget_option(tmp_path, monkeypatch, capsys):
+    """--llm-label-budget: the LLM labels the unsure pool texts for the finished model, not the first one."""
+    from promptclf.llms.base import llms
+    from tests.conftest import EchoLLM
+
+    out_path = tmp_path / "m.clf"
+    asked: list[bool] = []  # per labelling call: did the first model exist already
+
+    class Labelling(EchoLLM):
+        kind = "fake-labelling"
+
+        def generate_json(self, messages, schema, **kw):
+            if "answer" in schema.get("properties", {}):
+                asked.append(out_path.exists())
+                return {"answer": "pos" if "praise" in messages[-1]["content"].split("Text: ")[1] else "neg"}
+            return super().generate_json(messages, schema, **kw)
+
+    prompts = tmp_path / "p.json"
+    prompts.write_text(json.dumps({"pos": "Reviews that praise the film.", "neg": "Reviews that criticise the film."}))
+    pool = tmp_path / "pool.txt"
+    pool.write_text("".join(f"{w} film number {i}\n" for i in range(20) for w in ("praise the", "criticise the")))
+    args = ["train", prompts, "-o", out_path, "--llm", "fake-labelling:x", "--embedder", "fake:bow64"]
+    args += ["--examples-per-class", "3", "--unlabeled", pool]
+    llms().register(Labelling)
+    try:
+        code, _, err = run(monkeypatch, capsys, *args, "--llm-label-budget", "-1")
+        assert code == 2 and "--llm-label-budget" in err and "Traceback" not in err
+        code, _, err = run(monkeypatch, capsys, *args, "--llm-label-budget", "4")
+    finally:
+        llms().unregister("fake-labelling")
+    assert code == 0, err
+    back = PromptClassifier.load(out_path)
+    report = back.self_training_report_["llm"]
+    assert back.llm_label_budget == 4 and report["asked"] == 4 and report["answered"] == 4
+    assert asked and all(asked)  # every labelling call came after the first model was written
+
+
 @pytest.mark.integration
 def test_train_distill_option(tmp_path, monkeypatch, capsys, caplog):
     prompts = tmp_path / "p.json"

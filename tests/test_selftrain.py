@@ -15,8 +15,8 @@ class ClusterEmbedder(Embedder):
 
     kind = "cluster-test"
 
-    def __init__(self) -> None:
-        super().__init__("2d")
+    def __init__(self, model: str = "2d") -> None:  # a loaded model file builds it from its spec
+        super().__init__(model)
         self.rng = np.random.default_rng(0)
 
     def embed_batch(self, texts):
@@ -152,10 +152,42 @@ def test_llm_labels_the_least_confident_texts():
     clf._llm = FakeLLM(fallback=answer)
     clf.train(unlabeled=pool())
     rep = clf.self_training_report_
-    assert rep["llm"] == {"asked": 5, "answered": 5} and rep["by_labeler"]["llm"] == 5
+    assert rep["llm"] == {"asked": 5, "reused": 0, "answered": 5} and rep["by_labeler"]["llm"] == 5
     assert "Categories:\n- A: DESC alpha things\n- B: DESC beta things" in calls[0]
     llm_labelled = [e for e in clf._store if e.source == "pseudo" and e.meta["labeler"] == "llm"]
     assert len(llm_labelled) == 5
+
+
+def test_the_llms_answers_are_reused_while_the_question_holds(tmp_path):
+    """A hosted LLM is paid per call: a retrain on the same pool, also after save and load, reuses its
+    answers; a changed description asks again."""
+    from promptclf.embedders import register_embedder
+
+    register_embedder(ClusterEmbedder)  # removed after the test by conftest's fake_backends
+    calls = []
+
+    def answer(messages, schema, n):
+        text = messages[-1]["content"].split("Text: ")[1]
+        calls.append(text)
+        return {"answer": "A" if "alpha" in text else "B"}
+
+    clf = make(llm_label_budget=5)
+    clf._llm = FakeLLM(fallback=answer)
+    clf.train(unlabeled=pool())
+    first = {e.text: e.class_name for e in clf._store if e.meta.get("labeler") == "llm"}
+    n = len(calls)  # the link may sample the LLM several times per text
+    assert len(set(calls)) == 5 and len(first) == 5
+    clf.train(unlabeled=pool())
+    assert clf.self_training_report_["llm"] == {"asked": 0, "reused": 5, "answered": 5} and len(calls) == n
+    assert {e.text: e.class_name for e in clf._store if e.meta.get("labeler") == "llm"} == first
+    clf.save(tmp_path / "m.clf")
+    back = PromptClassifier.load(tmp_path / "m.clf")
+    back._llm = FakeLLM(fallback=answer)
+    back.train(unlabeled=pool())
+    assert back.self_training_report_["llm"]["reused"] == 5 and len(calls) == n
+    back.prompts_["A"] = "DESC alpha things, said otherwise"  # another question: asked again
+    back.train(unlabeled=pool())
+    assert back.self_training_report_["llm"]["asked"] == 5 and len(calls) == 2 * n
 
 
 def test_pseudo_labels_travel_in_the_model_file(tmp_path):
