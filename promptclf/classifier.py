@@ -83,6 +83,16 @@ def question_sha(classes: list[str], descriptions: Mapping[str, str], llm: dict[
     return hashlib.sha256(question.encode()).hexdigest()[:16]
 
 
+def provenance(example: Any) -> str:
+    """Where a training row's label comes from. A pool text the LLM labelled (``llm_label_budget``) is
+    stored as a pseudo-label, replaced with the rest at each labelling of the pool, but trains as the
+    LLM's answer: ``LLM_WEIGHT`` in the head, its ``TRUST`` in fine-tuning. Measured with a simulated
+    strong LLM (BENCHMARKS.md, "A stronger labeller for the pool's hardest texts")."""
+    if example.source == "pseudo" and example.meta.get("labeler") == "llm":
+        return "llm"
+    return example.source
+
+
 def pseudo_meta(confidence: float, labeler: str, asked_with: str | None) -> dict[str, Any]:
     """A pseudo-label's meta: the model's confidence, who labelled it, and for the LLM, what it was asked."""
     meta: dict[str, Any] = {"confidence": round(float(confidence), 4), "labeler": labeler}
@@ -488,7 +498,7 @@ class PromptClassifier(ParamsMixin):
                 continue
             texts.append(e.text)
             labels.append(e.class_name)
-            sources.append(e.source)
+            sources.append(provenance(e))
         return texts, np.asarray(labels, dtype=str), np.asarray(sources, dtype=str)
 
     def _generated_set_aside(self) -> bool:
@@ -498,8 +508,8 @@ class PromptClassifier(ParamsMixin):
         return isinstance(check, dict) and check.get("keep_generated") is False
 
     def training_data(self) -> tuple[list[str], list[str], list[str]]:
-        """The texts, labels and provenance (prompt, user, generated, pseudo) ``train`` fits on:
-        class descriptions first, then every stored example."""
+        """The texts, labels and provenance (prompt, user, generated, pseudo, llm) ``train`` fits on:
+        class descriptions first, then every stored example (a pool text the LLM labelled: llm)."""
         texts, y, sources = self._training_set()
         return texts, [str(c) for c in y], [str(s) for s in sources]
 

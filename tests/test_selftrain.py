@@ -156,6 +156,10 @@ def test_llm_labels_the_least_confident_texts():
     assert "Categories:\n- A: DESC alpha things\n- B: DESC beta things" in calls[0]
     llm_labelled = [e for e in clf._store if e.source == "pseudo" and e.meta["labeler"] == "llm"]
     assert len(llm_labelled) == 5
+    # they train as the LLM's answers (its weight in the head, its trust in fine-tuning)
+    texts, _, sources = clf.training_data()
+    assert sorted(t for t, s in zip(texts, sources) if s == "llm") == sorted(e.text for e in llm_labelled)
+    assert sum(c.get("llm", 0) for c in clf.training_summary_["per_class"].values()) == 5
 
 
 def test_the_llms_answers_are_reused_while_the_question_holds(tmp_path):
