@@ -100,8 +100,8 @@ def ask_a_simulated_llm(clf, variant: str, truth: dict[str, str]) -> None:
     """*llmN:pP*: `llm_label_budget=N` with a **SIMULATED** strong LLM as the labeller (bench/chain.py's
     `Simulated`: right with probability P per text, default 0.9, seeded by the text; no such model runs
     here). Self-training asks it for the N pool texts it is least sure of, in each labelling of the pool.
-    Option `:trust`: its labels count as LLM answers (provenance "llm": `LLM_WEIGHT` in the head, `TRUST` in
-    the pairs) instead of as pseudo-labels."""
+    Option `:untrusted`: its labels train as pseudo-labels, as before commit fe19ef5 (since then they train
+    as LLM answers: `classifier.provenance`, `LLM_WEIGHT` in the head, `TRUST` in the pairs)."""
     from chain import Simulated
 
     import promptclf.escalation.links as L
@@ -110,15 +110,15 @@ def ask_a_simulated_llm(clf, variant: str, truth: dict[str, str]) -> None:
     p = next((float(o[1:]) for o in opts if o.startswith("p")), 0.9)
     L.LLMLink = lambda llm, descriptions, seed=0: Simulated(p, truth, sorted(set(truth.values())))
     clf.set_params(llm_label_budget=int(head[3:]))
-    if "trust" in opts:  # the LLM's labels of pool texts count as LLM answers do: more, in the head and the pairs
+    if "untrusted" in opts:
         plain = clf._training_set
 
-        def trusted(include=None):
+        def untrusted(include=None):
             texts, y, sources = plain(include)
             asked = {e.text for e in clf._store.examples(("pseudo",)) if e.meta.get("labeler") == "llm"}
-            return texts, y, np.where([s == "pseudo" and t in asked for t, s in zip(texts, sources)], "llm", sources)
+            return texts, y, np.where([s == "llm" and t in asked for t, s in zip(texts, sources)], "pseudo", sources)
 
-        clf._training_set = trusted
+        clf._training_set = untrusted
 
 
 def one(name: str, per_class: int, variant: str, save: Path | None = None) -> dict:
@@ -158,9 +158,9 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None) -> di
         weigh_confident_pseudo_labels(clf, F)
     elif variant == "distill":
         clf.set_params(distill=True)
-    elif variant.split(":")[0].startswith("llm"):
+    elif head.startswith("llm"):
         ask_a_simulated_llm(clf, variant, {r["text"]: r["label"] for r in train})
-    elif variant.split(":")[0] == "student":
+    elif head == "student":
         tune_the_student(F, variant.split(":")[1:])
     elif variant.startswith("distill"):
         import promptclf.distill as D
