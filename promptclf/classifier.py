@@ -79,8 +79,7 @@ def prompt_sha(description: str) -> str:
 
 def question_sha(classes: list[str], descriptions: Mapping[str, str], llm: dict[str, Any] | None) -> str:
     """Short fingerprint of what the LLM is asked when it labels pool texts: its answers stand while it holds."""
-    question = json.dumps({"classes": classes, "descriptions": dict(descriptions), "llm": llm}, sort_keys=True)
-    return hashlib.sha256(question.encode()).hexdigest()[:16]
+    return prompt_sha(json.dumps({"classes": classes, "descriptions": dict(descriptions), "llm": llm}, sort_keys=True))
 
 
 def provenance(example: Any) -> str:
@@ -912,19 +911,20 @@ class PromptClassifier(ParamsMixin):
         if self.multi_label:
             self._pseudo_label_sets(texts, y, src, X, pool, XU, emb)
             return
+        classes = np.unique(y)
         labeler, asked_with = None, None
         if self.llm_label_budget > 0:
             descriptions = getattr(self, "prompts_", {})
             link = LLMLink(self._llm, descriptions, seed=self.random_state or 0)
             # the LLM's earlier answers stand while the question does: the same classes, descriptions and LLM
-            asked_with = question_sha(np.unique(y).tolist(), descriptions, self._llm_spec())
+            asked_with = question_sha(classes.tolist(), descriptions, self._llm_spec())
             earlier = {
                 e.text: e.class_name
                 for e in self._store.examples(("pseudo",))
-                if e.meta.get("labeler") == "llm" and e.meta.get("asked_with") == asked_with
+                if provenance(e) == "llm" and e.meta.get("asked_with") == asked_with
             }
-            labeler = PoolLabeler(link, np.unique(y), pool, self.llm_label_budget, earlier)
-        prior = self._prior(np.unique(y), emb)
+            labeler = PoolLabeler(link, classes, pool, self.llm_label_budget, earlier)
+        prior = self._prior(classes, emb)
 
         def run(rows: np.ndarray, llm_labeler: PoolLabeler | None) -> SelfTrainResult:
             Xr, yr, sr = X[rows], y[rows], src[rows]
