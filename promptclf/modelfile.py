@@ -130,9 +130,33 @@ def _check_summary(v: dict[str, Any]) -> dict[str, Any]:
     return v
 
 
+# schema_fingerprint() as of this code: markers of manifests that passed the schema are named with it,
+# so that loading need not build the schema to find them. tests/test_modelfile.py fails until it is
+# updated after a change of the schema (markers of the old rules are then ignored).
+SCHEMA_FINGERPRINT = "78f62a41ebc8c0ce"
+
+
+def schema_fingerprint() -> str:
+    """A digest of the manifest schema's rules: its definition, and the source of the checks it calls."""
+    import inspect
+
+    rules = json.dumps(_schema_definition(), sort_keys=True, default=lambda f: f.__qualname__)  # functions by name
+    checks = [inspect.getsource(f) for f in (_check_classes, _check_summary)]
+    return hashlib.sha256(json.dumps([rules, checks]).encode()).hexdigest()[:16]
+
+
 @functools.cache
 def _schema():
-    """The manifest's schema as a pydantic-core validator, built on first use (once).
+    """The manifest's schema as a pydantic-core validator, built on first use (once)."""
+    from pydantic_core import SchemaValidator
+
+    # strict (a "3" is not a number, a true not a 1): asked for at validation, which covers every
+    # level (a CoreConfig given to the validator alone does not reach the nested dicts)
+    return SchemaValidator(_schema_definition())
+
+
+def _schema_definition() -> Any:
+    """The manifest's schema, in pydantic-core's schema language (plain dicts).
 
     Written in pydantic-core's own schema language rather than as pydantic models: building the
     models cost 60 ms of a 0.35 s cold start (BENCHMARKS.md, "Cold start"), the core validator
@@ -140,7 +164,6 @@ def _schema():
     plain dicts with every default filled in. Extra keys are ignored: a newer minor version may
     add some.
     """
-    from pydantic_core import SchemaValidator
     from pydantic_core import core_schema as cs
 
     def field(schema: Any, default: Any = ..., *, factory: Any = None) -> Any:
@@ -239,9 +262,7 @@ def _schema():
             "members": field(cs.dict_schema(cs.str_schema(), member)),
         }
     )
-    # strict (a "3" is not a number, a true not a 1): asked for at validation, which covers every
-    # level (a CoreConfig given to the validator alone does not reach the nested dicts)
-    return SchemaValidator(manifest)
+    return manifest
 
 
 # ---------------------------------------------------------------------------------------- write
@@ -298,7 +319,7 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         "head": {"kind": HEAD_KINDS[state.head.multi_label], "C": float(state.head.C_)},
         "thresholds": [float(t) for t in state.thresholds],
         "target_precision": float(state.calibration.get("target_precision", 0.9)),
-        "calibration": state.calibration,
+        "calibration": {k: v for k, v in state.calibration.items() if k != "calibrated"},  # read derives it
         "settings": state.settings,
         "training_summary": state.training_summary,
         "generation_report": state.generation_report,
@@ -425,14 +446,23 @@ class _Reader:
                 f"uses model format {version}, newer than this promptclf reads ({FORMAT_VERSION}): upgrade promptclf",
                 MANIFEST,
             )
+        # a manifest that passed the schema unchanged (no default filled, no key dropped) leaves a marker
+        # named by its bytes: the next load of it skips importing pydantic-core (about a tenth of a
+        # small model's cold start). Every other check of the file still runs at every load.
+        marker = _check_marker("manifest", SCHEMA_FINGERPRINT, hashlib.sha256(raw).hexdigest())
+        if marker.exists():
+            return obj
         from pydantic_core import ValidationError
 
         try:
-            return _schema().validate_python(obj, strict=True)
+            valid = _schema().validate_python(obj, strict=True)
         except ValidationError as e:
             first = e.errors()[0]
             loc = ".".join(str(x) for x in first["loc"]) or "(top)"
             raise self.fail(f"{loc}: {first['msg']} ({e.error_count()} problem(s) in all)", MANIFEST) from None
+        if json.dumps(valid, sort_keys=True) == json.dumps(obj, sort_keys=True):  # exact: 1 is not 1.0
+            _remember(marker)
+        return valid
 
     # -- arrays --------------------------------------------------------------------------------
     def array(self, raw: bytes, member: str, shape: tuple[int | None, ...], kinds: str = "f") -> np.ndarray:
@@ -684,18 +714,27 @@ def check_encoder_graph_once(graph: bytes, base: str, digest: str) -> None:
     tens of MB took a third of a distilled model's cold start). The marker is trusted as the int8
     copies beside it are: whoever can write the cache folder can replace those models outright.
     """
-    from .embedders.onnx_backend import cache_dir
-
-    rules = json.dumps([CHECK_REVISION, digest, base, _base_parameters(base), sorted(ENCODER_OPS), ENCODER_INPUTS])
-    marker = cache_dir() / "checked" / hashlib.sha256(rules.encode()).hexdigest()[:32]
+    marker = _check_marker(CHECK_REVISION, digest, base, _base_parameters(base), sorted(ENCODER_OPS), ENCODER_INPUTS)
     if marker.exists():
         return
     check_encoder_graph(graph, base)
+    _remember(marker)
+
+
+def _check_marker(*rules: Any) -> Path:
+    """The cache file whose presence says a check under exactly these ``rules`` (the checked bytes'
+    digest among them) passed on this machine."""
+    from .embedders.onnx_backend import cache_dir
+
+    return cache_dir() / "checked" / hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:32]
+
+
+def _remember(marker: Path) -> None:
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
     except OSError as e:  # a read-only cache: the check runs again at the next load, nothing else changes
-        log.debug("could not remember the check of %s's encoder graph (%s)", digest[:12], e)
+        log.debug("could not remember a passed check in %s (%s)", marker.parent, e)
 
 
 def _base_parameters(base: str) -> int:

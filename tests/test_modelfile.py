@@ -99,6 +99,68 @@ def test_a_failure_in_the_digest_thread_reaches_the_reader(monkeypatch):
         modelfile._sha256_beside(b"x" * 10).result(timeout=10)
 
 
+def test_a_manifest_that_passed_the_schema_is_not_validated_again(saved, tmp_path, monkeypatch):
+    """Its bytes leave a marker: the next load skips pydantic-core (a tenth of a small model's cold
+    start). Other bytes, a manifest the schema had to complete, other rules: validated every time."""
+    from promptclf import modelfile as mf
+
+    monkeypatch.setenv("PROMPTCLF_CACHE", str(tmp_path / "cache"))
+    validated = []
+    schema = mf._schema
+    monkeypatch.setattr(mf, "_schema", lambda: validated.append(1) or schema())
+    promptclf.load(saved)
+    promptclf.load(saved)
+    assert len(validated) == 1 and len(list((tmp_path / "cache" / "checked").iterdir())) == 1
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "pydantic_core", None)  # not importable: the marker is all it needs
+        assert promptclf.load(saved).predict(["a wonderful film"]) == ["pos"]
+
+    def manifest(change):
+        def edit(name, data):
+            if name != "manifest.json":
+                return data
+            obj = json.loads(data)
+            change(obj)
+            return json.dumps(obj, indent=2).encode()
+
+        return edit
+
+    other = rewrite(saved, tmp_path / "other.clf", manifest(lambda m: None))  # the same content, other bytes
+    promptclf.load(other)
+    assert len(validated) == 2
+    bad = rewrite(saved, tmp_path / "bad.clf", manifest(lambda m: m["head"].update(C="1.0")))
+    for _ in range(2):
+        with pytest.raises(ModelFileError, match=r"head\.C"):
+            promptclf.load(bad)
+    older = rewrite(saved, tmp_path / "older.clf", manifest(lambda m: m.pop("created")))  # the schema fills it in
+    assert promptclf.load(older).predict(["a wonderful film"]) == ["pos"]
+    promptclf.load(older)
+    assert len(validated) == 6
+    monkeypatch.setattr(mf, "SCHEMA_FINGERPRINT", "other rules")
+    promptclf.load(saved)
+    assert len(validated) == 7
+    (tmp_path / "blocked").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("PROMPTCLF_CACHE", str(tmp_path / "blocked"))  # nowhere to remember: validated every time
+    promptclf.load(saved)
+    promptclf.load(saved)
+    assert len(validated) == 9
+
+
+def test_the_schema_fingerprint_names_these_rules(monkeypatch):
+    """Markers of validated manifests are named with SCHEMA_FINGERPRINT: after any change of the
+    schema it must change too, or a manifest that passed the old rules would skip the new ones."""
+    from promptclf import modelfile as mf
+
+    assert mf.schema_fingerprint() == mf.SCHEMA_FINGERPRINT, (
+        f"the manifest schema changed: set modelfile.SCHEMA_FINGERPRINT = {mf.schema_fingerprint()!r}"
+    )
+    monkeypatch.setattr(mf, "MAX_CLASSES", mf.MAX_CLASSES + 1)  # a bound
+    assert mf.schema_fingerprint() != mf.SCHEMA_FINGERPRINT
+    monkeypatch.undo()
+    monkeypatch.setattr(mf, "HEAD_KINDS", {**mf.HEAD_KINDS, True: "another-head"})  # an allowed value
+    assert mf.schema_fingerprint() != mf.SCHEMA_FINGERPRINT
+
+
 def test_not_a_model_file(tmp_path):
     p = tmp_path / "x.clf"
     p.write_text("hello")
