@@ -23,6 +23,20 @@ from common import ROOT, machine, per_class_sample, publish, read_rows, table
 
 from promptclf import PromptClassifier
 
+THROUGH_MODEL2VEC = """
+from model2vec import StaticModel
+from promptclf.embedders import static
+
+class ThroughModel2vec:
+    def __init__(self, folder):
+        self.model = StaticModel.from_pretrained(str(folder))
+
+    def encode(self, texts, batch_size):
+        return self.model.encode(texts, batch_size=batch_size, max_length=None, use_multiprocessing=False)
+
+static.Distilled = ThroughModel2vec
+"""
+
 ROWS = {
     "load only": "c = promptclf.load(P)",
     "load + predict, ONNX int8 (default)": "c = promptclf.load(P); c.fast = False; c.predict(['a fine film'])",
@@ -42,6 +56,10 @@ ROWS = {
         "modelfile._remember = lambda marker: None; "
         "c = promptclf.load(P); c.fast = False; c.predict(['a fine film'])"
     ),
+    # before it, the fast path's static model was model2vec's StaticModel, from model2vec's loader
+    "load + predict, fast path, through model2vec's StaticModel (as before 2026-12-04, stop 40)": (
+        THROUGH_MODEL2VEC + "c = promptclf.load(P); c.predict(['a fine film'])"
+    ),
     # before bc44d37 the ONNX path parsed tokenizer.json for itself and the chunking window again
     "load + predict, ONNX int8, tokenizer.json parsed a second time (as before bc44d37)": (
         "from tokenizers import Tokenizer; from promptclf.embedders.local import resolve_model_path; "
@@ -55,7 +73,7 @@ def fresh(code: str, path: Path, repeat: int = 5) -> float:
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", f"import promptclf; P = {str(path)!r}; {code}"], check=True, cwd=ROOT)
+        subprocess.run([sys.executable, "-c", f"import promptclf\nP = {str(path)!r}\n{code}"], check=True, cwd=ROOT)
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 

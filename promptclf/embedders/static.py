@@ -13,11 +13,14 @@ on this machine from the packaged weights, cached; nothing is downloaded.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
 import shutil
 import threading
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,7 @@ log = logging.getLogger("promptclf")
 PCA_DIMS = 256  # model2vec's default
 SIF_COEFFICIENT = 1e-4  # model2vec's default
 UNUSED = re.compile(r"\[unused\d+\]")  # placeholder tokens: no text ever maps to them
-_MODELS: dict[str, Any] = {}
+_MODELS: dict[str, Callable[[list[str], int], np.ndarray]] = {}
 _LOCK = threading.Lock()
 
 
@@ -106,17 +109,66 @@ def distill(model: str, fp32: Path, out: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _load(model: str) -> Any:
+def _load(model: str) -> Callable[[list[str], int], np.ndarray]:
+    """``encode(texts, batch_size)`` of ``model``: a model2vec folder, or a packaged transformer's distillation."""
     with _LOCK:
         if model not in _MODELS:
-            try:
-                from model2vec import StaticModel
-            except ImportError:
-                raise ConfigurationError("static embeddings need model2vec: pip install model2vec") from None
+            if os.path.isdir(model):  # a model2vec folder of any layout: model2vec serves it
+                try:
+                    from model2vec import StaticModel
+                except ImportError:
+                    raise ConfigurationError("static embeddings need model2vec: pip install model2vec") from None
 
-            folder = model if os.path.isdir(model) else str(static_dir(model))
-            _MODELS[model] = StaticModel.from_pretrained(folder)
+                m = StaticModel.from_pretrained(model)
+                # one process: model2vec would otherwise fork workers for large inputs
+                _MODELS[model] = lambda texts, batch_size: m.encode(
+                    texts, batch_size=batch_size, max_length=None, use_multiprocessing=False
+                )
+            else:
+                _MODELS[model] = Distilled(static_dir(model)).encode
         return _MODELS[model]
+
+
+class Distilled:
+    """The model ``distill`` saved in ``folder``, served as model2vec's
+    ``StaticModel.encode(texts, max_length=None)`` serves it: the mean of each text's token vectors
+    (no special tokens added, unknown tokens dropped), normalised as its config says.
+
+    Not through ``StaticModel`` itself, for the fast path's cold start: importing model2vec and
+    building a ``StaticModel`` (it sorts the vocabulary, copies the tokenizer, imports joblib, tqdm,
+    and for ``from_pretrained`` huggingface_hub with an HTTP client) took 0.43 s of a 0.71 s cold
+    start. This folder has the one layout ``distill`` writes (an ``embeddings`` tensor, no weights
+    or token mapping); tests/test_cascade.py checks that model2vec gives the same vectors.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        config = json.loads((folder / "config.json").read_text())
+        self.normalize = bool(config.get("normalize", False))
+        self.vectors = load_file(folder / "model.safetensors")["embeddings"]
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.no_truncation()  # max_length=None: every token counts
+        self.tokenizer.no_padding()
+        unk = getattr(self.tokenizer.model, "unk_token", None)
+        self.unk = None if unk is None else self.tokenizer.token_to_id(unk)
+
+    def encode(self, texts: list[str], batch_size: int = 1024) -> np.ndarray:
+        out = np.zeros((len(texts), self.vectors.shape[1]), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):  # bounds the gathered token vectors, as model2vec does
+            encodings = self.tokenizer.encode_batch_fast(texts[start : start + batch_size], add_special_tokens=False)
+            ids = [[t for t in e.ids if t != self.unk] for e in encodings]
+            by_length: dict[int, list[int]] = defaultdict(list)  # one gather and mean per token count
+            for row, tokens in enumerate(ids):
+                if tokens:
+                    by_length[len(tokens)].append(row)
+            for rows in by_length.values():
+                gathered = self.vectors[np.array([ids[r] for r in rows], dtype=np.int64)]
+                out[[start + r for r in rows]] = gathered.mean(axis=1)
+        if self.normalize:
+            out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32
+        return out
 
 
 @register_embedder
@@ -131,8 +183,7 @@ class StaticEmbedder(Embedder):
         self.batch_size = batch_size
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
-        # model2vec would fork worker processes for large inputs: one process, as everywhere else
-        return _load(self.model).encode(texts, batch_size=self.batch_size, max_length=None, use_multiprocessing=False)
+        return _load(self.model)(texts, self.batch_size)
 
     def dimension_hint(self) -> int:
         return PCA_DIMS
