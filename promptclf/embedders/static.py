@@ -125,7 +125,14 @@ def _load(model: str) -> Callable[[list[str], int], np.ndarray]:
                     texts, batch_size=batch_size, max_length=None, use_multiprocessing=False
                 )
             else:
-                _MODELS[model] = Distilled(static_dir(model)).encode
+                from .chunking import window_for
+                from .local import resolve_model_path
+
+                folder = static_dir(model)
+                # distil saved the packaged model's tokenizer there: use the parse the window and ONNX share
+                window = window_for(resolve_model_path(model))
+                assert window is not None  # static_dir distilled with that model's tokenizer.json
+                _MODELS[model] = Distilled(folder, window.tokenizer).encode
         return _MODELS[model]
 
 
@@ -141,16 +148,15 @@ class Distilled:
     or token mapping); tests/test_cascade.py checks that model2vec gives the same vectors.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, tokenizer: Any) -> None:
+        """``tokenizer``: the folder's tokenizer, parsed, without truncation (``max_length=None``:
+        every token counts) or padding."""
         from safetensors.numpy import load_file
-        from tokenizers import Tokenizer
 
         config = json.loads((folder / "config.json").read_text())
         self.normalize = bool(config.get("normalize", False))
         self.vectors = load_file(folder / "model.safetensors")["embeddings"]
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.no_truncation()  # max_length=None: every token counts
-        self.tokenizer.no_padding()
+        self.tokenizer = tokenizer
         unk = getattr(self.tokenizer.model, "unk_token", None)
         self.unk = None if unk is None else self.tokenizer.token_to_id(unk)
 
