@@ -28,7 +28,7 @@ from model2vec import StaticModel
 from promptclf.embedders import static
 
 class ThroughModel2vec:
-    def __init__(self, folder):
+    def __init__(self, folder, tokenizer):
         self.model = StaticModel.from_pretrained(str(folder))
 
     def encode(self, texts, batch_size):
