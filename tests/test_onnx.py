@@ -190,18 +190,50 @@ def test_sessions_open_the_optimised_graph_with_the_same_vectors(cache, texts, t
     assert onnx_backend.session(original).get_inputs()
 
 
-def test_spinning_is_a_session_option_the_server_turns_off(cache, texts, monkeypatch):
+def test_batches_run_side_by_side_on_single_threaded_sessions(cache, texts, monkeypatch):
+    """A model's session computes on one thread; a call's batches run on one thread per CPU the
+    process may use, a few texts split so that every CPU gets some; the vectors are those of one
+    text at a time, in the texts' order."""
+    import itertools
+    import threading
+
     from promptclf.embedders import onnx_backend
 
-    def allow_spinning() -> str:
-        emb = get_embedder("onnx-int8:all-MiniLM-L6-v2")
-        emb.embed(texts[:2])
-        return emb._parts()[1].get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+    assert get_embedder("onnx-int8:all-MiniLM-L6-v2")._parts()[1].get_session_options().intra_op_num_threads == 1
+    emb = get_embedder("onnx:all-MiniLM-L6-v2")  # fp32: int8 quantises activations per batch
+    tok, sess, pad = emb._parts()
+    assert sess.get_session_options().intra_op_num_threads == 1
+    sizes = []
+    real = onnx_backend.run_batches
 
-    monkeypatch.delenv(onnx_backend.SPINNING_ENV, raising=False)
-    assert onnx_backend.spinning() and allow_spinning() == "1"  # ONNX Runtime's default everywhere else
-    monkeypatch.setenv(onnx_backend.SPINNING_ENV, "0")
-    assert not onnx_backend.spinning() and allow_spinning() == "0"  # a session of its own, not the cached one
+    def spy(s, batches, workers):
+        batches = list(batches)
+        sizes.append((workers, [len(idx) for idx, _ in batches]))
+        return real(s, batches, workers)
+
+    monkeypatch.setattr(onnx_backend, "run_batches", spy)
+    monkeypatch.setattr(onnx_backend, "available_cpus", lambda: 3)
+    some = emb.embed_batch(texts[:7])
+    assert sizes == [(3, [3, 3, 1])]  # ceil(7 / 3) texts per batch
+    monkeypatch.setattr(onnx_backend, "available_cpus", lambda: 1)
+    assert np.allclose(some, np.stack([emb.embed_batch([t])[0] for t in texts[:7]]), atol=1e-5)
+
+    # two CPUs: the first two batches must be computing at the same time, each on a thread of the pool
+    monkeypatch.setattr(onnx_backend, "available_cpus", lambda: 2)
+    both, calls, names = threading.Barrier(2, timeout=30), itertools.count(), set()
+
+    class Watched:
+        def run(self, *args):
+            if next(calls) < 2:
+                both.wait()  # one batch at a time would wait here until the timeout, and fail
+            names.add(threading.current_thread().name)
+            return sess.run(*args)
+
+    monkeypatch.setattr(emb, "_parts", lambda: (tok, Watched(), pad))
+    many = emb.embed_batch(texts[:40])
+    assert sizes[-1][0] == 2 and sum(sizes[-1][1]) == 40 and len(names) == 2
+    assert all(n.startswith("promptclf-onnx") for n in names)
+    assert np.allclose(many[:7], some, atol=1e-5)
 
 
 def test_onnx_batches_are_small_and_sorted(cache):

@@ -248,9 +248,8 @@ def test_serve_keeps_no_copy_of_the_first_model(model_file, monkeypatch):
     import gc
 
     import promptclf.serving.app as server_app
-    from promptclf.embedders.onnx_backend import SPINNING_ENV
 
-    for name in (server_app.ENV, SPINNING_ENV, "OMP_NUM_THREADS"):  # serve sets them; restored after
+    for name in (server_app.ENV, "OMP_NUM_THREADS"):  # serve sets them; restored after
         monkeypatch.setenv(name, os.environ.get(name, "1"))
     first = []
 

@@ -15,7 +15,8 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from .chunking import Window
 
 log = logging.getLogger("promptclf")
-_SESSIONS: dict[tuple[str, bool, bool], tuple[Any, Any, int]] = {}
+_SESSIONS: dict[tuple[str, bool], tuple[Any, Any, int]] = {}
 _LOCK = threading.Lock()
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Texts per ONNX Runtime call, and padded tokens (rows x longest) per call. Texts are sorted by
@@ -261,18 +262,6 @@ def _tokenizer(model: str) -> tuple[TruncatingTokenizer, int]:
     return TruncatingTokenizer(tok, max_seq_length(folder)), tok.token_to_id("[PAD]") or 0
 
 
-SPINNING_ENV = "PROMPTCLF_ONNX_SPINNING"
-
-
-def spinning() -> bool:
-    """Whether ONNX Runtime's threads busy-wait between operators (its default; ``0`` in
-    ``PROMPTCLF_ONNX_SPINNING`` turns it off). Spinning makes a lone batch a little faster but burns
-    the cores other threads of the process need: ``promptclf serve`` turns it off, because there the
-    event loop shares the cores with the model (measured: +50% throughput at 64 concurrent
-    requests on 2 cores, and a third of the CPU at one request at a time)."""
-    return os.environ.get(SPINNING_ENV, "1") != "0"
-
-
 # sessions start from a copy of the graph with the portable rewrites done (bench/cold_start.py compares)
 OPTIMIZED_COPY = True
 
@@ -308,8 +297,9 @@ def optimized_file(path: Path) -> Path:
         return path
 
 
-def session(source: str | Path | bytes) -> Any:
-    """An ONNX Runtime session (a path or the model's bytes), one thread per CPU this process may use.
+def session(source: str | Path | bytes, threads: int | None = None) -> Any:
+    """An ONNX Runtime session (a path or the model's bytes) computing on ``threads`` threads (one
+    per CPU this process may use by default).
 
     A path is opened from its optimised copy (``optimized_file``), made on first use.
     """
@@ -318,18 +308,53 @@ def session(source: str | Path | bytes) -> Any:
     if not isinstance(source, bytes):
         source = str(optimized_file(Path(source)) if OPTIMIZED_COPY else source)
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = available_cpus()
+    opts.intra_op_num_threads = available_cpus() if threads is None else threads
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning() else "0")
     return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
 
 
+def serving_session(source: str | Path | bytes) -> Any:
+    """A session for embedding texts: single-threaded, several batches run side by side
+    (``run_batches``) instead of one batch split over the CPUs. A sentence's matrices are small,
+    so one batch's threads wait on each other at every operator; measured on 2 cores with the int8
+    MiniLM, 1.1-1.6x the texts per second of one two-threaded session (bench/speed.py), the gain
+    largest when another process takes a core (a waiting thread stalls its batch), a lone short
+    text about a millisecond slower. The server found the same (``serve``, bench/serve.py)."""
+    return session(source, threads=1)
+
+
+_POOL: dict[int, ThreadPoolExecutor] = {}  # by size: made once, kept for the process
+
+
+def run_batches(
+    sess: Any, batches: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]], workers: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(rows, mean-pooled vectors)`` of each ``(rows, inputs)`` batch, in order, at most
+    ``workers`` of them running at once (one process-wide pool of threads; ONNX Runtime frees the
+    GIL while it computes)."""
+
+    def pooled(batch: tuple[np.ndarray, dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        idx, feed = batch
+        hidden = sess.run(None, feed)[0]
+        mask = feed["attention_mask"][..., None].astype(np.float32)
+        return idx, (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+
+    if workers <= 1:
+        yield from map(pooled, batches)
+        return
+    with _LOCK:
+        if workers not in _POOL:
+            _POOL[workers] = ThreadPoolExecutor(workers, thread_name_prefix="promptclf-onnx")
+        pool = _POOL[workers]
+    yield from pool.map(pooled, batches)
+
+
 def _load(model: str, quantized: bool) -> tuple[Any, Any, int]:
-    key = (model, quantized, spinning())
+    key = (model, quantized)
     with _LOCK:
         if key not in _SESSIONS:
             tok, pad = _tokenizer(model)
-            _SESSIONS[key] = (tok, session(str(onnx_file(model, quantized))), pad)
+            _SESSIONS[key] = (tok, serving_session(str(onnx_file(model, quantized))), pad)
         return _SESSIONS[key]
 
 
@@ -385,11 +410,11 @@ class OnnxEmbedder(Embedder):
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         tok, sess, pad = self._parts()
+        workers = available_cpus()
+        # a few texts still make a batch per CPU
+        size = max(1, min(self.batch_size, -(-len(texts) // workers)))
         out = np.zeros((len(texts), 0), dtype=np.float32)
-        for idx, feed in padded_batches(tok, pad, texts, self.batch_size, self.max_tokens):
-            hidden = sess.run(None, feed)[0]
-            mask = feed["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+        for idx, pooled in run_batches(sess, padded_batches(tok, pad, texts, size, self.max_tokens), workers):
             if out.shape[1] == 0:
                 out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
             out[idx] = pooled
@@ -479,7 +504,7 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
         if self._session is None:
             tok, pad = _tokenizer(self.base)
             source = str(tuned_int8_file(self._graph, self._digest)) if self.quantized else float_graph(self._graph)
-            self._session = (tok, session(source), pad)
+            self._session = (tok, serving_session(source), pad)
         return self._session
 
     def trainer(self) -> Embedder:

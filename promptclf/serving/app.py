@@ -425,13 +425,9 @@ def serve(
 
     import uvicorn
 
-    from ..embedders.onnx_backend import SPINNING_ENV
-
-    # the event loop shares the cores with ONNX Runtime: threads that busy-wait between operators
-    # starve it (see onnx_backend.spinning); set before the first session, inherited by --workers
-    os.environ.setdefault(SPINNING_ENV, "0")
-    # each worker process gets its share of the CPUs, split between the batches it runs at once:
-    # single-threaded sessions running side by side beat one two-threaded session here (bench/serve.py)
+    # each worker process gets its share of the CPUs, split between the batches it runs at once
+    # (sessions are single-threaded, onnx_backend.serving_session): the CPUs one batch may then use
+    # to run its own texts side by side, inherited by --workers
     share = max(1, available_cpus() // workers)
     if settings.parallel_batches is None:
         settings = replace(settings, parallel_batches=share)
