@@ -4,9 +4,9 @@
 
 The embedder a loaded `.clf` predicts with (MiniLM, ONNX int8, batches of 16 sorted texts). *one
 session on every CPU* is how it ran before (``intra_op_num_threads`` = the CPUs, batches one after
-another); *side by side* is how it runs now (``onnx_backend.serving_session``: one thread per
-session call, one call per CPU at a time, ``run_batches``). Each figure comes from a fresh process;
-the variants and raw PyTorch ``SentenceTransformer.encode`` (batch 64, the speed table's reference)
+another); *side by side* is how it runs now (``OnnxEmbedder.embed_batch``: one thread per
+session call, one call per CPU at a time; a lone text on every CPU). Each figure comes from a fresh
+process; the variants and raw PyTorch ``SentenceTransformer.encode`` (batch 64, the speed table's reference)
 take turns, ``--rounds`` times, and the table has the medians. Texts: every test text of sst2 (1,821),
 ag_news (1,000) and trec6 (500), each set embedded in one call; *one text*: the median wall time of
 embedding the first 100 sst2 test texts one call each.
@@ -45,10 +45,11 @@ def child(variant: str) -> dict[str, float]:
         from promptclf.embedders import onnx_backend
         from promptclf.embedders.onnx_backend import OnnxInt8Embedder
 
-        if variant == "before":  # the session computes on every CPU, its batches one at a time
-            onnx_backend.serving_session = onnx_backend.session
+        if variant == "before":  # one session computing on every CPU, the batches one at a time
+            cpus = onnx_backend.available_cpus()
             one_at_a_time = onnx_backend.run_batches
             onnx_backend.run_batches = lambda sess, batches, workers: one_at_a_time(sess, batches, 1)
+            OnnxInt8Embedder._session = lambda self, threads: onnx_backend._load(self.model, True, cpus)
         emb = OnnxInt8Embedder()
         embed = emb.embed
     embed(texts["sst2"][:64])
@@ -100,9 +101,10 @@ def main() -> None:
 {dt.date.today().isoformat()}, {machine()}. Regenerate with `{command}`.
 The embedder a loaded `.clf` predicts with (MiniLM, ONNX int8, batches of 16 sorted texts): *one
 session on every CPU*, as before (the batches one after another, each computed on every CPU), or
-single-threaded sessions side by side, as now (`onnx_backend.serving_session` and `run_batches`: one
-batch per CPU at a time). A fresh process per figure; the two and raw PyTorch `SentenceTransformer.encode`
-(batch 64, the speed table's reference) take turns, {args.rounds} rounds. Texts: every test text of sst2
+single-threaded sessions side by side, as now (`OnnxEmbedder.embed_batch`: one batch per CPU at a
+time; a lone text, which cannot be split, on a session computing on every CPU). A fresh process per
+figure; the two and raw PyTorch `SentenceTransformer.encode` (batch 64, the speed table's reference)
+take turns, {args.rounds} rounds. Texts: every test text of sst2
 (1,821), ag_news (1,000) and trec6 (500), each set in one call; *one text*: median time to embed one of
 the first 100 sst2 test texts alone. Cells: texts/s (ratio to the reference; ratio to *before*), the
 medians of the rounds' ratios.

@@ -191,45 +191,51 @@ def test_sessions_open_the_optimised_graph_with_the_same_vectors(cache, texts, t
 
 
 def test_batches_run_side_by_side_on_single_threaded_sessions(cache, texts, monkeypatch):
-    """A model's session computes on one thread; a call's batches run on one thread per CPU the
-    process may use, a few texts split so that every CPU gets some; the vectors are those of one
-    text at a time, in the texts' order."""
+    """A call's batches run on one thread per CPU the process may use, each on a single-threaded
+    session, a few texts split so that every CPU gets some; a lone text computes on every CPU. The
+    vectors are those of one text at a time, in the texts' order."""
     import itertools
     import threading
 
     from promptclf.embedders import onnx_backend
 
-    assert get_embedder("onnx-int8:all-MiniLM-L6-v2")._parts()[1].get_session_options().intra_op_num_threads == 1
     emb = get_embedder("onnx:all-MiniLM-L6-v2")  # fp32: int8 quantises activations per batch
-    tok, sess, pad = emb._parts()
-    assert sess.get_session_options().intra_op_num_threads == 1
-    sizes = []
-    real = onnx_backend.run_batches
+    sizes, threads = [], []
+    real_run, real_session = onnx_backend.run_batches, emb._session
 
-    def spy(s, batches, workers):
+    def spy(sess, batches, workers):
         batches = list(batches)
         sizes.append((workers, [len(idx) for idx, _ in batches]))
-        return real(s, batches, workers)
+        threads.append(sess.get_session_options().intra_op_num_threads)
+        return real_run(sess, batches, workers)
 
     monkeypatch.setattr(onnx_backend, "run_batches", spy)
     monkeypatch.setattr(onnx_backend, "available_cpus", lambda: 3)
     some = emb.embed_batch(texts[:7])
-    assert sizes == [(3, [3, 3, 1])]  # ceil(7 / 3) texts per batch
+    one = emb.embed_batch(texts[:1])
+    assert sizes == [(3, [3, 3, 1]), (1, [1])] and threads == [1, 3]  # ceil(7 / 3) texts per batch
     monkeypatch.setattr(onnx_backend, "available_cpus", lambda: 1)
-    assert np.allclose(some, np.stack([emb.embed_batch([t])[0] for t in texts[:7]]), atol=1e-5)
+    alone = np.stack([emb.embed_batch([t])[0] for t in texts[:7]])
+    assert np.allclose(some, alone, atol=1e-5) and np.allclose(one[0], alone[0], atol=1e-5)
 
     # two CPUs: the first two batches must be computing at the same time, each on a thread of the pool
     monkeypatch.setattr(onnx_backend, "available_cpus", lambda: 2)
     both, calls, names = threading.Barrier(2, timeout=30), itertools.count(), set()
 
     class Watched:
+        def __init__(self, sess):
+            self.sess = sess
+
+        def get_session_options(self):
+            return self.sess.get_session_options()
+
         def run(self, *args):
             if next(calls) < 2:
                 both.wait()  # one batch at a time would wait here until the timeout, and fail
             names.add(threading.current_thread().name)
-            return sess.run(*args)
+            return self.sess.run(*args)
 
-    monkeypatch.setattr(emb, "_parts", lambda: (tok, Watched(), pad))
+    monkeypatch.setattr(emb, "_session", lambda n: Watched(real_session(n)))
     many = emb.embed_batch(texts[:40])
     assert sizes[-1][0] == 2 and sum(sizes[-1][1]) == 40 and len(names) == 2
     assert all(n.startswith("promptclf-onnx") for n in names)
@@ -239,7 +245,7 @@ def test_batches_run_side_by_side_on_single_threaded_sessions(cache, texts, monk
 def test_onnx_batches_are_small_and_sorted(cache):
     from promptclf.embedders import onnx_backend
 
-    tok, _, pad = onnx_backend._load("all-MiniLM-L6-v2", False)
+    tok, pad = onnx_backend._tokenizer("all-MiniLM-L6-v2")
     texts = ["a " * n for n in (40, 3, 25, 1, 12, 30, 2, 18, 7, 33, 9, 21, 5, 27, 15, 11, 38, 4)]
     batches = list(onnx_backend.padded_batches(tok, pad, texts, onnx_backend.ONNX_BATCH))
     assert [len(idx) for idx, _ in batches] == [16, 2]
@@ -250,7 +256,7 @@ def test_onnx_batches_are_small_and_sorted(cache):
 def test_onnx_long_texts_go_a_few_at_a_time(cache, texts):
     from promptclf.embedders import onnx_backend
 
-    tok, _, pad = onnx_backend._load("all-MiniLM-L6-v2", False)
+    tok, pad = onnx_backend._tokenizer("all-MiniLM-L6-v2")
     mixed = ["a " * n for n in (200, 3, 120, 1, 60, 250, 2, 90)]
     batches = list(onnx_backend.padded_batches(tok, pad, mixed, 16, max_tokens=256))
     assert sorted(i for idx, _ in batches for i in idx) == list(range(len(mixed)))  # each text once

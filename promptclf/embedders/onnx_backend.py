@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .chunking import Window
 
 log = logging.getLogger("promptclf")
-_SESSIONS: dict[tuple[str, bool], tuple[Any, Any, int]] = {}
+_SESSIONS: dict[tuple[str, bool, int], Any] = {}
 _LOCK = threading.Lock()
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # Texts per ONNX Runtime call, and padded tokens (rows x longest) per call. Texts are sorted by
@@ -313,16 +313,6 @@ def session(source: str | Path | bytes, threads: int | None = None) -> Any:
     return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
 
 
-def serving_session(source: str | Path | bytes) -> Any:
-    """A session for embedding texts: single-threaded, several batches run side by side
-    (``run_batches``) instead of one batch split over the CPUs. A sentence's matrices are small,
-    so one batch's threads wait on each other at every operator; measured on 2 cores with the int8
-    MiniLM, 1.1-1.6x the texts per second of one two-threaded session (bench/speed.py), the gain
-    largest when another process takes a core (a waiting thread stalls its batch), a lone short
-    text about a millisecond slower. The server found the same (``serve``, bench/serve.py)."""
-    return session(source, threads=1)
-
-
 _POOL: dict[int, ThreadPoolExecutor] = {}  # by size: made once, kept for the process
 
 
@@ -349,12 +339,11 @@ def run_batches(
     yield from pool.map(pooled, batches)
 
 
-def _load(model: str, quantized: bool) -> tuple[Any, Any, int]:
-    key = (model, quantized)
+def _load(model: str, quantized: bool, threads: int) -> Any:
+    key = (model, quantized, threads)
     with _LOCK:
         if key not in _SESSIONS:
-            tok, pad = _tokenizer(model)
-            _SESSIONS[key] = (tok, serving_session(str(onnx_file(model, quantized))), pad)
+            _SESSIONS[key] = session(str(onnx_file(model, quantized)), threads)
         return _SESSIONS[key]
 
 
@@ -405,16 +394,26 @@ class OnnxEmbedder(Embedder):
         self.batch_size = batch_size
         self.max_tokens = max_tokens
 
-    def _parts(self) -> tuple[Any, Any, int]:
-        return _load(self.model, self.quantized)
+    def _tokenizer(self) -> tuple[TruncatingTokenizer, int]:
+        return _tokenizer(self.model)
+
+    def _session(self, threads: int) -> Any:
+        return _load(self.model, self.quantized, threads)
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
-        tok, sess, pad = self._parts()
+        """Mean-pooled vectors. The batches of a call run side by side, one per CPU the process may
+        use, each on a single-threaded session: a sentence's matrices are small, so the threads of
+        one batch spread over the CPUs wait on each other at every operator (measured on 2 cores,
+        1.2-1.7x the texts per second; bench/onnx_parallel.py). A lone text, which cannot be
+        split, computes on every CPU (a session of its own, made when first needed)."""
+        tok, pad = self._tokenizer()
         workers = available_cpus()
-        # a few texts still make a batch per CPU
-        size = max(1, min(self.batch_size, -(-len(texts) // workers)))
+        size = max(1, min(self.batch_size, -(-len(texts) // workers)))  # a few texts still make a batch per CPU
+        batches = list(padded_batches(tok, pad, texts, size, self.max_tokens))
+        alone = len(batches) == 1
+        sess = self._session(workers if alone else 1)
         out = np.zeros((len(texts), 0), dtype=np.float32)
-        for idx, pooled in run_batches(sess, padded_batches(tok, pad, texts, size, self.max_tokens), workers):
+        for idx, pooled in run_batches(sess, batches, 1 if alone else workers):
             if out.shape[1] == 0:
                 out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
             out[idx] = pooled
@@ -497,15 +496,18 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
         self.base, self.name, self._graph = base, name, graph
         self.quantized = quantized
         self._digest = digest  # the graph's sha256 where the caller verified it already (a .clf's manifest)
-        self._session: tuple[Any, Any, int] | None = None
+        self._sessions: dict[int, Any] = {}  # by thread count
         self._fp32: FinetunedOnnxEmbedder | None = None
 
-    def _parts(self) -> tuple[Any, Any, int]:
-        if self._session is None:
-            tok, pad = _tokenizer(self.base)
-            source = str(tuned_int8_file(self._graph, self._digest)) if self.quantized else float_graph(self._graph)
-            self._session = (tok, serving_session(source), pad)
-        return self._session
+    def _tokenizer(self) -> tuple[TruncatingTokenizer, int]:
+        return _tokenizer(self.base)
+
+    def _session(self, threads: int) -> Any:
+        with _LOCK:
+            if threads not in self._sessions:
+                source = str(tuned_int8_file(self._graph, self._digest)) if self.quantized else float_graph(self._graph)
+                self._sessions[threads] = session(source, threads)
+            return self._sessions[threads]
 
     def trainer(self) -> Embedder:
         if not self.quantized:

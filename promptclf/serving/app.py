@@ -425,9 +425,9 @@ def serve(
 
     import uvicorn
 
-    # each worker process gets its share of the CPUs, split between the batches it runs at once
-    # (sessions are single-threaded, onnx_backend.serving_session): the CPUs one batch may then use
-    # to run its own texts side by side, inherited by --workers
+    # each worker process gets its share of the CPUs, split between the batches it runs at once: what
+    # is left for one batch is how many of its own parts run side by side (OnnxEmbedder.embed_batch);
+    # inherited by --workers
     share = max(1, available_cpus() // workers)
     if settings.parallel_batches is None:
         settings = replace(settings, parallel_batches=share)
