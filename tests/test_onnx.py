@@ -242,6 +242,24 @@ def test_batches_run_side_by_side_on_single_threaded_sessions(cache, texts, monk
     assert np.allclose(many[:7], some, atol=1e-5)
 
 
+def test_a_forked_child_runs_batches_side_by_side_too(cache, texts, monkeypatch):
+    """multiprocessing forks on Linux: the child has none of the parent's pool threads and must not
+    wait for them."""
+    import multiprocessing
+
+    from promptclf.embedders import onnx_backend
+
+    emb = get_embedder("onnx-int8:all-MiniLM-L6-v2")
+    monkeypatch.setattr(onnx_backend, "available_cpus", lambda: 2)
+    emb.embed_batch(texts[:20])  # the parent's pool of two threads exists now
+    child = multiprocessing.get_context("fork").Process(target=emb.embed_batch, args=(texts[20:40],))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
+
+
 def test_onnx_batches_are_small_and_sorted(cache):
     from promptclf.embedders import onnx_backend
 

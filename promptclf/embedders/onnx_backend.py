@@ -314,6 +314,9 @@ def session(source: str | Path | bytes, threads: int | None = None) -> Any:
 
 
 _POOL: dict[int, ThreadPoolExecutor] = {}  # by size: made once, kept for the process
+# a forked child (multiprocessing's default on Linux) has none of its parent's threads: it would queue
+# batches for workers that do not exist. It makes pools of its own.
+os.register_at_fork(after_in_child=_POOL.clear)
 
 
 def run_batches(
