@@ -406,9 +406,10 @@ class OnnxEmbedder(Embedder):
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         """Mean-pooled vectors. The batches of a call run side by side, one per CPU the process may
         use, each on a single-threaded session: a sentence's matrices are small, so the threads of
-        one batch spread over the CPUs wait on each other at every operator (measured on 2 cores,
-        1.2-1.7x the texts per second; bench/onnx_parallel.py). A lone text, which cannot be
-        split, computes on every CPU (a session of its own, made when first needed)."""
+        one batch spread over the CPUs wait on each other at every operator (measured on 2 cores:
+        1.09-1.19x the texts per second, more on a loaded machine; bench/onnx_parallel.py). A lone
+        text, which cannot be split, computes on every CPU (a session of its own, made when first
+        needed)."""
         tok, pad = self._tokenizer()
         workers = available_cpus()
         size = max(1, min(self.batch_size, -(-len(texts) // workers)))  # a few texts still make a batch per CPU
