@@ -46,7 +46,7 @@ def child(variant: str) -> dict[str, float]:
         from promptclf.embedders.onnx_backend import OnnxInt8Embedder
 
         if variant == "before":  # one session computing on every CPU, the batches one at a time
-            cpus = onnx_backend.available_cpus()
+            cpus = onnx_backend.workers()
             one_at_a_time = onnx_backend.run_batches
             onnx_backend.run_batches = lambda sess, batches, workers: one_at_a_time(sess, batches, 1)
             OnnxInt8Embedder._session = lambda self, threads: onnx_backend._load(self.model, True, cpus)

@@ -210,16 +210,16 @@ def test_batches_run_side_by_side_on_single_threaded_sessions(cache, texts, monk
         return real_run(sess, batches, workers)
 
     monkeypatch.setattr(onnx_backend, "run_batches", spy)
-    monkeypatch.setattr(onnx_backend, "available_cpus", lambda: 3)
+    monkeypatch.setattr(onnx_backend, "workers", lambda: 3)
     some = emb.embed_batch(texts[:7])
     one = emb.embed_batch(texts[:1])
     assert sizes == [(3, [3, 3, 1]), (1, [1])] and threads == [1, 3]  # ceil(7 / 3) texts per batch
-    monkeypatch.setattr(onnx_backend, "available_cpus", lambda: 1)
+    monkeypatch.setattr(onnx_backend, "workers", lambda: 1)
     alone = np.stack([emb.embed_batch([t])[0] for t in texts[:7]])
     assert np.allclose(some, alone, atol=1e-5) and np.allclose(one[0], alone[0], atol=1e-5)
 
     # two CPUs: the first two batches must be computing at the same time, each on a thread of the pool
-    monkeypatch.setattr(onnx_backend, "available_cpus", lambda: 2)
+    monkeypatch.setattr(onnx_backend, "workers", lambda: 2)
     both, calls, names = threading.Barrier(2, timeout=30), itertools.count(), set()
 
     class Watched:
@@ -250,7 +250,7 @@ def test_a_forked_child_runs_batches_side_by_side_too(cache, texts, monkeypatch)
     from promptclf.embedders import onnx_backend
 
     emb = get_embedder("onnx-int8:all-MiniLM-L6-v2")
-    monkeypatch.setattr(onnx_backend, "available_cpus", lambda: 2)
+    monkeypatch.setattr(onnx_backend, "workers", lambda: 2)
     emb.embed_batch(texts[:20])  # the parent's pool of two threads exists now
     child = multiprocessing.get_context("fork").Process(target=emb.embed_batch, args=(texts[20:40],))
     child.start()
