@@ -184,8 +184,10 @@ class PromptClassifier(ParamsMixin):
         The static fast path (``promptclf.cascade``): a second head on static token embeddings
         distilled from the packaged MiniLM (model2vec, made once on this machine) answers the texts
         it is sure of, and only the rest go through the transformer. Its threshold is set at
-        training so that it changes at most 2% of the main model's answers on the training rows.
-        Needs the packaged sentence-transformers embedder and ``pip install model2vec``. Setting
+        training so that it changes at most 2% of the main model's answers on real texts: your
+        examples, pseudo-labelled texts and the ``unlabeled`` texts of that ``train``, not generated
+        examples. With fewer than 100 such texts (a model from the prompt alone) it answers nothing,
+        with a warning. Needs the packaged sentence-transformers embedder and ``pip install model2vec``. Setting
         it to False on a loaded model predicts without the fast path.
     progress : bool, default True
         Show progress bars for long generation and embedding runs.
@@ -546,7 +548,7 @@ class PromptClassifier(ParamsMixin):
         self.classes_ = self.head_.classes_
         self.n_features_in_ = self.head_.n_features_in_
         self.embedder_spec_ = self._emb.space()
-        self.fast_ = self._fit_fast(texts, y, sources) if self.fast else None
+        self.fast_ = self._fit_fast(texts, y, sources, unlabeled) if self.fast else None
         self.training_summary_ = {
             "trained_at": modelfile.utc_now(),
             "n_examples": n_examples,
@@ -849,9 +851,10 @@ class PromptClassifier(ParamsMixin):
             )
         return base
 
-    def _fit_fast(self, texts: list[str], y: np.ndarray, sources: np.ndarray) -> FastPath:
-        """The static fast path, on the rows the head was trained on (``promptclf.cascade``)."""
-        from .cascade import fit_fast_path
+    def _fit_fast(self, texts: list[str], y: np.ndarray, sources: np.ndarray, unlabeled: list[str] | None) -> FastPath:
+        """The static fast path, on the rows the head was trained on, its threshold set on the real
+        ones and this run's unlabeled texts (``promptclf.cascade``)."""
+        from .cascade import MIN_REAL_TEXTS, REAL_SOURCES, fit_fast_path
 
         base = self._embedder.space()
         if base.get("kind") != "sentence-transformers":
@@ -860,19 +863,33 @@ class PromptClassifier(ParamsMixin):
                 setting="fast",
             )
         static = get_embedder({"kind": "model2vec", "model": base["model"]})
-        main_pred = self.classes_[self.head_.predict_proba(self._vectors(texts, progress=False)).argmax(1)]
+        answer = lambda ts: self.classes_[self.head_.predict_proba(self._vectors(ts, progress=False)).argmax(1)]  # noqa: E731
+        rows = set(texts)
+        pool = list(dict.fromkeys(t for t in unlabeled or () if t not in rows))
         fast = fit_fast_path(
             static,
             texts,
             y,
             self._llm_weights(sources),
-            main_pred,
+            answer(texts),
+            real=np.isin(sources, REAL_SOURCES),
+            pool=pool,
+            pool_pred=answer(pool) if pool else None,
             C=self.head_.C_,
             cache=self._cache,
             random_state=self.random_state,
         )
         self.__dict__["_static"] = static
-        log.info("fast path: the static head answers %.0f%% of the training rows", 100 * fast.estimate["share"])
+        if fast.estimate["real_texts"] < MIN_REAL_TEXTS:
+            log.warning(
+                "fast=True: %d real texts (your examples, unlabeled texts) to set the fast path's threshold on, "
+                "%d needed; it answers nothing until a train() with more (generated examples are no guide: "
+                "the static head agrees with the model far more often on them than on real text)",
+                fast.estimate["real_texts"],
+                MIN_REAL_TEXTS,
+            )
+        else:
+            log.info("fast path: the static head answers %.0f%% of the real texts", 100 * fast.estimate["share"])
         return fast
 
     @cached_property

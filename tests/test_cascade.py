@@ -38,6 +38,11 @@ def test_choose_threshold_ties_and_edges():
     threshold, share, dis = choose_threshold(np.linspace(0.6, 1, 50), np.ones(50, bool))
     assert share == 1.0 and dis == 0.0 and threshold == pytest.approx(0.6)
     assert choose_threshold(np.zeros(0), np.zeros(0, bool))[1] == 0.0
+    # float32 confidences (the head's own) tied across the bound: the block is left out whole (this
+    # once looped forever, stepping a float64 threshold that compared as the same float32 value)
+    conf = np.array([0.99, 0.95, 0.95, 0.95, 0.9], dtype=np.float32)
+    threshold, share, dis = choose_threshold(conf, np.array([True, True, False, False, True]), max_loss=0.2)
+    assert share == 0.2 and dis == 0.0 and (conf >= threshold).sum() == 1
 
 
 def _toy(n: int = 120):
@@ -63,7 +68,7 @@ def _toy_classifier(n: int, **settings) -> PromptClassifier:
 def test_fit_fast_path_and_cascade_route_only_unsure_texts_to_the_main_model():
     texts, y = _toy()
     emb = FakeEmbedder()
-    fast = fit_fast_path(emb, texts, y, None, y.copy(), C=1.0, cache=None)
+    fast = fit_fast_path(emb, texts, y, None, y.copy(), real=np.ones(len(y), bool), C=1.0, cache=None)
     assert fast.embedder == emb.to_spec() and list(fast.head.classes_) == ["neg", "pos"]
     assert fast.estimate["disagreement"] <= MAX_LOSS and fast.estimate["share"] > 0.5
     seen: list[str] = []
@@ -78,6 +83,84 @@ def test_fit_fast_path_and_cascade_route_only_unsure_texts_to_the_main_model():
     assert "film" in seen  # no sentiment word: unsure
     assert np.allclose(P[~sure], [0.3, 0.7]) and np.allclose(P.sum(1), 1)
     assert P[0].argmax() == 1 and P[2].argmax() == 0
+
+
+def _sarcastic_pool(n: int = 150) -> tuple[list[str], np.ndarray]:
+    """Real texts where the static head goes wrong with confidence: glowing words the main model reads
+    as criticism in half of them (it sees what bag-of-words vectors cannot)."""
+    texts = [f"great superb lovely moving film, {'they said' if i % 2 else 'i loved it'} {i}" for i in range(n)]
+    return texts, np.array(["neg" if i % 2 else "pos" for i in range(n)])
+
+
+def test_the_threshold_is_set_on_real_texts_not_on_generated_ones():
+    """Generated rows on which both heads agree would let the static head answer everything; the
+    real texts of the pool, where it disagrees with the main model, hold it to the bound there."""
+    texts, y = _toy(200)  # stand-ins for generated examples: the two heads agree on every one
+    emb = FakeEmbedder()
+    pool, pool_pred = _sarcastic_pool()
+    generated = np.zeros(len(y), bool)
+
+    def disagreement_on_pool(fast: FastPath) -> float:
+        P = fast.head.predict_proba(emb.embed(pool))
+        answered = P.max(1) >= fast.threshold
+        return float((answered & (fast.head.classes_[P.argmax(1)] != pool_pred)).sum() / len(pool))
+
+    as_before = fit_fast_path(emb, texts, y, None, y.copy(), real=np.ones(len(y), bool), C=1.0, cache=None)
+    assert as_before.estimate["share"] > 0.9 and disagreement_on_pool(as_before) > 0.3  # what it promised, broken
+
+    fast = fit_fast_path(
+        emb, texts, y, None, y.copy(), real=generated, pool=pool, pool_pred=pool_pred, C=1.0, cache=None
+    )
+    assert fast.estimate["real_texts"] == len(pool) and fast.estimate["rows"] == len(texts)
+    assert disagreement_on_pool(fast) <= MAX_LOSS
+    assert fast.estimate["disagreement"] == pytest.approx(disagreement_on_pool(fast))
+    # real training rows (a person's examples) count as well, out of fold
+    some_real = np.arange(len(y)) < 60
+    mixed = fit_fast_path(
+        emb, texts, y, None, y.copy(), real=some_real, pool=pool, pool_pred=pool_pred, C=1.0, cache=None
+    )
+    assert mixed.estimate["real_texts"] == 60 + len(pool)
+
+    # no real texts at all (a model from the prompt alone): it answers nothing
+    none = fit_fast_path(emb, texts, y, None, y.copy(), real=generated, C=1.0, cache=None)
+    assert none.threshold > 1 and none.estimate["share"] == 0.0 and none.estimate["real_texts"] == 0
+    _, sure = cascade_proba(none, emb, texts[:5], lambda ts: np.tile([0.5, 0.5], (len(ts), 1)))
+    assert not sure.any()
+    few = fit_fast_path(emb, texts, y, None, y.copy(), real=generated, pool=pool[:99], pool_pred=pool_pred[:99],
+                        C=1.0, cache=None)  # fmt: skip
+    assert few.threshold > 1 and few.estimate["real_texts"] == 99
+
+
+def _as_packaged(monkeypatch, emb: FakeEmbedder) -> None:
+    """The fake embedder standing in for the packaged MiniLM, and for its static distillation."""
+    import promptclf.classifier as K
+
+    real = K.get_embedder
+    static = lambda spec: FakeEmbedder() if isinstance(spec, dict) and spec.get("kind") == "model2vec" else real(spec)  # noqa: E731
+    monkeypatch.setattr(emb, "space", lambda: {"kind": "sentence-transformers", "model": "fake"})
+    monkeypatch.setattr(K, "get_embedder", static)
+
+
+def test_a_fast_path_from_the_prompt_alone_answers_nothing_until_real_texts_come(monkeypatch, caplog):
+    from tests.test_generation import PROMPTS, topic_llm
+
+    emb = FakeEmbedder()
+    _as_packaged(monkeypatch, emb)
+    clf = PromptClassifier(
+        llm=topic_llm(), embedder=emb, examples_per_class=60, fast=True, finetune=False, progress=False
+    )
+    with caplog.at_level("WARNING", logger="promptclf"):
+        clf.prompt_train(PROMPTS)
+    assert clf.fast_.threshold > 1 and clf.fast_.estimate["real_texts"] == 0
+    assert "0 real texts" in caplog.text and "100 needed" in caplog.text
+    assert clf.summary()["fast_path"]["share"] == 0.0
+    # the same model trained on unlabeled texts: its threshold is set on them
+    pool, _ = _sarcastic_pool()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="promptclf"):
+        clf.train(unlabeled=pool)
+    assert "real texts" not in caplog.text
+    assert clf.fast_.estimate["real_texts"] == len(pool) and clf.fast_.threshold <= 1
 
 
 def test_fast_path_needs_the_packaged_transformer_and_is_single_label_only():
