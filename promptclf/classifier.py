@@ -180,15 +180,17 @@ class PromptClassifier(ParamsMixin):
         Texts longer than the embedder's window (256 word pieces for MiniLM, about 200 words) are
         embedded as the mean of overlapping chunks cut on sentence boundaries; ``"truncate"`` keeps
         only the start (faster). ``training_summary_`` counts the long texts either way.
-    fast : bool, default False
+    fast : bool or "auto", default "auto"
         The static fast path (``promptclf.cascade``): a second head on static token embeddings
-        distilled from the packaged MiniLM (model2vec, made once on this machine) answers the texts
-        it is sure of, and only the rest go through the transformer. Its threshold is set at
-        training so that it changes at most 2% of the main model's answers on real texts: your
-        examples, pseudo-labelled texts and the ``unlabeled`` texts of that ``train``, not generated
-        examples. With fewer than 100 such texts (a model from the prompt alone) it answers nothing,
-        with a warning. Needs the packaged sentence-transformers embedder and ``pip install model2vec``. Setting
-        it to False on a loaded model predicts without the fast path.
+        distilled from the packaged MiniLM (model2vec's method, made once on this machine) answers
+        the texts it is sure of, and only the rest go through the transformer. Its threshold is set
+        at training so that it changes at most 2% (``True``) or 1% (``"auto"``) of the main model's
+        answers on real texts: your examples, pseudo-labelled texts and the ``unlabeled`` texts of
+        that ``train``, not generated examples, on which it says nothing true. ``"auto"`` adds it
+        where there are at least 100 real texts and the packaged MiniLM embeds (single-label), and
+        leaves it out elsewhere (a model from the prompt alone); ``True`` always adds it (one that
+        answers nothing, with a warning, under 100 real texts) and fails where it cannot run.
+        Setting it to False on a loaded model predicts without the fast path.
     progress : bool, default True
         Show progress bars for long generation and embedding runs.
 
@@ -242,7 +244,7 @@ class PromptClassifier(ParamsMixin):
         multi_label: bool = False,
         min_labels: int = 0,
         long_texts: str = "chunk",
-        fast: bool = False,
+        fast: bool | str = "auto",
         progress: bool = True,
     ) -> None:
         self.llm = llm
@@ -305,8 +307,6 @@ class PromptClassifier(ParamsMixin):
 
     def _validate_settings(self) -> None:
         validate(self.get_params())
-        if self.fast is True and importlib.util.find_spec("model2vec") is None:  # before any work is done
-            raise ConfigurationError("fast=True needs model2vec: pip install model2vec", setting="fast")
         if self.multi_label:  # not built for multi-label yet: say so instead of training something else
             for name, on in (
                 ("llm_label_budget", self.llm_label_budget > 0),
@@ -851,33 +851,42 @@ class PromptClassifier(ParamsMixin):
             )
         return base
 
-    def _fit_fast(self, texts: list[str], y: np.ndarray, sources: np.ndarray, unlabeled: list[str] | None) -> FastPath:
+    def _fit_fast(
+        self, texts: list[str], y: np.ndarray, sources: np.ndarray, unlabeled: list[str] | None
+    ) -> FastPath | None:
         """The static fast path, on the rows the head was trained on, its threshold set on the real
-        ones and this run's unlabeled texts (``promptclf.cascade``)."""
-        from .cascade import MIN_REAL_TEXTS, REAL_SOURCES, fit_fast_path
+        ones and this run's unlabeled texts (``promptclf.cascade``); ``None`` where "auto" leaves it out."""
+        from .cascade import AUTO_MAX_LOSS, MAX_LOSS, MIN_REAL_TEXTS, REAL_SOURCES, fit_fast_path
 
+        auto = self.fast == "auto"
         base = self._embedder.space()
         if base.get("kind") != "sentence-transformers":
+            if auto:
+                return None
             raise ConfigurationError(
                 f"fast=True distils static embeddings from the packaged MiniLM; not available with {self._embedder.id}",
                 setting="fast",
             )
-        static = get_embedder({"kind": "model2vec", "model": base["model"]})
-        answer = lambda ts: self.classes_[self.head_.predict_proba(self._vectors(ts, progress=False)).argmax(1)]  # noqa: E731
+        real = np.isin(sources, REAL_SOURCES)
         rows = set(texts)
         pool = list(dict.fromkeys(t for t in unlabeled or () if t not in rows))
+        if auto and (self.multi_label or int(real.sum()) + len(pool) < MIN_REAL_TEXTS):
+            return None  # nothing to bound it on: no fast path, and no static model made for it
+        static = get_embedder({"kind": "model2vec", "model": base["model"]})
+        answer = lambda ts: self.classes_[self.head_.predict_proba(self._vectors(ts, progress=False)).argmax(1)]  # noqa: E731
         fast = fit_fast_path(
             static,
             texts,
             y,
             self._llm_weights(sources),
             answer(texts),
-            real=np.isin(sources, REAL_SOURCES),
+            real=real,
             pool=pool,
             pool_pred=answer(pool) if pool else None,
             C=self.head_.C_,
             cache=self._cache,
             random_state=self.random_state,
+            max_loss=AUTO_MAX_LOSS if auto else MAX_LOSS,
         )
         self.__dict__["_static"] = static
         if fast.estimate["real_texts"] < MIN_REAL_TEXTS:
@@ -1567,10 +1576,6 @@ class PromptClassifier(ParamsMixin):
                 )
             clf._tuned, clf.encoder_ = tuned, state.encoder
         clf.fast_ = state.fast
-        if state.fast is not None and importlib.util.find_spec("model2vec") is None:
-            # the file is fine; this machine lacks the library: predict with the transformer alone
-            log.warning("%s has a static fast path, but model2vec is not installed: predicting without it", where)
-            clf.fast_ = None
         return clf
 
 

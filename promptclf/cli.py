@@ -90,9 +90,13 @@ def train(
         ),
     ] = 0,
     fast: Annotated[
-        bool,
-        typer.Option("--fast", help="add the static fast path: a static-embedding head answers what it is sure of"),
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--fast/--no-fast",
+            help="the static fast path: a static-embedding head answers what it is sure of"
+            " (default: added where there are 100+ real texts to bound it on)",
+        ),
+    ] = None,
     distill: Annotated[
         bool,
         typer.Option(
@@ -130,7 +134,7 @@ def train(
         finetune=modes[finetune],
         finetune_budget_s=finetune_budget,
         llm_label_budget=llm_label_budget,
-        fast=fast,
+        fast="auto" if fast is None else fast,
         distill=distill,
     )
     if examples is not None:

@@ -134,7 +134,7 @@ CONSTRAINTS: dict[str, Callable[[Any], str | None]] = {
     "multi_label": _bool,
     "min_labels": _int(0, 1),
     "long_texts": _choice("chunk", "truncate"),
-    "fast": _bool,
+    "fast": _bool_or_auto,
     "progress": _bool,
 }
 

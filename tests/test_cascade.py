@@ -163,6 +163,41 @@ def test_a_fast_path_from_the_prompt_alone_answers_nothing_until_real_texts_come
     assert clf.fast_.estimate["real_texts"] == len(pool) and clf.fast_.threshold <= 1
 
 
+def test_the_default_adds_the_fast_path_only_where_real_texts_bound_it(monkeypatch, caplog):
+    """fast="auto": a model from the prompt alone gets none (no warning, no static model made); trained
+    on unlabeled texts it gets one, held to the default's tighter bound; elsewhere it is left out."""
+    from promptclf.cascade import AUTO_MAX_LOSS
+    from tests.test_generation import PROMPTS, topic_llm
+
+    emb = FakeEmbedder()
+    _as_packaged(monkeypatch, emb)
+    asked: list[dict] = []
+    import promptclf.classifier as K
+
+    patched = K.get_embedder
+    monkeypatch.setattr(K, "get_embedder", lambda spec: (asked.append(spec), patched(spec))[1])
+    clf = PromptClassifier(llm=topic_llm(), embedder=emb, examples_per_class=60, finetune=False, progress=False)
+    assert clf.fast == "auto"
+    with caplog.at_level("WARNING", logger="promptclf"):
+        clf.prompt_train(PROMPTS)
+    assert clf.fast_ is None and clf.summary()["fast_path"] is None and caplog.text == ""
+    assert not [a for a in asked if isinstance(a, dict) and a.get("kind") == "model2vec"]
+    pool, pool_pred = _sarcastic_pool()
+    clf.train(unlabeled=pool)
+    assert clf.fast_ is not None and clf.fast_.estimate["max_loss"] == AUTO_MAX_LOSS
+    assert clf.fast_.estimate["real_texts"] == len(pool)
+    # fewer real texts than the bound needs: left out again, silently
+    clf.train(unlabeled=pool[:40])
+    assert clf.fast_ is None and "fast" not in caplog.text
+    # an embedder it cannot run with, and multi-label: left out, where fast=True would fail
+    other = _toy_classifier(120).train()
+    assert other.fast == "auto" and other.fast_ is None
+    multi = PromptClassifier(embedder=emb, multi_label=True, finetune=False, progress=False)
+    for t, c in zip(pool, pool_pred):
+        multi.add_data_to_class(str(c), t)
+    assert multi.train().fast_ is None
+
+
 def test_fast_path_needs_the_packaged_transformer_and_is_single_label_only():
     from promptclf import ConfigurationError
 
@@ -174,19 +209,6 @@ def test_fast_path_needs_the_packaged_transformer_and_is_single_label_only():
         PromptClassifier(embedder=FakeEmbedder(), fast=True, multi_label=True).train()
     with pytest.raises(ConfigurationError, match="fast must be"):
         PromptClassifier(embedder=FakeEmbedder(), fast="yes").train()
-
-
-def test_fast_without_model2vec_fails_before_training(monkeypatch):
-    import importlib.util
-
-    from promptclf import ConfigurationError
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "model2vec" else real(name, *a))
-    clf = _toy_classifier(20, fast=True)
-    with pytest.raises(ConfigurationError, match="pip install model2vec") as e:
-        clf.train()
-    assert e.value.setting == "fast" and not hasattr(clf, "head_")  # nothing half-trained
 
 
 def test_model_file_keeps_the_fast_path_and_checks_it(tmp_path, monkeypatch):
@@ -307,3 +329,49 @@ print("same", len(texts))
         [sys.executable, "-c", code], input=texts, capture_output=True, text=True, timeout=600, cwd=root
     )
     assert out.returncode == 0 and out.stdout.split() == ["same", "2503"], out.stderr[-2000:]
+
+
+def test_distil_writes_model2vecs_layout_without_model2vec(tmp_path, monkeypatch):
+    """The fast path needs no model2vec, to train or to serve: distil writes the folder itself, in the
+    layout model2vec's StaticModel reads (the files it writes itself, byte for byte: tokenizer, config,
+    modules), and the vectors model2vec computes from it are ``Distilled``'s."""
+    pytest.importorskip("model2vec")
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    from promptclf.embedders import static
+    from promptclf.embedders.local import resolve_model_path
+
+    tok_file = Path(resolve_model_path("all-MiniLM-L6-v2")) / "tokenizer.json"
+    vocab = Tokenizer.from_file(str(tok_file)).get_vocab_size()
+    rng = np.random.default_rng(0)
+
+    def token_vectors(model, fp32, batch_size=512):  # the transformer's part, made up: this tests the rest
+        tok = Tokenizer.from_file(str(tok_file))
+        tok.no_truncation()
+        tok.no_padding()
+        return rng.normal(size=(vocab, 384)).astype(np.float32), tok
+
+    monkeypatch.setattr(static, "token_vectors", token_vectors)
+    # model2vec made unimportable while distil runs
+    monkeypatch.setitem(sys.modules, "model2vec", None)
+    ours = tmp_path / "ours"
+    static.distill("all-MiniLM-L6-v2", tmp_path / "unused.onnx", ours)
+    monkeypatch.delitem(sys.modules, "model2vec")
+    from model2vec import StaticModel
+
+    tok = token_vectors("all-MiniLM-L6-v2", None)[1]
+    reduced = load_file(ours / "model.safetensors")["embeddings"]
+    assert reduced.shape == (vocab, static.PCA_DIMS) and reduced.dtype == np.float32
+    theirs = tmp_path / "theirs"
+    config = json.loads((ours / "config.json").read_text())
+    config = {k: config[k] for k in ("apply_pca", "sif_coefficient", "normalize", "distilled_from")}
+    StaticModel(vectors=reduced, tokenizer=tok, config=config, normalize=True).save_pretrained(theirs)
+    for name in ("tokenizer.json", "config.json", "modules.json"):
+        assert (ours / name).read_bytes() == (theirs / name).read_bytes(), name
+    texts = ["Shares fell after the forecast.", "", "a fine film", "Zürich \U0001f600 unknown tokens"]
+    m2v = StaticModel.from_pretrained(str(ours)).encode(texts, max_length=None, use_multiprocessing=False)
+    window = Tokenizer.from_file(str(tok_file))
+    window.no_truncation()
+    window.no_padding()
+    assert np.abs(static.Distilled(ours, window).encode(texts) - m2v).max() < 1e-6

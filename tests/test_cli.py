@@ -286,6 +286,10 @@ def test_train_finetune_and_examples_per_class_options(tmp_path, monkeypatch, ca
     code, _, err = run(monkeypatch, capsys, *common, "-o", tmp_path / "b.clf", "--finetune", "off")
     assert code == 0, err
     assert PromptClassifier.load(tmp_path / "b.clf").finetune is False
+    assert PromptClassifier.load(tmp_path / "b.clf").fast == "auto"  # the default: where real texts bound it
+    code, _, err = run(monkeypatch, capsys, *common, "-o", tmp_path / "d.clf", "--finetune", "off", "--no-fast")
+    assert code == 0, err
+    assert PromptClassifier.load(tmp_path / "d.clf").fast is False
     many = ["train", prompts, "--llm", "fake-topic:x", "--embedder", "fake:bow64", "-o", tmp_path / "c.clf"]
     code, _, err = run(monkeypatch, capsys, *many, "--examples-per-class", "lots")
     assert code == 2 and "--examples-per-class" in err and "lots" in err and "Traceback" not in err

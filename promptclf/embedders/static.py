@@ -6,8 +6,10 @@ through the transformer between ``[CLS]`` and ``[SEP]`` and mean-pooled, the vec
 with PCA, and each is weighted by SIF over a Zipf estimate of its frequency (the tokenizer lists
 frequent tokens first). It runs here over our ONNX Runtime export, not through ``model2vec.distill``,
 because model2vec's ``distill`` extra pins ``transformers<5.4`` and we pin 5.23. The result is
-saved and served by model2vec's own ``StaticModel`` (its base package has no such pin). Made once
-on this machine from the packaged weights, cached; nothing is downloaded.
+saved in model2vec's folder layout (``StaticModel.from_pretrained`` reads it; a test checks it gives
+our vectors) and served by ``Distilled``, so neither distilling nor serving it needs model2vec:
+only a model2vec folder of your own does. Made once on this machine from the packaged weights,
+cached; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -81,12 +83,9 @@ def token_vectors(model: str, fp32: Path, batch_size: int = 512) -> tuple[np.nda
 
 def distill(model: str, fp32: Path, out: Path) -> None:
     """Distil, PCA, SIF-weight and save (atomic: a half-made folder is never used)."""
+    from safetensors.numpy import save_file
     from sklearn.decomposition import PCA
 
-    try:
-        from model2vec import StaticModel
-    except ImportError:
-        raise ConfigurationError("the static fast path needs model2vec: pip install model2vec") from None
     log.info("distilling static embeddings from %s (once)", model)
     vectors, tok = token_vectors(model, fp32)
     vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
@@ -100,8 +99,20 @@ def distill(model: str, fp32: Path, out: Path) -> None:
     reduced[~used] = 0.0
     tmp = out.with_name(f".{out.name}.{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    config = {"apply_pca": PCA_DIMS, "sif_coefficient": SIF_COEFFICIENT, "normalize": True, "distilled_from": model}
-    StaticModel(vectors=reduced, tokenizer=tok, config=config, normalize=True).save_pretrained(tmp)
+    tmp.mkdir(parents=True)
+    # model2vec's layout (its save_pretrained, version 0.10): the vectors, the tokenizer, the config
+    # (with the keys StaticModel adds), and the sentence-transformers modules
+    save_file({"embeddings": np.ascontiguousarray(reduced)}, tmp / "model.safetensors")
+    tok.enable_truncation(max_length=512)  # as StaticModel saves it: the same bytes as a folder it wrote
+    tok.save(str(tmp / "tokenizer.json"), pretty=False)
+    config = {"apply_pca": PCA_DIMS, "sif_coefficient": SIF_COEFFICIENT, "normalize": True, "distilled_from": model,
+              "max_length": 512, "embedding_dtype": "float32"}  # fmt: skip
+    (tmp / "config.json").write_text(json.dumps(config, indent=4))
+    modules = [
+        {"idx": 0, "name": "0", "path": ".", "type": "sentence_transformers.models.StaticEmbedding"},
+        {"idx": 1, "name": "1", "path": "1_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (tmp / "modules.json").write_text(json.dumps(modules, indent=4))
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(tmp, out)
