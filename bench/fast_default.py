@@ -60,7 +60,6 @@ def refit_threshold(clf, *, real_only: bool, pool: list[str], max_loss: float):
     and descriptions included, out of fold, as the code before did) or on the real texts only and
     ``pool``, with the bound ``max_loss``. The static head is the same."""
     import dataclasses
-    import functools
 
     import numpy as np
 
@@ -71,16 +70,11 @@ def refit_threshold(clf, *, real_only: bool, pool: list[str], max_loss: float):
     rows = set(texts)
     pool = [t for t in dict.fromkeys(pool) if t not in rows] if real_only else []
     real = np.isin(sources, cascade.REAL_SOURCES) if real_only else np.ones(len(texts), bool)
-    chosen = cascade.choose_threshold
-    cascade.choose_threshold = functools.partial(chosen, max_loss=max_loss)
-    try:
-        fit = cascade.fit_fast_path(
-            clf._static, texts, y, clf._llm_weights(sources), answer(texts), real=real, pool=pool,
-            pool_pred=answer(pool) if pool else None, C=clf.head_.C_, cache=clf._cache,
-            random_state=clf.random_state,
-        )  # fmt: skip
-    finally:
-        cascade.choose_threshold = chosen
+    fit = cascade.fit_fast_path(
+        clf._static, texts, y, clf._llm_weights(sources), answer(texts), real=real, pool=pool,
+        pool_pred=answer(pool) if pool else None, C=clf.head_.C_, cache=clf._cache,
+        random_state=clf.random_state, max_loss=max_loss,
+    )  # fmt: skip
     return dataclasses.replace(clf.fast_, threshold=fit.threshold, estimate=fit.estimate)
 
 
