@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, machine, pool_rows, prompt_model, prompts, publish, read_rows, scores, table, test_sample
+from common import machine, pool_rows, prompt_model, prompts, publish, read_rows, scores, table, test_sample
 
 POOL = 5000
 PER_CLASS = {"sst2": 96}  # what examples_per_class="auto" gives two classes; 32 for more
@@ -157,7 +157,6 @@ def main() -> None:
     if args.one:
         print(json.dumps(child(args.one, args.rounds)))
         return
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     results = {}
     for ds in args.datasets:
         cmd = [sys.executable, str(Path(__file__)), "--one", ds, "--rounds", str(args.rounds)]
@@ -166,10 +165,10 @@ def main() -> None:
             raise SystemExit(f"{ds} failed:\n{done.stderr[-3000:]}")
         results[ds] = json.loads(done.stdout.strip().splitlines()[-1])
         print(ds, json.dumps(results[ds]), flush=True)
-    publish("fast-default", render(results, args.rounds, commit.strip()), not args.no_write)
+    publish("fast-default", render(results, args.rounds), not args.no_write)
 
 
-def render(results: dict[str, list[dict]], rounds: int, commit: str) -> str:
+def render(results: dict[str, list[dict]], rounds: int) -> str:
     """The section, from each dataset's rows as ``child`` returns them."""
     rows = []
     for ds, res in results.items():
@@ -185,7 +184,7 @@ def render(results: dict[str, list[dict]], rounds: int, commit: str) -> str:
     sets = " ".join(results)
     return f"""## The static fast path on the default flow's models (issue 16)
 
-{dt.date.today()}, {machine()}, commit {commit}.
+{dt.date.today()}, {machine()}.
 Regenerate with `.venv/bin/python bench/fast_default.py {sets}`.
 Models as the accuracy table trains them (the cached generated examples; `finetune="auto"`, so the
 encoder is fine-tuned; *+ unlabeled*: then `train(unlabeled=...)` with 5,000 train texts, labels
