@@ -857,10 +857,12 @@ class PromptClassifier(ParamsMixin):
         """The static fast path, on the rows the head was trained on, its threshold set on the real
         ones and this run's unlabeled texts (``promptclf.cascade``); ``None`` where "auto" leaves it out."""
         from .cascade import AUTO_MAX_LOSS, MAX_LOSS, MIN_REAL_TEXTS, REAL_SOURCES, fit_fast_path
+        from .embedders.onnx_backend import fast_equivalent
 
         auto = self.fast == "auto"
-        base = self._embedder.space()
-        if base.get("kind") != "sentence-transformers":
+        # the packaged transformer, where ONNX Runtime runs: what the static model is distilled from
+        packaged = fast_equivalent(self._embedder.space())
+        if packaged is None:
             if auto:
                 return None
             raise ConfigurationError(
@@ -872,7 +874,7 @@ class PromptClassifier(ParamsMixin):
         pool = list(dict.fromkeys(t for t in unlabeled or () if t not in rows))
         if auto and (self.multi_label or int(real.sum()) + len(pool) < MIN_REAL_TEXTS):
             return None  # nothing to bound it on: no fast path, and no static model made for it
-        static = get_embedder({"kind": "model2vec", "model": base["model"]})
+        static = get_embedder({"kind": "model2vec", "model": packaged["model"]})
         answer = lambda ts: self.classes_[self.head_.predict_proba(self._vectors(ts, progress=False)).argmax(1)]  # noqa: E731
         fast = fit_fast_path(
             static,

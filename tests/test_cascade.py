@@ -137,7 +137,7 @@ def _as_packaged(monkeypatch, emb: FakeEmbedder) -> None:
 
     real = K.get_embedder
     static = lambda spec: FakeEmbedder() if isinstance(spec, dict) and spec.get("kind") == "model2vec" else real(spec)  # noqa: E731
-    monkeypatch.setattr(emb, "space", lambda: {"kind": "sentence-transformers", "model": "fake"})
+    monkeypatch.setattr(emb, "space", lambda: {"kind": "sentence-transformers", "model": "all-MiniLM-L6-v2"})
     monkeypatch.setattr(K, "get_embedder", static)
 
 
@@ -166,6 +166,7 @@ def test_a_fast_path_from_the_prompt_alone_answers_nothing_until_real_texts_come
 def test_the_default_adds_the_fast_path_only_where_real_texts_bound_it(monkeypatch, caplog):
     """fast="auto": a model from the prompt alone gets none (no warning, no static model made); trained
     on unlabeled texts it gets one, held to the default's tighter bound; elsewhere it is left out."""
+    from promptclf import ConfigurationError
     from promptclf.cascade import AUTO_MAX_LOSS
     from tests.test_generation import PROMPTS, topic_llm
 
@@ -192,6 +193,12 @@ def test_the_default_adds_the_fast_path_only_where_real_texts_bound_it(monkeypat
     # an embedder it cannot run with, and multi-label: left out, where fast=True would fail
     other = _toy_classifier(120).train()
     assert other.fast == "auto" and other.fast_ is None
+    # a sentence-transformers model of your own (not the packaged MiniLM the static model comes from)
+    own = _toy_classifier(120)
+    monkeypatch.setattr(own._embedder, "space", lambda: {"kind": "sentence-transformers", "model": "/my/model"})
+    assert own.train().fast_ is None
+    with pytest.raises(ConfigurationError, match="fast=True distils static embeddings"):
+        own.set_params(fast=True).train()
     multi = PromptClassifier(embedder=emb, multi_label=True, finetune=False, progress=False)
     for t, c in zip(pool, pool_pred):
         multi.add_data_to_class(str(c), t)
