@@ -60,7 +60,7 @@ ABL_HEADER = [
 ]  # fmt: skip
 ST_HEADER = [
     "dataset", "pool", "pseudo-labels", "their accuracy", "rounds", "guard fell back", "wall s",
-    "model acc, 100 hardest", "LLM acc, 100 hardest",
+    "model acc, 100 hardest", "LLM acc, 100 hardest", "static head answered", "fast path off",
 ]  # fmt: skip
 CAL_HEADER = [
     "dataset", "answered (prompt)", "precision", "accuracy w/o abstaining",
@@ -136,6 +136,27 @@ def llm_labeler_check(clf: PromptClassifier, pool: list[str], truth: dict[str, s
     }
 
 
+def fast_path_check(clf: PromptClassifier, texts: list[str], labels: list[str]) -> dict | None:
+    """Share of the test texts the static fast path answered, and the macro-F1 with it turned off.
+
+    ``None`` where training left the fast path out (the default, ``fast="auto"``, adds it only with
+    enough real texts to bound it on).
+    """
+    if getattr(clf, "fast_", None) is None:
+        return None
+    from promptclf.cascade import cascade_proba
+
+    main = lambda ts: clf.head_.predict_proba(clf._embed(ts))  # noqa: E731
+    answered = float(cascade_proba(clf.fast_, clf._static, texts, main)[1].mean())
+    setting = clf.fast
+    clf.set_params(fast=False)
+    try:
+        off = scores(labels, clf.predict(texts))
+    finally:
+        clf.set_params(fast=setting)
+    return {"answered": answered, "off": off}
+
+
 def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, pool_size: int, emb, cache) -> dict:
     texts, labels = test_sample(name)
     X = emb.embed(texts, cache=cache)
@@ -203,6 +224,7 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
     res["ablation"]["descriptions_unlabeled"] = scores(
         labels, from_store(emb, cache, descs, None).train(unlabeled=pool).predict(texts)
     )
+    res["fast_path"] = fast_path_check(clf, texts, labels)
     res["llm_labeler"] = llm_labeler_check(clf, pool, truth, LLM_CHECK)
     log.info("%s: %s", name, {k: v for k, v in res.items() if k not in ("generation", "summary")})
     return res
@@ -264,12 +286,17 @@ def main() -> None:
          abl(r, "descriptions_unlabeled"), abl(r, "frozen_unlabeled"), f1(r, "unlabeled")]
         for r in results
     ]  # fmt: skip
+
+    def fast_cells(fp):
+        return [f"{100 * fp['answered']:.0f}%", f"{fp['off']['macro_f1']:.3f}"] if fp else ["no fast path", ""]
+
     st_rows = []
     for r in results:
         s, lc = r["self_training"], r["llm_labeler"]
         st_rows.append(
             [r["dataset"], s["pool"], s["pseudo_labels"], s["pseudo_acc"], s["rounds"],
-             "yes" if s["fallback"] else "no", f"{r['unlabeled_seconds']:.0f}", lc["model_acc"], lc["llm_acc"]]
+             "yes" if s["fallback"] else "no", f"{r['unlabeled_seconds']:.0f}", lc["model_acc"], lc["llm_acc"],
+             *fast_cells(r["fast_path"])]
         )  # fmt: skip
     cmd = f"make bench  # or: .venv/bin/python bench/accuracy.py --examples-per-class {args.examples_per_class}"
     body = f"""## Accuracy from a prompt
@@ -299,7 +326,10 @@ made `direct` the default; at commit aacf9ee, on the frozen default head, 0.734 
 
 Self-training details: pseudo-label accuracy against the hidden labels, whether the guard fell back,
 and the chain-ensemble question: on the {LLM_CHECK} pool texts the model is least sure of, how often the
-model and the local LLM (as a labeler, constrained to the class names) are right.
+model and the local LLM (as a labeler, constrained to the class names) are right. *static head answered*: the
+share of test texts the static fast path answered in the *prompt + unlabeled* column (`fast="auto"`, the
+default, adds it when training has at least 100 real texts); *fast path off*: that model's macro-F1 with
+`fast=False`.
 
 {table(ST_HEADER, st_rows)}
 
