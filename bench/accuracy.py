@@ -75,7 +75,8 @@ def zero_shot(emb, cache, descs: dict[str, str], X: np.ndarray) -> list[str]:
 
 
 def probe(emb, cache, data: dict[str, list[str]], texts: list[str]) -> list[str]:
-    clf = PromptClassifier(embedder=emb, progress=False).use_embedding_cache(cache)
+    """The head on real labels, the encoder frozen and without the static fast path: this embedder's ceiling."""
+    clf = PromptClassifier(embedder=emb, progress=False, fast=False).use_embedding_cache(cache)
     for c, xs in data.items():
         clf.add_data_to_class(c, xs)
     return clf.train().predict(texts)
@@ -174,6 +175,8 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
         cost_path.unlink(missing_ok=True)
     elif path.exists():  # an earlier run's pseudo-labels are no part of the prompt-only model
         ExampleStore.load(path).remove(lambda e: e.source == "pseudo")
+    # examples kept without their cost file: what making them cost is not known, and not zero
+    cost_known = cost_path.exists() or not path.exists()
     clf = PromptClassifier(  # the defaults: finetune="auto" tunes the encoder from the prompt
         embedder=emb, examples_per_class=n, strategy=strategy, saved_examples_path=path, progress=False
     ).use_embedding_cache(cache)
@@ -183,7 +186,7 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
     res["prompt"] = scores(labels, clf.predict(texts))
     res["prompt_tuned"] = "encoder_" in clf.__dict__
     res["abstain_precision"], res["abstain_coverage"] = calibration_honesty(clf, texts, labels)
-    res["generation"] = accumulate_cost(cost_path, clf.generation_report_, res["train_seconds"])
+    res["generation"] = accumulate_cost(cost_path, clf.generation_report_, res["train_seconds"]) if cost_known else None
     res["summary"] = clf.training_summary_
     res["prompt_mb"] = saved_mb(clf)
 
@@ -267,6 +270,9 @@ def main() -> None:
     gen_rows = []
     for r in results:
         g = r["generation"]
+        if g is None:
+            gen_rows.append([r["dataset"], *["not recorded"] * 5, r["summary"]["dropped_by_confident_learning"]])
+            continue
         gen_rows.append(
             [r["dataset"], g["calls"], g["prompt_tokens"] + g["completion_tokens"], f"{g['seconds']:.0f}",
              g["kept"], g["kept_ratio"], r["summary"]["dropped_by_confident_learning"]]
@@ -334,7 +340,7 @@ default, adds it when training has at least 100 real texts); *fast path off*: th
 {table(ST_HEADER, st_rows)}
 
 Generation cost of the cached examples (default local LLM, 2 cores; summed over the runs that made them;
-wall s includes embedding and training):
+wall s includes embedding and training; "not recorded" where the examples were kept without their cost file):
 
 {table(GEN_HEADER, gen_rows)}
 
