@@ -254,6 +254,8 @@ def main() -> None:
     for d in args.datasets:
         n = examples_per_class_for(args.examples_per_class, len(all_prompts[d]))
         results.append(run(d, all_prompts[d], n, args.strategy, args.fresh, args.unlabeled, emb, cache))
+    # every figure of the run, tables or not, for reading them again without a rerun
+    (OUT / "accuracy.json").write_text(json.dumps(results, indent=1, default=str))
 
     def f1(r, key):
         return r[key]["macro_f1"]
