@@ -14,10 +14,10 @@ first stage is fit on the main model's world and scored on the fixed test sample
   (that is ``cascade.fit_fast_path``, bench/fast_default.py measures it).
 
 First stages: the product's (``fit_head`` on the static vectors and the 3,000 true labels); a
-scikit-learn logistic regression on the static vectors fit to the main model's answers on the
-3,000 rows and the pool; the same with word 1-2-gram or character 2-4-gram TF-IDF columns beside the
-static vectors (fit on the same texts); word TF-IDF alone. Featurising speed: texts/s of each feature
-step over the test texts, one process, after a warm-up.
+scikit-learn logistic regression (C=1, classes balanced, as ``fit_head``) on the static vectors fit to
+the main model's answers on the 3,000 rows and the pool; the same with word 1-2-gram or character
+2-4-gram TF-IDF columns beside the static vectors (fit on the same texts); word TF-IDF alone.
+Featurising speed: texts/s of each feature step over the test texts, one process, after a warm-up.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def run(name: str, emb, static) -> tuple[list[list[object]], list[str]]:
         return [name, label, float(agree.mean()), *(f"{100 * s:.0f}%" for s in shares)]
 
     def fitted(F, FT, label: str) -> list[object]:
-        m = LogisticRegression(C=1.0, max_iter=3000).fit(F, taught)
+        m = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000).fit(F, taught)  # as fit_head does
         return row(label, m.predict_proba(FT), m.classes_)
 
     product = fit_head(S[: len(texts)], y, None, C=1.0)
