@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from common import (
     OUT,
+    answered_share,
     machine,
     per_class_sample,
     pool_rows,
@@ -145,10 +146,7 @@ def fast_path_check(clf: PromptClassifier, texts: list[str], labels: list[str]) 
     """
     if getattr(clf, "fast_", None) is None:
         return None
-    from promptclf.cascade import cascade_proba
-
-    main = lambda ts: clf.head_.predict_proba(clf._embed(ts))  # noqa: E731
-    answered = float(cascade_proba(clf.fast_, clf._static, texts, main)[1].mean())
+    answered = answered_share(clf, texts)
     setting = clf.fast
     clf.set_params(fast=False)
     try:

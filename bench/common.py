@@ -73,6 +73,15 @@ def prompt_model(name: str, per_class: int, cache=None, **settings):
     return clf.prompt_train(prompts()[name], generate=False)
 
 
+def answered_share(clf, texts: list[str]) -> float:
+    """Share of ``texts`` the fast path's static head answers (the rest would go through the encoder,
+    which is not run: only the static head's confidence decides)."""
+    from promptclf.cascade import cascade_proba
+
+    nothing = lambda ts: np.zeros((len(ts), len(clf.classes_)))  # noqa: E731
+    return float(cascade_proba(clf.fast_, clf._static, texts, nothing)[1].mean())
+
+
 def per_class_sample(rows: list[dict[str, str]], k: int, seed: int = SEED) -> dict[str, list[str]]:
     rng = np.random.default_rng(seed)
     out: dict[str, list[str]] = {}

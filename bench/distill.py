@@ -22,8 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, machine, publish, read_rows, scores, table, test_sample
-from speed import ENV, F1_SETS, PY, answered_share, fresh_process, timed
+from common import ROOT, answered_share, machine, publish, read_rows, scores, table, test_sample
+from speed import ENV, F1_SETS, PY, fresh_process, timed
 
 from promptclf import PromptClassifier
 from promptclf import distill as D

@@ -26,7 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine, pool_rows, prompt_model, prompts, publish, read_rows, scores, table, test_sample
+from common import (
+    answered_share,
+    machine,
+    pool_rows,
+    prompt_model,
+    prompts,
+    publish,
+    read_rows,
+    scores,
+    table,
+    test_sample,
+)
 
 POOL = 5000
 PER_CLASS = {"sst2": 96}  # what examples_per_class="auto" gives two classes; 32 for more
@@ -35,16 +46,6 @@ HEADER = [
     "static share (estimated at training)", "texts it was estimated on", "texts/s (vs raw PyTorch)", "train s",
     ".clf MB",
 ]  # fmt: skip
-
-
-def answered_share(clf, texts: list[str]) -> float:
-    """Share of ``texts`` the fast path's static head answers."""
-    import numpy as np
-
-    from promptclf.cascade import cascade_proba
-
-    nothing = lambda ts: np.zeros((len(ts), len(clf.classes_)))  # noqa: E731
-    return float(cascade_proba(clf.fast_, clf._static, texts, nothing)[1].mean())
 
 
 WAYS = {

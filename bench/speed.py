@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from common import (
     ROOT,
+    answered_share,
     machine,
     per_class_sample,
     prompts,
@@ -33,6 +33,7 @@ from common import (
 )
 
 from promptclf import PromptClassifier
+from promptclf.embedders import EmbeddingCache
 from promptclf.embedders.local import resolve_model_path
 
 PY = sys.executable
@@ -97,15 +98,6 @@ def peak_rss_mib(args: list[str], stdin_path: Path) -> float:
     return int(lines[-1].split()[1]) / 1024
 
 
-def answered_share(clf: PromptClassifier, texts: list[str]) -> float:
-    """Share of ``texts`` the fast path's static head answers (the rest go through MiniLM)."""
-    from promptclf.cascade import cascade_proba
-
-    return float(
-        cascade_proba(clf.fast_, clf._static, texts, lambda ts: np.zeros((len(ts), len(clf.classes_))))[1].mean()
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=100_000)
@@ -119,8 +111,9 @@ def main() -> None:
     # models on the whole train split, one per dataset and fast setting: F1 of each way to serve them
     paths: dict[tuple[str, object], Path] = {}
     for ds in F1_SETS:
+        cache = EmbeddingCache()  # the two models of a dataset embed the same texts once
         for fast in SERVED_FAST.values():
-            head = PromptClassifier(fast=fast, finetune=False, progress=False)
+            head = PromptClassifier(fast=fast, finetune=False, progress=False).use_embedding_cache(cache)
             for label, xs in per_class_sample(read_rows(ds, "train"), 10**9).items():
                 head.add_data_to_class(label, xs)
             paths[ds, fast] = tmp / f"{ds}-{fast}.clf"
