@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from .embedders import Embedder, EmbeddingCache
-from .head import LinearHead, fit_head, out_of_fold_proba
+from .head import LinearHead, fit_head, out_of_fold_proba, scores_to_proba
+from .words import WordColumns
 
 # The most answers, as a share of all rows, the static head may change. A bound: where the two
 # disagree the static head is often the one that is right. Settled on bench/speed.py: at 0.02 the
@@ -36,6 +37,11 @@ AUTO_MAX_LOSS = 0.01
 # them and the bound says little.
 MIN_REAL_TEXTS = 100
 REAL_SOURCES = ("user", "pseudo", "llm")  # provenances of real texts; "prompt" and "generated" are not
+# Word 1-2-gram TF-IDF columns beside the static vectors (promptclf.words): the share the fast path
+# could answer at 1% went from 32 / 74 / 31% to 47 / 80 / 60% on the dev sets, 67 -> 76% and 29 -> 28% on
+# the held-back sets (bench/fast_features.py, an oracle threshold). WORK IN PROGRESS: not yet measured
+# with the threshold training chooses (bench/fast_default.py).
+WORDS = True
 
 
 @dataclass
@@ -50,6 +56,27 @@ class FastPath:
     head: LinearHead
     threshold: float
     estimate: dict[str, float] = field(default_factory=dict)
+    words: WordColumns | None = None  # TF-IDF columns after the static vector's, if the head has them
+
+    def proba(self, static: Embedder, texts: list[str], *, long_texts: str = "chunk") -> np.ndarray:
+        """The static head's probabilities, with numpy only (the words' columns without scikit-learn)."""
+        S = static.embed(texts, long_texts=long_texts)
+        if self.words is None:
+            return self.head.predict_proba(S)
+        d = S.shape[1]
+        coef = self.head.coef_
+        z = S @ coef[:, :d].T + self.words.scores(texts, coef[:, d:]) + self.head.intercept_
+        return scores_to_proba(z)
+
+
+def features(emb: Embedder, texts: list[str], words: WordColumns | None, cache: EmbeddingCache | None) -> Any:
+    """The static head's training matrix: the static vectors, and the words' columns beside them (sparse)."""
+    X = emb.embed(texts, cache=cache)
+    if words is None:
+        return X
+    from scipy.sparse import csr_matrix, hstack
+
+    return hstack([csr_matrix(X), words.matrix(texts)]).tocsr()
 
 
 def choose_threshold(conf: np.ndarray, agree: np.ndarray, max_loss: float = MAX_LOSS) -> tuple[float, float, float]:
@@ -93,7 +120,10 @@ def fit_fast_path(
     ``pool``: other real texts (unlabeled, not training rows), with the main model's answers ``pool_pred``.
     ``max_loss``: the share of the real texts whose answer the static head may change.
     """
-    X = emb.embed(texts, cache=cache)
+    words = WordColumns.fit([*texts, *(pool or ())]) if WORDS else None
+    if words is not None and not words.n_terms:
+        words = None
+    X = features(emb, texts, words, cache)
     head = fit_head(X, y, weights, C=C, random_state=random_state)
     conf, agree = [], []
     oof = out_of_fold_proba(X, y, C, weights, random_state=random_state)
@@ -101,7 +131,7 @@ def fit_fast_path(
         conf.append(oof.max(1)[real])
         agree.append((head.classes_[oof.argmax(1)] == main_pred)[real])
     if pool:
-        P = head.predict_proba(emb.embed(pool, cache=cache))
+        P = head.predict_proba(features(emb, pool, words, cache))
         conf.append(P.max(1))
         agree.append(head.classes_[P.argmax(1)] == pool_pred)
     n = sum(len(c) for c in conf)
@@ -111,7 +141,7 @@ def fit_fast_path(
         threshold, share, dis = choose_threshold(np.concatenate(conf), np.concatenate(agree), max_loss)
     estimate = {"share": round(share, 4), "disagreement": round(dis, 4), "max_loss": max_loss, "rows": len(texts),
                 "real_texts": n}  # fmt: skip
-    return FastPath(emb.to_spec(), head, threshold, estimate)
+    return FastPath(emb.to_spec(), head, threshold, estimate, words)
 
 
 def cascade_proba(
@@ -121,7 +151,7 @@ def cascade_proba(
 
     Returns the probabilities and which rows the fast path answered.
     """
-    P = fast.head.predict_proba(static.embed(texts, long_texts=long_texts))
+    P = fast.proba(static, texts, long_texts=long_texts)
     sure = P.max(1) >= fast.threshold
     rest = np.flatnonzero(~sure)
     if len(rest):

@@ -167,7 +167,7 @@ def out_of_fold_proba(
         method="decision_function",
         params=params,
     )
-    z = z.reshape(len(X), -1)
+    z = z.reshape(X.shape[0], -1)  # X may be sparse (the fast path's words), which has no len
     if prior is not None:
         z = z + X @ prior.T
     return scores_to_proba(z)

@@ -43,6 +43,7 @@ from .store import ExampleStore
 
 if TYPE_CHECKING:
     from .cascade import FastPath
+    from .words import WordColumns
 
 log = logging.getLogger("promptclf")
 MAGIC = "promptclf-model"
@@ -66,6 +67,8 @@ MEMBER_LIMITS = {
     "encoder/model.onnx": 256 * MiB,  # a fine-tuned MiniLM is ~90 MB
     "fast/coef.npy": 256 * MiB,  # the static fast path's head (promptclf.cascade)
     "fast/intercept.npy": 1 * MiB,
+    "fast/words.json": 16 * MiB,  # the fast path's word columns (promptclf.words): terms, in column order
+    "fast/idf.npy": 1 * MiB,
 }
 # All members together: each at its own limit would need several GB of memory to load.
 TOTAL_LIMIT = 1024 * MiB
@@ -73,6 +76,8 @@ MAX_LINES = 2_000_000  # lines of examples.jsonl; also the most examples and cac
 MAX_CLASSES = 10_000
 MAX_NAME = 1_000  # characters of a class name, embedder or LLM model name
 MAX_DIMENSION = 65_536
+MAX_TERMS = 100_000  # the fast path's word columns (promptclf.words.MAX_TERMS)
+MAX_TERM = 1_000  # characters of one term
 ARRAY_MEMBERS = {m for m in MEMBER_LIMITS if m.endswith(".npy")}
 HEAD_KINDS = {False: "logistic-regression", True: "one-vs-rest-logistic-regression"}
 REQUIRED = {MANIFEST, "prompts.json", "examples.jsonl", "head/coef.npy", "head/intercept.npy"}
@@ -133,7 +138,7 @@ def _check_summary(v: dict[str, Any]) -> dict[str, Any]:
 # schema_fingerprint() as of this code: markers of manifests that passed the schema are named with it,
 # so that loading need not build the schema to find them. tests/test_modelfile.py fails until it is
 # updated after a change of the schema (markers of the old rules are then ignored).
-SCHEMA_FINGERPRINT = "78f62a41ebc8c0ce"
+SCHEMA_FINGERPRINT = "e4117b96e6e9a303"
 
 
 def schema_fingerprint() -> str:
@@ -221,6 +226,7 @@ def _schema_definition() -> Any:
             "embedder": field(embedder_spec),
             "threshold": field(cs.float_schema(ge=0.0, le=1.01, allow_inf_nan=False)),
             "estimate": field(cs.dict_schema(cs.str_schema(), number), factory=dict),
+            "words": field(optional(cs.int_schema(ge=1, le=MAX_TERMS)), None),  # word columns after the vector's
         }
     )
     member = obj(
@@ -299,10 +305,16 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
     if state.fast is not None:
         members["fast/coef.npy"] = _npy_bytes(state.fast.head.coef_)
         members["fast/intercept.npy"] = _npy_bytes(state.fast.head.intercept_)
+        words = state.fast.words
+        if words is not None:
+            members["fast/words.json"] = json.dumps(words.vocabulary, ensure_ascii=False).encode()
+            members["fast/idf.npy"] = _npy_bytes(words.idf.astype(np.float32))
+        n_terms = 0 if words is None else words.n_terms
         fast = {
-            "embedder": {**state.fast.embedder, "dimension": int(state.fast.head.n_features_in_)},
+            "embedder": {**state.fast.embedder, "dimension": int(state.fast.head.n_features_in_) - n_terms},
             "threshold": float(state.fast.threshold),
             "estimate": state.fast.estimate,
+            "words": n_terms or None,
         }
     manifest = {
         "format": MAGIC,
@@ -644,12 +656,36 @@ def _fast(r: _Reader, m: dict[str, Any], data: dict[str, bytes], classes: np.nda
     fast = m["fast"]
     if fast["embedder"]["kind"] != "model2vec":
         raise r.fail(f"a fast path's embedder must be static (model2vec), got {fast['embedder']['kind']!r}", MANIFEST)
-    dim = fast["embedder"]["dimension"]
-    coef = r.array(data["fast/coef.npy"], "fast/coef.npy", (rows, dim))
+    dim, n_terms = fast["embedder"]["dimension"], fast.get("words") or 0
+    coef = r.array(data["fast/coef.npy"], "fast/coef.npy", (rows, dim + n_terms))
     intercept = r.array(data["fast/intercept.npy"], "fast/intercept.npy", (rows,))
     head = LinearHead(classes, coef.astype(np.float32), intercept.astype(np.float32), float(m["head"]["C"]))
     spec = {"kind": fast["embedder"]["kind"], "model": fast["embedder"]["model"]}
-    return FastPath(spec, head, float(fast["threshold"]), dict(fast["estimate"]))
+    return FastPath(spec, head, float(fast["threshold"]), dict(fast["estimate"]), _words(r, data, n_terms))
+
+
+def _words(r: _Reader, data: dict[str, bytes], n_terms: int) -> WordColumns | None:
+    """The fast path's word columns: as many distinct terms as the manifest says, an idf for each."""
+    from .words import WordColumns
+
+    present = {"fast/words.json" in data, "fast/idf.npy" in data, n_terms > 0}
+    if present == {False}:
+        return None
+    if present != {True}:
+        raise r.fail("word columns need the manifest's count, fast/words.json and fast/idf.npy")
+    terms = r.json(data["fast/words.json"], "fast/words.json")
+    if (
+        not isinstance(terms, list)
+        or len(terms) != n_terms
+        or not all(isinstance(t, str) and 0 < len(t) <= MAX_TERM for t in terms)
+        or len(set(terms)) != len(terms)
+    ):
+        why = f"fast/words.json must list {n_terms} distinct terms of 1-{MAX_TERM} characters"
+        raise r.fail(why, "fast/words.json")
+    idf = r.array(data["fast/idf.npy"], "fast/idf.npy", (n_terms,))
+    if not np.all(np.isfinite(idf)) or np.any(idf < 1):  # scikit-learn's smoothed idf is at least 1
+        raise r.fail("fast/idf.npy must hold finite values of at least 1", "fast/idf.npy")
+    return WordColumns(terms, idf.astype(np.float32))
 
 
 # What our export of a BERT-style sentence encoder contains (opset 17, default domain only).

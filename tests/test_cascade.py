@@ -101,7 +101,7 @@ def test_the_threshold_is_set_on_real_texts_not_on_generated_ones():
     generated = np.zeros(len(y), bool)
 
     def disagreement_on_pool(fast: FastPath) -> float:
-        P = fast.head.predict_proba(emb.embed(pool))
+        P = fast.proba(emb, pool)
         answered = P.max(1) >= fast.threshold
         return float((answered & (fast.head.classes_[P.argmax(1)] != pool_pred)).sum() / len(pool))
 
@@ -276,7 +276,8 @@ def test_fast_path_with_the_distilled_model_end_to_end(tmp_path, monkeypatch, ca
     clf.train()
     fast = clf.fast_
     assert fast is not None and fast.embedder["kind"] == "model2vec"
-    assert fast.head.n_features_in_ == 256 and 0 < fast.estimate["share"] <= 1
+    n_terms = 0 if fast.words is None else fast.words.n_terms
+    assert fast.head.n_features_in_ == 256 + n_terms and 0 < fast.estimate["share"] <= 1
     static = get_embedder(fast.embedder)
     vecs = static.embed(["The striker scored twice.", "Shares fell after the forecast."])
     assert vecs.shape == (2, 256) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
