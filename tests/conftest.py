@@ -128,14 +128,16 @@ def read_csv(name: str, split: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def run_without_torch(code: str) -> list[str]:
+def run_without_torch(code: str, stdin: str | None = None) -> list[str]:
     """Run ``code`` in a fresh interpreter where ``import torch`` fails; the lines it printed."""
     import subprocess
     import sys
 
     head = "import sys\nsys.modules['torch'] = None  # import torch now fails\n"
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", head + code], capture_output=True, text=True, cwd=root, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", head + code], input=stdin, capture_output=True, text=True, cwd=root, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout.strip().splitlines()
 

@@ -13,7 +13,7 @@ import pytest
 from promptclf import ModelFileError, PromptClassifier
 from promptclf.cascade import MAX_LOSS, FastPath, cascade_proba, choose_threshold, fit_fast_path
 from promptclf.head import LinearHead
-from tests.conftest import FakeEmbedder, read_csv
+from tests.conftest import FakeEmbedder, read_csv, run_without_torch
 
 
 def test_choose_threshold_keeps_disagreement_within_the_bound():
@@ -276,8 +276,8 @@ def test_fast_path_with_the_distilled_model_end_to_end(tmp_path, monkeypatch, ca
     clf.train()
     fast = clf.fast_
     assert fast is not None and fast.embedder["kind"] == "model2vec"
-    n_terms = 0 if fast.words is None else fast.words.n_terms
-    assert fast.head.n_features_in_ == 256 + n_terms and 0 < fast.estimate["share"] <= 1
+    assert fast.words is not None and fast.words.n_terms > 0  # the word columns beside the static vectors
+    assert fast.head.n_features_in_ == 256 + fast.words.n_terms and 0 < fast.estimate["share"] <= 1
     static = get_embedder(fast.embedder)
     vecs = static.embed(["The striker scored twice.", "Shares fell after the forecast."])
     assert vecs.shape == (2, 256) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
@@ -297,6 +297,12 @@ def test_fast_path_with_the_distilled_model_end_to_end(tmp_path, monkeypatch, ca
     assert served.predict(test) == PromptClassifier.load(path).predict(test)
     agree = np.mean([a == b for a, b in zip(served.predict(test), pred)])
     assert agree > 0.95  # int8 MiniLM for the unsure rows, not fp32: nearly the same answers
+    # served in a fresh process where neither PyTorch nor scikit-learn can be imported: the same answers
+    code = (
+        "sys.modules['sklearn'] = None\nimport json\nfrom promptclf import PromptClassifier\n"
+        f"m = PromptClassifier.load({str(path)!r})\nprint(json.dumps(m.predict(json.loads(sys.stdin.read()))))\n"
+    )
+    assert json.loads(run_without_torch(code, stdin=json.dumps(test))[-1]) == served.predict(test)
     # turned off on the loaded model: every text through MiniLM, as a model without a fast path
     off = PromptClassifier.load(path).set_params(fast=False)
     assert off.predict(test) == PromptClassifier.load(path, embedder="onnx-int8:all-MiniLM-L6-v2").set_params(
