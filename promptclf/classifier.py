@@ -1584,4 +1584,6 @@ class PromptClassifier(ParamsMixin):
 def _fast_summary(fast: FastPath | None) -> dict[str, Any] | None:
     if fast is None:
         return None
-    return {"embedder": dict(fast.embedder), "threshold": round(fast.threshold, 4), **fast.estimate}
+    words = 0 if fast.words is None else fast.words.n_terms  # TF-IDF columns beside the static vectors
+    summary = {"embedder": dict(fast.embedder), "threshold": round(fast.threshold, 4), "word_columns": words}
+    return {**summary, **fast.estimate}

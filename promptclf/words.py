@@ -30,7 +30,11 @@ class WordColumns:
 
     vocabulary: list[str]
     idf: np.ndarray  # (n_terms,) float32
-    _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # built once here, not lazily at the first prediction: a served model predicts from several threads
+        self._index = {t: i for i, t in enumerate(self.vocabulary)}
 
     @classmethod
     def fit(cls, texts: list[str]) -> WordColumns:
@@ -49,14 +53,9 @@ class WordColumns:
     def n_terms(self) -> int:
         return len(self.vocabulary)
 
-    def index(self) -> dict[str, int]:
-        if not self._index and self.vocabulary:
-            self._index.update((t, i) for i, t in enumerate(self.vocabulary))
-        return self._index
-
     def transform(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR parts ``(indptr, indices, data)`` of the TF-IDF rows of ``texts``, each of unit length."""
-        index = self.index()
+        index = self._index
         indptr, indices, data = [0], [], []
         for text in texts:
             words = TOKEN.findall(text.lower())
@@ -71,8 +70,7 @@ class WordColumns:
             indices.append(cols)
             data.append(vals / norm if norm > 0 else vals)
             indptr.append(indptr[-1] + len(cols))
-        cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)  # noqa: E731
-        return np.asarray(indptr, np.int64), cat(indices, np.int64), cat(data, np.float32)
+        return np.asarray(indptr, np.int64), _concat(indices, np.int64), _concat(data, np.float32)
 
     def matrix(self, texts: list[str]) -> Any:
         """The rows as a scipy sparse matrix (training: scikit-learn fits on it)."""
@@ -90,3 +88,7 @@ class WordColumns:
             rows = np.repeat(np.arange(len(texts)), np.diff(indptr))
             np.add.at(out, rows, parts)
         return out
+
+
+def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)

@@ -294,6 +294,7 @@ def test_fast_path_with_the_distilled_model_end_to_end(tmp_path, monkeypatch, ca
     clf.save(path)
     served = PromptClassifier.load(path)
     assert served.summary()["fast_path"]["threshold"] == round(fast.threshold, 4)
+    assert served.summary()["fast_path"]["word_columns"] == fast.words.n_terms
     assert served.predict(test) == PromptClassifier.load(path).predict(test)
     agree = np.mean([a == b for a, b in zip(served.predict(test), pred)])
     assert agree > 0.95  # int8 MiniLM for the unsure rows, not fp32: nearly the same answers
