@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .embedders import Embedder, EmbeddingCache
+from .errors import ConfigurationError
 from .head import LinearHead, fit_head, out_of_fold_proba, scores_to_proba
 from .words import WordColumns
 
@@ -63,9 +64,18 @@ class FastPath:
     def proba(self, static: Embedder, texts: list[str], *, long_texts: str = "chunk") -> np.ndarray:
         """The static head's probabilities, with numpy only (the words' columns without scikit-learn)."""
         S = static.embed(texts, long_texts=long_texts)
+        d, n_terms = S.shape[1], 0 if self.words is None else self.words.n_terms
+        if d + n_terms != self.head.n_features_in_:
+            # a static model made otherwise than the one the head was fit on (another version, or a file
+            # edited to match itself): the columns would not line up, so no answers from it
+            raise ConfigurationError(
+                f"the fast path's head was fit on {self.head.n_features_in_ - n_terms}-dimensional static vectors "
+                f"but the static model here ({self.embedder.get('model')}) gives {d}: predict with fast=False, or "
+                "train again to fit the fast path on this static model",
+                setting="fast",
+            )
         if self.words is None:
             return self.head.predict_proba(S)
-        d = S.shape[1]
         coef = self.head.coef_
         z = S @ coef[:, :d].T + self.words.scores(texts, coef[:, d:]) + self.head.intercept_
         return scores_to_proba(z)

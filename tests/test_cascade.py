@@ -85,6 +85,25 @@ def test_fit_fast_path_and_cascade_route_only_unsure_texts_to_the_main_model():
     assert P[0].argmax() == 1 and P[2].argmax() == 0
 
 
+def test_a_static_model_of_another_dimension_is_refused_not_misread():
+    """A fast path fit on static vectors of another size (another static model, or an edited file) raises
+    a ConfigurationError naming the setting, with or without word columns, instead of numpy's error or
+    columns that do not line up."""
+    from promptclf import ConfigurationError
+    from promptclf.words import WordColumns
+
+    texts, y = _toy()
+    emb = FakeEmbedder()
+    fast = fit_fast_path(emb, texts, y, None, y.copy(), real=np.ones(len(y), bool), C=1.0, cache=None)
+    for words in (None, WordColumns.fit(texts)):
+        n = 0 if words is None else words.n_terms
+        head = LinearHead(fast.head.classes_, np.zeros((1, emb.dim + 3 + n), np.float32), np.zeros(1, np.float32), 1.0)
+        wrong = FastPath(fast.embedder, head, 0.9, {}, words)
+        with pytest.raises(ConfigurationError, match=f"fit on {emb.dim + 3}-dimensional") as e:
+            cascade_proba(wrong, emb, ["great film"], lambda ts: np.tile([0.5, 0.5], (len(ts), 1)))
+        assert e.value.setting == "fast"
+
+
 def _sarcastic_pool(n: int = 150) -> tuple[list[str], np.ndarray]:
     """Real texts where the static head goes wrong with confidence: glowing words the main model reads
     as criticism in half of them (it sees what bag-of-words vectors cannot)."""
