@@ -103,10 +103,10 @@ def manifest_text(raw: bytes, rng: random.Random) -> bytes:
     return _zip(data, text)
 
 
-def member_junk(raw: bytes, rng: random.Random) -> bytes:
-    """Replace a member with hostile content and a matching checksum."""
+def member_junk(raw: bytes, rng: random.Random, prefix: str = "") -> bytes:
+    """Replace a member (one named ``prefix``...) with hostile content and a matching checksum."""
     data, m = _unzip(raw)
-    name = rng.choice(sorted(data))
+    name = rng.choice(sorted(n for n in data if n.startswith(prefix)))
     k = len(m.get("classes", [])) or 2
     options: list[bytes] = [
         b"",
@@ -170,6 +170,31 @@ MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {
 }
 
 
+def focused(prefix: str) -> dict[str, Callable[[bytes, random.Random], bytes]]:
+    """Mutations of the members named ``prefix``... and of the manifest's part about them (``"fast/"``:
+    its ``"fast"`` key and those members' entries), checksums made to match: hostile content where
+    the loader reads it, not damage the checksums catch first."""
+    key = prefix.rstrip("/")
+
+    def value(raw: bytes, rng: random.Random) -> bytes:
+        data, m = _unzip(raw)
+        ours = lambda p: p[0] == key or (p[0] == "members" and len(p) > 1 and str(p[1]).startswith(prefix))  # noqa: E731
+        path = rng.choice([p for p in _paths(m) if ours(p)])
+        _set(m, path, rng.choice(HOSTILE_VALUES))
+        return _zip(data, m, fix_checksums=path[0] != "members")
+
+    def drop(raw: bytes, rng: random.Random) -> bytes:
+        data, m = _unzip(raw)
+        data.pop(rng.choice(sorted(n for n in data if n.startswith(prefix))))
+        return _zip(data, m)
+
+    return {
+        f"{key}: member_junk": lambda raw, rng: member_junk(raw, rng, prefix),
+        f"{key}: manifest_value": value,
+        f"{key}: member removed": drop,
+    }
+
+
 def check(path: Path, embedder: Any) -> str:
     """Load and use a mutated file. ``"loaded"`` or ``"refused"`` are fine; anything else is a bug."""
     from promptclf import ModelFileError, PromptClassifier, PromptClfError
@@ -194,17 +219,27 @@ def check(path: Path, embedder: Any) -> str:
     return "loaded"
 
 
-def run(model: Path, n: int, seed: int, out_dir: Path, embedder: Any, max_s: float = 5.0) -> dict[str, Any]:
-    """``n`` mutations of ``model``, round-robin over the kinds; counts per kind and outcome."""
+def run(
+    model: Path,
+    n: int,
+    seed: int,
+    out_dir: Path,
+    embedder: Any,
+    max_s: float = 5.0,
+    mutations: dict[str, Callable[[bytes, random.Random], bytes]] | None = None,
+) -> dict[str, Any]:
+    """``n`` mutations of ``model``, round-robin over the kinds (``MUTATIONS`` unless given); counts per
+    kind and outcome."""
+    mutations = MUTATIONS if mutations is None else mutations
     rng = random.Random(seed)
     raw = model.read_bytes()
-    counts: dict[str, Counter] = {k: Counter() for k in MUTATIONS}
+    counts: dict[str, Counter] = {k: Counter() for k in mutations}
     bugs: list[str] = []
     slow: list[str] = []
-    kinds = list(MUTATIONS)
+    kinds = list(mutations)
     for i in range(n):
         kind = kinds[i % len(kinds)]
-        mutated = MUTATIONS[kind](raw, rng)
+        mutated = mutations[kind](raw, rng)
         p = out_dir / f"m{i}.clf"
         p.write_bytes(mutated)
         t0 = time.perf_counter()
