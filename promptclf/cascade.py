@@ -61,10 +61,15 @@ class FastPath:
     estimate: dict[str, float] = field(default_factory=dict)
     words: WordColumns | None = None  # TF-IDF columns after the static vector's, if the head has them
 
+    @property
+    def n_terms(self) -> int:
+        """How many of the head's columns are word columns (after the static vector's)."""
+        return 0 if self.words is None else self.words.n_terms
+
     def proba(self, static: Embedder, texts: list[str], *, long_texts: str = "chunk") -> np.ndarray:
         """The static head's probabilities, with numpy only (the words' columns without scikit-learn)."""
         S = static.embed(texts, long_texts=long_texts)
-        d, n_terms = S.shape[1], 0 if self.words is None else self.words.n_terms
+        d, n_terms = S.shape[1], self.n_terms
         if d + n_terms != self.head.n_features_in_:
             # a static model made otherwise than the one the head was fit on (another version, or a file
             # edited to match itself): the columns would not line up, so no answers from it
@@ -74,11 +79,11 @@ class FastPath:
                 "train again to fit the fast path on this static model",
                 setting="fast",
             )
-        if self.words is None:
-            return self.head.predict_proba(S)
         coef = self.head.coef_
-        z = S @ coef[:, :d].T + self.words.scores(texts, coef[:, d:]) + self.head.intercept_
-        return scores_to_proba(z)
+        z = S @ coef[:, :d].T  # without words: the whole matrix, as LinearHead.predict_proba computes it
+        if self.words is not None:
+            z = z + self.words.scores(texts, coef[:, d:])
+        return scores_to_proba(z + self.head.intercept_)
 
 
 def features(emb: Embedder, texts: list[str], words: WordColumns | None, cache: EmbeddingCache | None) -> Any:

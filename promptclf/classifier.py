@@ -1584,6 +1584,5 @@ class PromptClassifier(ParamsMixin):
 def _fast_summary(fast: FastPath | None) -> dict[str, Any] | None:
     if fast is None:
         return None
-    words = 0 if fast.words is None else fast.words.n_terms  # TF-IDF columns beside the static vectors
-    summary = {"embedder": dict(fast.embedder), "threshold": round(fast.threshold, 4), "word_columns": words}
+    summary = {"embedder": dict(fast.embedder), "threshold": round(fast.threshold, 4), "word_columns": fast.n_terms}
     return {**summary, **fast.estimate}

@@ -40,10 +40,10 @@ from .multilabel import OneVsRestHead
 from .safejson import UnsafeJSON
 from .safejson import loads as safe_loads
 from .store import ExampleStore
+from .words import MAX_TERMS, WordColumns
 
 if TYPE_CHECKING:
     from .cascade import FastPath
-    from .words import WordColumns
 
 log = logging.getLogger("promptclf")
 MAGIC = "promptclf-model"
@@ -76,8 +76,7 @@ MAX_LINES = 2_000_000  # lines of examples.jsonl; also the most examples and cac
 MAX_CLASSES = 10_000
 MAX_NAME = 1_000  # characters of a class name, embedder or LLM model name
 MAX_DIMENSION = 65_536
-MAX_TERMS = 100_000  # the fast path's word columns (promptclf.words.MAX_TERMS)
-MAX_TERM = 1_000  # characters of one term
+MAX_TERM = 1_000  # characters of one term of the fast path's word columns
 ARRAY_MEMBERS = {m for m in MEMBER_LIMITS if m.endswith(".npy")}
 HEAD_KINDS = {False: "logistic-regression", True: "one-vs-rest-logistic-regression"}
 REQUIRED = {MANIFEST, "prompts.json", "examples.jsonl", "head/coef.npy", "head/intercept.npy"}
@@ -305,11 +304,10 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
     if state.fast is not None:
         members["fast/coef.npy"] = _npy_bytes(state.fast.head.coef_)
         members["fast/intercept.npy"] = _npy_bytes(state.fast.head.intercept_)
-        words = state.fast.words
+        words, n_terms = state.fast.words, state.fast.n_terms
         if words is not None:
             members["fast/words.json"] = json.dumps(words.vocabulary, ensure_ascii=False).encode()
             members["fast/idf.npy"] = _npy_bytes(words.idf.astype(np.float32))
-        n_terms = 0 if words is None else words.n_terms
         fast = {
             "embedder": {**state.fast.embedder, "dimension": int(state.fast.head.n_features_in_) - n_terms},
             "threshold": float(state.fast.threshold),
@@ -666,8 +664,6 @@ def _fast(r: _Reader, m: dict[str, Any], data: dict[str, bytes], classes: np.nda
 
 def _words(r: _Reader, data: dict[str, bytes], n_terms: int) -> WordColumns | None:
     """The fast path's word columns: as many distinct terms as the manifest says, an idf for each."""
-    from .words import WordColumns
-
     present = {"fast/words.json" in data, "fast/idf.npy" in data, n_terms > 0}
     if present == {False}:
         return None

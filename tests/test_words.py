@@ -9,13 +9,13 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import FakeEmbedder
 
 from promptclf import modelfile
 from promptclf.cascade import FastPath
 from promptclf.errors import ModelFileError
 from promptclf.head import LinearHead
 from promptclf.words import WordColumns
+from tests.conftest import FakeEmbedder
 
 CORPUS = [
     "How many people live in Paris?",
@@ -50,12 +50,14 @@ def test_no_term_in_two_texts_gives_no_columns():
     assert words.scores(["alpha"], np.zeros((1, 0), np.float32)).shape == (1, 1)
 
 
-def _saved_with_words(tmp_path):
-    from test_cascade import _toy_classifier
+def saved_with_words(tmp_path, dim: int | None = None):
+    """A small model on the fake embedder whose fast path has word columns beside ``dim``-dimensional
+    static vectors (the fake embedder's size unless given: the real static model's, to predict with it)."""
+    from tests.test_cascade import _toy_classifier
 
     clf = _toy_classifier(120).train()
     words = WordColumns.fit(CORPUS)
-    d = FakeEmbedder().dim
+    d = FakeEmbedder().dim if dim is None else dim
     head = LinearHead(clf.classes_, np.ones((1, d + words.n_terms), np.float32), np.zeros(1, np.float32), 1.0)
     clf.fast = True
     clf.fast_ = FastPath({"kind": "model2vec", "model": "all-MiniLM-L6-v2"}, head, 0.9, {"share": 0.5}, words)
@@ -65,7 +67,7 @@ def _saved_with_words(tmp_path):
 
 
 def test_a_clf_keeps_the_word_columns(tmp_path):
-    path, words = _saved_with_words(tmp_path)
+    path, words = saved_with_words(tmp_path)
     fast = modelfile.read(path).fast
     assert fast.words.vocabulary == words.vocabulary and np.array_equal(fast.words.idf, words.idf)
     assert fast.head.coef_.shape[1] == FakeEmbedder().dim + words.n_terms
@@ -113,6 +115,6 @@ def _npy(a) -> bytes:
     ],
 )
 def test_a_clf_with_inconsistent_word_columns_is_refused(tmp_path, change, message):
-    path, words = _saved_with_words(tmp_path)
+    path, words = saved_with_words(tmp_path)
     with pytest.raises(ModelFileError, match=message):
         modelfile.read(_edited(path, tmp_path, **change(words)))
