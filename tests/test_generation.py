@@ -252,6 +252,45 @@ def test_filters():
     assert reject_reason("A great film that I loved.", "Reviews that praise the film.", "pos") is None
 
 
+def test_text_about_an_example_is_unwrapped_or_dropped(monkeypatch):
+    """``ECHO_FILTER`` (a benchmark switch, off by default) drops text about being an example."""
+    from promptclf.generation.filters import unwrap_quoted
+
+    d = "Reviews that criticise the film."
+    assert reject_reason("Here's an example:", d, "neg") is None  # off: kept, as before
+    monkeypatch.setattr("promptclf.generation.filters.ECHO_FILTER", True)
+    assert reject_reason("Here's an example:", d, "neg") == "about_an_example"
+    assert reject_reason("I can certainly help with that, the film was dull.", d, "neg") == "about_an_example"
+    assert reject_reason("The plot is a textbook example of lazy writing.", d, "neg") == "about_an_example"
+    assert reject_reason("A realistic review: the film was dull.", d, "neg") == "about_an_example"
+    # the example inside: the longest quoted part that is a text of its own
+    wrapped = 'One example of such a text is: "The plot drags and the jokes fall flat." Or "it is bad".'
+    assert unwrap_quoted(wrapped, d) == "The plot drags and the jokes fall flat."
+    assert unwrap_quoted('An example is "an example".', d) == 'An example is "an example".'  # nothing better inside
+    assert unwrap_quoted('The critic called it "a slog from start to end".', d) == (
+        'The critic called it "a slog from start to end".'  # a quote in a real example is left alone
+    )
+    # words the description itself uses are the class's own, not talk about the example
+    own = "Sentences that give an example of style."
+    assert reject_reason("An example of good style in a sentence.", own, "c") is None
+
+
+def test_generation_keeps_the_example_inside_text_about_one(fake_embedder, monkeypatch):
+    """The fake criticises in the words the pos/neg fake uses, wrapped in talk about an example or not."""
+    monkeypatch.setattr("promptclf.generation.filters.ECHO_FILTER", True)
+    topic = topic_llm().fallback
+    wrapped = ['One example of such a text could be: "{}"', "Here's an example:", "{}"]
+
+    def answer(messages, schema, n):
+        text = topic(messages, schema, n)["text"]
+        return {"text": text if "praise" in messages[-1]["content"] else wrapped[n % 3].format(text)}
+
+    clf = make(fake_embedder, FakeLLM(fallback=answer), examples_per_class=6).prompt_train(PROMPTS)
+    kept = clf.get_data()["neg"]
+    assert len(kept) == 6 and not any("example" in t.lower() for t in kept)
+    assert clf.generation_report_["classes"]["neg"]["dropped"]["about_an_example"] >= 1
+
+
 def test_parse_json_object():
     assert parse_json_object('```json\n{"a": 1}\n```') == {"a": 1}
     assert parse_json_object('Sure! {"a": "x\ny"} done') == {"a": "x\ny"}

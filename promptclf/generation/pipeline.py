@@ -26,7 +26,7 @@ from ..embedders import Embedder, EmbeddingCache
 from ..errors import GenerationError
 from ..llms import LLM, Request
 from ..store import ExampleStore
-from .filters import dedup_key, normalize, reject_reason, strip_preamble, words
+from .filters import dedup_key, normalize, reject_reason, strip_preamble, unwrap_quoted, words
 from .templates import EXAMPLES_BLOCK, bullets, resolve_templates
 
 log = logging.getLogger("promptclf")
@@ -254,7 +254,7 @@ class ClassGenerator:
         text = out.get("text")
         if not isinstance(text, str):
             return "malformed"
-        text = out["text"] = normalize(strip_preamble(text))
+        text = out["text"] = unwrap_quoted(normalize(strip_preamble(text)), self.description)
         reason = reject_reason(text, self.description, self.class_name)
         if reason:
             return reason
