@@ -1,7 +1,7 @@
 """How much the prompt-only figure moves with the sample the LLM writes: fresh examples per seed.
 
     .venv/bin/python bench/prompt_seeds.py [--datasets sst2 ag_news trec6] [--seeds 1 2 3]
-        [--variants default lengths] [--rerun]
+        [--variants default echo-filter] [--rerun [--fresh]] [--no-write]
 
 The accuracy table's *prompt* column is one sample of generated examples (the cached ones). Here each
 seed is a whole prompt-only run as a user makes it: ``PromptClassifier(random_state=seed)`` with every
