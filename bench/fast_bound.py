@@ -30,7 +30,7 @@ import numpy as np
 from common import machine, per_class_sample, publish, read_rows, scores, table, test_sample
 
 from promptclf import PromptClassifier
-from promptclf.cascade import choose_threshold, features
+from promptclf.cascade import choose_threshold, features, threshold_for_cost
 from promptclf.embedders import EmbeddingCache
 from promptclf.head import out_of_fold_proba
 
@@ -47,17 +47,6 @@ HEADER = [
     "dataset", "rows", "out-of-fold accuracy: main / static head", "main model (test)", "bound", "rule",
     "threshold", "static share (test)", "cascade macro-F1 (test)", "Δ pts vs main",
 ]  # fmt: skip
-
-
-def net_threshold(conf: np.ndarray, loss: np.ndarray, max_loss: float) -> float:
-    """The lowest confidence whose answered rows' summed ``loss`` is at most ``max_loss`` of all rows
-    (as ``choose_threshold``, with a loss of -1, 0 or 1 per row instead of a disagreement)."""
-    order = np.argsort(-conf, kind="stable")
-    ranked = conf[order]
-    cum = np.cumsum(loss[order]) / len(conf)
-    ends = np.append(ranked[1:] < ranked[:-1], True)
-    ok = np.flatnonzero(ends & (cum <= max_loss))
-    return float(ranked[ok.max()]) if len(ok) else 1.01
 
 
 def run(name: str) -> list[list[object]]:
@@ -86,7 +75,7 @@ def run(name: str) -> list[list[object]]:
         rules = {
             "disagreement, in-sample (the product)": choose_threshold(conf, s_pred == main_in, bound)[0],
             "disagreement, out of fold": choose_threshold(conf, s_pred == m_pred, bound)[0],
-            "net loss, labels, out of fold": net_threshold(conf, net, bound),
+            "net loss, labels, out of fold": threshold_for_cost(conf, net, bound)[0],
         }
         for rule, threshold in rules.items():
             sure = P_static.max(1) >= threshold

@@ -101,19 +101,28 @@ def choose_threshold(conf: np.ndarray, agree: np.ndarray, max_loss: float = MAX_
 
     Returns (threshold, share answered, share disagreeing). Above 1 when nothing qualifies.
     """
+    return threshold_for_cost(conf, ~np.asarray(agree, bool), max_loss)
+
+
+def threshold_for_cost(conf: np.ndarray, cost: np.ndarray, max_loss: float) -> tuple[float, float, float]:
+    """The lowest confidence whose answered rows' summed ``cost`` (per row) is at most ``max_loss`` of
+    all rows: ``choose_threshold`` with a disagreement costing 1; bench/fast_bound.py tries other costs.
+
+    Returns (threshold, share answered, summed cost as a share of all rows). Above 1 when nothing qualifies.
+    """
     n = len(conf)
     conf = np.asarray(conf, dtype=np.float64)
     order = np.argsort(-conf, kind="stable")
     ranked = conf[order]
-    wrong = np.cumsum(~np.asarray(agree, bool)[order]) / n
+    spent = np.cumsum(np.asarray(cost)[order]) / n
     # a threshold answers every row with at least its confidence: a tied block is answered whole, so
     # only the last row of a block is a place to stop
     ends = np.append(ranked[1:] < ranked[:-1], True) if n else np.zeros(0, bool)
-    ok = np.flatnonzero(ends & (wrong <= max_loss))
+    ok = np.flatnonzero(ends & (spent <= max_loss))
     if len(ok) == 0:
         return 1.01, 0.0, 0.0
     k = int(ok.max())
-    return float(ranked[k]), (k + 1) / n, float(wrong[k])
+    return float(ranked[k]), (k + 1) / n, float(spent[k])
 
 
 def fit_fast_path(
