@@ -1,7 +1,7 @@
 """How much the prompt-only figure moves with the sample the LLM writes: fresh examples per seed.
 
     .venv/bin/python bench/prompt_seeds.py [--datasets sst2 ag_news trec6] [--seeds 1 2 3]
-        [--variants default echo-filter] [--rerun [--fresh]] [--no-write]
+        [--variants default echo-filter echoes-kept] [--rerun [--fresh]] [--no-write]
 
 The accuracy table's *prompt* column is one sample of generated examples (the cached ones). Here each
 seed is a whole prompt-only run as a user makes it: ``PromptClassifier(random_state=seed)`` with every
@@ -12,7 +12,9 @@ sample, against the zero-shot description match with the same embedder. The goal
 (issue 11): +5 points over zero-shot on every dev set.
 
 Variants: *default*; *echo-filter*: generated text that talks about being an example ("One example
-of such a text is: ...") dropped, or the example quoted in it kept (``generation.filters.ECHO_FILTER``).
+of such a text is: ...") dropped, or the example quoted in it kept, in every class
+(``generation.filters.ECHO_FILTER``); *echoes-kept*: such text kept even in a class where it is most of
+the examples (``generation.filters.ECHO_MAJORITY = 1.0``; the default before that rule).
 
 Each run's figures are kept in ``bench/out/prompt_seeds.json`` and a later call reuses them (the
 table says which came from an earlier call); ``--rerun`` runs them again (the examples too with
@@ -37,7 +39,8 @@ from promptclf.generation import examples_per_class_for, filters
 
 log = logging.getLogger("bench")
 RESULTS = OUT / "prompt_seeds.json"
-VARIANTS = {"default": False, "echo-filter": True}  # filters.ECHO_FILTER
+# the switches each variant sets in generation.filters
+VARIANTS = {"default": {}, "echo-filter": {"ECHO_FILTER": True}, "echoes-kept": {"ECHO_MAJORITY": 1.0}}
 
 
 def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
@@ -48,14 +51,17 @@ def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
     if fresh:
         path.unlink(missing_ok=True)
     reused = path.exists()
-    filters.ECHO_FILTER = VARIANTS[variant]
+    before = {k: getattr(filters, k) for k in VARIANTS[variant]}
+    for k, v in VARIANTS[variant].items():
+        setattr(filters, k, v)
     clf = PromptClassifier(embedder=emb, random_state=seed, saved_examples_path=path, progress=False)
     clf.use_embedding_cache(cache)
     t0 = time.perf_counter()
     try:
         clf.prompt_train(descs)
     finally:
-        filters.ECHO_FILTER = False
+        for k, v in before.items():
+            setattr(filters, k, v)
     seconds = time.perf_counter() - t0
     res = {
         "dataset": name,
@@ -123,7 +129,8 @@ def main() -> None:
         "`prompt_train(descriptions)` generating its own examples with the default local LLM; macro-F1 on the "
         "fixed test sample; Δ: points over the zero-shot description match. *echo-filter*: generated text "
         "that talks about being an example dropped, or the example quoted in it kept "
-        "(`generation.filters.ECHO_FILTER = True`). "
+        "in every class (`generation.filters.ECHO_FILTER = True`). *echoes-kept*: such text kept even where it is "
+        "most of a class's examples (`generation.filters.ECHO_MAJORITY = 1.0`, the default before that rule). "
         "*prompt_train s*: generation and training, wall.\n\n" + table(header, rows)
     )
     publish("prompt-seeds", body, not args.no_write)

@@ -291,6 +291,34 @@ def test_generation_keeps_the_example_inside_text_about_one(fake_embedder, monke
     assert clf.generation_report_["classes"]["neg"]["dropped"]["about_an_example"] >= 1
 
 
+def test_a_class_whose_examples_are_mostly_about_examples_gets_others(fake_embedder, monkeypatch):
+    """With the filter off (the default), a class where most kept texts talk about being an example
+    drops them and generates others (``ECHO_MAJORITY``); a class where such text is a minority keeps it."""
+    topic = topic_llm().fallback
+    wrapped = ['A realistic example: "{}"', "One example of such a text could be: {}"]
+
+    def answer(messages, schema, n):
+        text = topic(messages, schema, n)["text"]
+        if "praise" in messages[-1]["content"]:
+            return {"text": f"{text}, to give one example" if n % 4 == 0 else text}  # a minority
+        return {"text": text if n % 3 == 0 else wrapped[n % 2].format(text)}  # most of them
+
+    def about(texts):
+        return sum("example" in t.lower() for t in texts)
+
+    def kept(majority):
+        monkeypatch.setattr("promptclf.generation.filters.ECHO_MAJORITY", majority)
+        clf = make(fake_embedder, FakeLLM(fallback=answer), examples_per_class=8).prompt_train(PROMPTS)
+        return clf.get_data(), clf.generation_report_["classes"]
+
+    data, report = kept(1.0)  # never: as before
+    assert about(data["neg"]) > len(data["neg"]) / 2 and about(data["pos"]) >= 1
+    data, report = kept(0.5)
+    assert len(data["neg"]) == 8 and about(data["neg"]) == 0
+    assert report["neg"]["dropped"]["about_an_example"] >= 4
+    assert about(data["pos"]) >= 1 and "about_an_example" not in report["pos"]["dropped"]
+
+
 def test_parse_json_object():
     assert parse_json_object('```json\n{"a": 1}\n```') == {"a": 1}
     assert parse_json_object('Sure! {"a": "x\ny"} done') == {"a": "x\ny"}

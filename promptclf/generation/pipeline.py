@@ -26,7 +26,8 @@ from ..embedders import Embedder, EmbeddingCache
 from ..errors import GenerationError
 from ..llms import LLM, Request
 from ..store import ExampleStore
-from .filters import dedup_key, normalize, reject_reason, strip_preamble, unwrap_quoted, words
+from . import filters
+from .filters import dedup_key, echoes, normalize, reject_reason, strip_preamble, unwrap_quoted, words
 from .templates import EXAMPLES_BLOCK, bullets, resolve_templates
 
 log = logging.getLogger("promptclf")
@@ -146,6 +147,9 @@ class ClassGenerator:
         self.strategy = ctx.strategy
         self.rejected: set[str] = set()  # keys of texts dropped later (near duplicates) so they are not re-added
         self.made: set[str] = set()  # texts this run added, so the report counts only its own
+        # drop text about being an example: None follows filters.ECHO_FILTER; True once most of the
+        # class's examples were such text (_drop_echo_majority)
+        self.drop_echoes: bool | None = None
 
     # -- prompts ---------------------------------------------------------------------------------
     def _messages(self, template: str, system: str = "system", **fields: Any) -> list[dict[str, str]]:
@@ -254,8 +258,8 @@ class ClassGenerator:
         text = out.get("text")
         if not isinstance(text, str):
             return "malformed"
-        text = out["text"] = unwrap_quoted(normalize(strip_preamble(text)), self.description)
-        reason = reject_reason(text, self.description, self.class_name)
+        text = out["text"] = unwrap_quoted(normalize(strip_preamble(text)), self.description, self.drop_echoes)
+        reason = reject_reason(text, self.description, self.class_name, self.drop_echoes)
         if reason:
             return reason
         key = dedup_key(text)
@@ -265,6 +269,26 @@ class ClassGenerator:
         if owner is not None:
             return "duplicate" if owner == self.class_name else "ambiguous"
         return None
+
+
+def _drop_echo_majority(ctx: GenerationContext, class_name: str, gen: ClassGenerator) -> int:
+    """When most of a class's generated examples talk about being an example instead of being one
+    (``filters.ECHO_MAJORITY``), drop them and drop such text from then on for that class
+    (``gen.drop_echoes``); return how many were dropped. Classes where such text is a minority keep it:
+    there it mostly restates the description, which the head can use."""
+    if gen.drop_echoes is not None:
+        return 0
+    made = [e.text for e in ctx.store.examples(["generated"]) if e.class_name == class_name]
+    about = {t for t in made if echoes(t, gen.description)}
+    if not made or len(about) <= filters.ECHO_MAJORITY * len(made):
+        return 0
+    gen.drop_echoes = True
+    ctx.store.remove(lambda e: e.class_name == class_name and e.source == "generated" and e.text in about)
+    gen.rejected.update(dedup_key(t) for t in about)
+    gen.report.dropped["about_an_example"] += len(about)
+    log.info("class %r: %d of %d generated examples talk about being an example; generating others", class_name,
+             len(about), len(made))  # fmt: skip
+    return len(about)
 
 
 def _embedding_filter(ctx: GenerationContext, class_name: str, gen: ClassGenerator) -> int:
@@ -340,6 +364,7 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
             continue
         if ctx.filter_generated:  # first, examples an interrupted run made but never filtered
             _embedding_filter(ctx, c, gen)
+        _drop_echo_majority(ctx, c, gen)
         for _ in range(MAX_ROUNDS):
             need = ctx.examples_per_class - ctx.store.count(c, "generated")
             if need <= 0:
@@ -352,6 +377,7 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
                 if bar is not None:
                     bar.close()
             removed = _embedding_filter(ctx, c, gen) if ctx.filter_generated else 0
+            removed += _drop_echo_majority(ctx, c, gen)
             if got == 0 or (removed == 0 and got < need):
                 break
         # this run's examples that are still in (the filters may have dropped some it made)
