@@ -68,11 +68,16 @@ def echoes(text: str, description: str) -> bool:
     return any(not set(words(m.group(0))) <= own for m in _ECHO.finditer(text))
 
 
+def _dropping(drop_echoes: bool | None) -> bool:
+    """Whether text about being an example is dropped: ``drop_echoes``, or ``ECHO_FILTER`` when None."""
+    return ECHO_FILTER if drop_echoes is None else drop_echoes
+
+
 def unwrap_quoted(text: str, description: str, drop_echoes: bool | None = None) -> str:
     """The example inside text about an example: 'One example of such a text is: "The plot drags."'
     gives "The plot drags." (the longest quoted part that is a text of its own); ``text`` otherwise,
     or when such text is not being dropped (``drop_echoes``; None: ``ECHO_FILTER``)."""
-    if not (ECHO_FILTER if drop_echoes is None else drop_echoes) or not echoes(text, description):
+    if not _dropping(drop_echoes) or not echoes(text, description):
         return text
     parts = [normalize(a or b) for a, b in _QUOTED.findall(text)]
     parts = [p for p in parts if len(words(p)) >= MIN_WORDS and not echoes(p, description)]
@@ -122,7 +127,7 @@ def reject_reason(text: str, description: str, class_name: str, drop_echoes: boo
         return "placeholder"
     if _META.search(text) or key == dedup_key(class_name):
         return "prompt_leak"
-    if (ECHO_FILTER if drop_echoes is None else drop_echoes) and echoes(text, description):
+    if _dropping(drop_echoes) and echoes(text, description):
         return "about_an_example"
     if len(_LIST_MARK.findall(text)) >= 2:
         return "list_not_text"
