@@ -73,6 +73,31 @@ def prompt_model(name: str, per_class: int, cache=None, **settings):
     return clf.prompt_train(prompts()[name], generate=False)
 
 
+def interpolate_with_the_base(alpha: float):
+    """WiSE-FT (Wortsman et al. 2022) for the benchmarks: after each fine-tuning of the encoder, every
+    float weight set to ``base + alpha * (tuned - base)``. Interpolating a fine-tuned model's weights with
+    its base's holds up better where the text to predict differs from the text tuned on (here: tuned on
+    generated examples and pseudo-labels, predicting real text). Wraps `promptclf.finetune.finetune`,
+    which the classifier imports when it tunes; returns what undoes the wrap."""
+    import promptclf.finetune as F
+
+    plain = F.finetune
+
+    def wise(model_path, *a, **kw):
+        import torch
+
+        model, report = plain(model_path, *a, **kw)
+        ref = F.load_model(model_path).state_dict()
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                if v.is_floating_point() and k in ref:
+                    v.copy_(ref[k] + alpha * (v - ref[k]))
+        return model, report
+
+    F.finetune = wise
+    return lambda: setattr(F, "finetune", plain)
+
+
 def answered_share(clf, texts: list[str]) -> float:
     """Share of ``texts`` the fast path's static head answers (the rest would go through the encoder,
     which is not run: only the static head's confidence decides)."""

@@ -2,7 +2,8 @@
 the result?
 
     .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
-        [triplet:m0.5:e1 confident2 distill distill150 student:lr1e-4:e3:d90 llm500:p0.9] [--per-class 32] [--save DIR]
+        [triplet:m0.5:e1 confident2 distill distill150 student:lr1e-4:e3:d90 llm500:p0.9 wise50] [--per-class 32]
+        [--save DIR]
 
 One dataset, one child process per variant (each its own fresh state). Each variant: the head on the
 cached generated examples (bench/accuracy.py makes them) with the encoder frozen, then
@@ -17,7 +18,10 @@ with options `:mX` (margin X, default `TRIPLET_MARGIN`) and `:eN` (N epochs, def
 *distill*: `distill=True` (the tuned encoder then distilled into half its layers, issue 16); *distillN*:
 the same with the distillation alone stopped after N seconds (fine-tuning keeps its budget); *student*: the
 half-depth student tuned directly, no full-depth tuning (options in `tune_the_student`); *llmN*:
-`llm_label_budget=N` with a SIMULATED strong LLM labelling the pool's hardest texts (`ask_a_simulated_llm`).
+`llm_label_budget=N` with a SIMULATED strong LLM labelling the pool's hardest texts (`ask_a_simulated_llm`);
+*wiseNN*: each tuned encoder's weights moved back towards the base's, to NN% of the way from base to
+tuned (WiSE-FT, Wortsman et al. 2022: interpolating fine-tuned and base weights holds up better where
+the text to predict differs from the text tuned on; `interpolate_with_the_base`).
 ``--save DIR`` keeps each variant's model as ``DIR/<dataset>-<variant>.clf``.
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
 report (pairs, steps, seconds, whether the budget stopped it) and self-training's rounds.
@@ -33,7 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import pool_rows, prompt_model, read_rows, scores, test_sample
+from common import interpolate_with_the_base, pool_rows, prompt_model, read_rows, scores, test_sample
 
 POOL = 5000
 
@@ -130,7 +134,7 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None) -> di
     named = ("default", "rounds2", "minpairs0", "confident2", "distill")
     head = variant.split(":")[0]
     known = variant in named or head in ("triplet", "student") or (head.startswith("llm") and head[3:].isdigit())
-    numbered = ("budget", "keep", "distill")
+    numbered = ("budget", "keep", "distill", "wise")
     if not (known or any(variant.startswith(p) and variant.removeprefix(p).isdigit() for p in numbered)):
         raise SystemExit(f"unknown variant {variant!r}")
     emb, cache = get_embedder(None), EmbeddingCache()
@@ -162,6 +166,8 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None) -> di
         ask_a_simulated_llm(clf, variant, {r["text"]: r["label"] for r in train})
     elif head == "student":
         tune_the_student(F, variant.split(":")[1:])
+    elif variant.startswith("wise"):
+        interpolate_with_the_base(int(variant.removeprefix("wise")) / 100)
     elif variant.startswith("distill"):
         import promptclf.distill as D
 

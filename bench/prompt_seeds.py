@@ -1,7 +1,7 @@
 """How much the prompt-only figure moves with the sample the LLM writes: fresh examples per seed.
 
     .venv/bin/python bench/prompt_seeds.py [--datasets sst2 ag_news trec6] [--seeds 1 2 3]
-        [--variants default echo-filter echoes-kept] [--rerun [--fresh]] [--no-write]
+        [--variants default echo-filter echoes-kept echo-majority wise50 wise70] [--rerun [--fresh]] [--no-write]
 
 The accuracy table's *prompt* column is one sample of generated examples (the cached ones). Here each
 seed is a whole prompt-only run as a user makes it: ``PromptClassifier(random_state=seed)`` with every
@@ -14,7 +14,11 @@ sample, against the zero-shot description match with the same embedder. The goal
 Variants: *default*; *echo-filter*: generated text that talks about being an example ("One example
 of such a text is: ...") dropped, or the example quoted in it kept, in every class
 (``generation.filters.ECHO_FILTER``); *echoes-kept*: such text kept even in a class where it is most of
-the examples (``generation.filters.ECHO_MAJORITY = 1.0``; the default before that rule).
+the examples (``generation.filters.ECHO_MAJORITY = 1.0``: the default, and the same as *default*);
+*echo-majority*: such text dropped where it is most of a class's examples (``ECHO_MAJORITY = 0.5``, the
+default from 1347c60 until the held-back newsgroups_long lost 4.1 points to it); *wise50*,
+*wise70*: the default's examples, and the tuned encoder's weights moved back towards the base's, to 50% or
+70% of the way from base to tuned (WiSE-FT, ``common.interpolate_with_the_base``).
 
 Each run's figures are kept in ``bench/out/prompt_seeds.json`` and a later call reuses them (the
 table says which came from an earlier call); ``--rerun`` runs them again (the examples too with
@@ -31,7 +35,7 @@ import time
 
 import numpy as np
 from accuracy import zero_shot
-from common import OUT, machine, prompts, publish, scores, table, test_sample
+from common import OUT, interpolate_with_the_base, machine, prompts, publish, scores, table, test_sample
 
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
@@ -40,26 +44,38 @@ from promptclf.generation import examples_per_class_for, filters
 log = logging.getLogger("bench")
 RESULTS = OUT / "prompt_seeds.json"
 # the switches each variant sets in generation.filters
-VARIANTS = {"default": {}, "echo-filter": {"ECHO_FILTER": True}, "echoes-kept": {"ECHO_MAJORITY": 1.0}}
+VARIANTS = {
+    "default": {},
+    "echo-filter": {"ECHO_FILTER": True},
+    "echoes-kept": {"ECHO_MAJORITY": 1.0},  # the default again since ECHO_MAJORITY went back to 1.0
+    "echo-majority": {"ECHO_MAJORITY": 0.5},
+}
+# variants that train differently on the default's examples: the tuned encoder's weights moved back
+# towards the base's, to this share of the way from base to tuned (WiSE-FT)
+WISE = {"wise50": 0.5, "wise70": 0.7}
 
 
 def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
     descs = prompts()[name]
     texts, labels = test_sample(name)
     n = examples_per_class_for("auto", len(descs))
-    path = OUT / f"{name}-direct-n{n}-seed{seed}{'' if variant == 'default' else '-' + variant}.jsonl"
-    if fresh:
+    examples = "default" if variant in WISE else variant  # the WiSE variants train on the default's examples
+    path = OUT / f"{name}-direct-n{n}-seed{seed}{'' if examples == 'default' else '-' + examples}.jsonl"
+    if fresh and variant not in WISE:  # a WiSE variant reuses the default's examples, never remakes them
         path.unlink(missing_ok=True)
     reused = path.exists()
-    before = {k: getattr(filters, k) for k in VARIANTS[variant]}
-    for k, v in VARIANTS[variant].items():
+    switches = VARIANTS.get(variant, {})
+    before = {k: getattr(filters, k) for k in switches}
+    for k, v in switches.items():
         setattr(filters, k, v)
+    undo = interpolate_with_the_base(WISE[variant]) if variant in WISE else (lambda: None)
     clf = PromptClassifier(embedder=emb, random_state=seed, saved_examples_path=path, progress=False)
     clf.use_embedding_cache(cache)
     t0 = time.perf_counter()
     try:
         clf.prompt_train(descs)
     finally:
+        undo()
         for k, v in before.items():
             setattr(filters, k, v)
     seconds = time.perf_counter() - t0
@@ -83,7 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="+", default=["sst2", "ag_news", "trec6"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["default"])
+    ap.add_argument("--variants", nargs="+", choices=[*VARIANTS, *WISE], default=["default"])
     ap.add_argument("--rerun", action="store_true", help="run again what bench/out/prompt_seeds.json has")
     ap.add_argument("--fresh", action="store_true", help="with --rerun: generate the examples again too")
     ap.add_argument("--no-write", action="store_true", help="print, don't update BENCHMARKS.md")
@@ -130,7 +146,10 @@ def main() -> None:
         "fixed test sample; Δ: points over the zero-shot description match. *echo-filter*: generated text "
         "that talks about being an example dropped, or the example quoted in it kept "
         "in every class (`generation.filters.ECHO_FILTER = True`). *echoes-kept*: such text kept even where it is "
-        "most of a class's examples (`generation.filters.ECHO_MAJORITY = 1.0`, the default before that rule). "
+        "most of a class's examples (`generation.filters.ECHO_MAJORITY = 1.0`, the default). *echo-majority*: "
+        "such text dropped where it is most of a class's examples (`ECHO_MAJORITY = 0.5`). "
+        "*wise50* / *wise70*: the default's examples, the tuned encoder's weights then moved back towards the "
+        "base's, to 50% / 70% of the way from base to tuned (WiSE-FT). "
         "*prompt_train s*: generation and training, wall.\n\n" + table(header, rows)
     )
     publish("prompt-seeds", body, not args.no_write)

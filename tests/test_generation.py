@@ -292,8 +292,9 @@ def test_generation_keeps_the_example_inside_text_about_one(fake_embedder, monke
 
 
 def test_a_class_whose_examples_are_mostly_about_examples_gets_others(fake_embedder, monkeypatch):
-    """With the filter off (the default), a class where most kept texts talk about being an example
-    drops them and generates others (``ECHO_MAJORITY``); a class where such text is a minority keeps it."""
+    """With ``ECHO_MAJORITY`` at 0.5 (a switch; the default 1.0 never drops), a class where most kept
+    texts talk about being an example drops them and generates others; a class where such text is a
+    minority keeps it."""
     topic = topic_llm().fallback
     wrapped = ['A realistic example: "{}"', "One example of such a text could be: {}"]
 
@@ -311,7 +312,7 @@ def test_a_class_whose_examples_are_mostly_about_examples_gets_others(fake_embed
         clf = make(fake_embedder, FakeLLM(fallback=answer), examples_per_class=8).prompt_train(PROMPTS)
         return clf.get_data(), clf.generation_report_["classes"]
 
-    data, report = kept(1.0)  # never: as before
+    data, report = kept(1.0)  # never: the default
     assert about(data["neg"]) > len(data["neg"]) / 2 and about(data["pos"]) >= 1
     data, report = kept(0.5)
     assert len(data["neg"]) == 8 and about(data["neg"]) == 0
