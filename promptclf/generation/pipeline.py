@@ -276,7 +276,7 @@ def _drop_echo_majority(ctx: GenerationContext, class_name: str, gen: ClassGener
     (``filters.ECHO_MAJORITY``), drop them and drop such text from then on for that class
     (``gen.drop_echoes``); return how many were dropped. Classes where such text is a minority keep it:
     there it mostly restates the description, which the head can use."""
-    if gen.drop_echoes is not None:
+    if gen.drop_echoes is not None or filters.ECHO_MAJORITY >= 1.0:  # decided, or off (the default): no scan
         return 0
     made = [e.text for e in ctx.store.examples(["generated"]) if e.class_name == class_name]
     about = {t for t in made if echoes(t, gen.description)}
