@@ -98,6 +98,36 @@ def interpolate_with_the_base(alpha: float):
     return lambda: setattr(F, "finetune", plain)
 
 
+def soup_of_finetunes(k: int):
+    """A uniform model soup (Wortsman et al. 2022) for the benchmarks: each fine-tuning of the encoder
+    runs ``k`` times from the same base, on pair draws of different seeds, and the tuned weights are
+    averaged (float weights only). Averaging fine-tunes of a small, noisy set is meant to cancel the noise
+    of one draw of pairs. Wraps `promptclf.finetune.finetune` as `interpolate_with_the_base` does;
+    returns what undoes the wrap."""
+    import promptclf.finetune as F
+
+    plain = F.finetune
+
+    def soup(model_path, *a, seed: int = 0, **kw):
+        import torch
+
+        model, report = plain(model_path, *a, seed=seed, **kw)
+        total = {n: v.detach().double().clone() for n, v in model.state_dict().items() if v.is_floating_point()}
+        for j in range(1, k):
+            other, _ = plain(model_path, *a, seed=seed + 1000 * j, **kw)
+            for n, v in other.state_dict().items():
+                if n in total:
+                    total[n] += v.double()
+        with torch.no_grad():
+            for n, v in model.state_dict().items():
+                if n in total:
+                    v.copy_((total[n] / k).to(v.dtype))
+        return model, report
+
+    F.finetune = soup
+    return lambda: setattr(F, "finetune", plain)
+
+
 def answered_share(clf, texts: list[str]) -> float:
     """Share of ``texts`` the fast path's static head answers (the rest would go through the encoder,
     which is not run: only the static head's confidence decides)."""

@@ -2,7 +2,8 @@
 the result?
 
     .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
-        [triplet:m0.5:e1 confident2 distill distill150 student:lr1e-4:e3:d90 llm500:p0.9 wise50] [--per-class 32]
+        [triplet:m0.5:e1 confident2 distill distill150 student:lr1e-4:e3:d90 llm500:p0.9 wise50 knn30 knnafter30]
+        [--per-class 32]
         [--save DIR]
 
 One dataset, one child process per variant (each its own fresh state). Each variant: the head on the
@@ -21,7 +22,10 @@ half-depth student tuned directly, no full-depth tuning (options in `tune_the_st
 `llm_label_budget=N` with a SIMULATED strong LLM labelling the pool's hardest texts (`ask_a_simulated_llm`);
 *wiseNN*: each tuned encoder's weights moved back towards the base's, to NN% of the way from base to
 tuned (WiSE-FT, Wortsman et al. 2022: interpolating fine-tuned and base weights holds up better where
-the text to predict differs from the text tuned on; `interpolate_with_the_base`).
+the text to predict differs from the text tuned on; `interpolate_with_the_base`); *knnN*: in every
+self-training round, each pool text's probabilities averaged over its N nearest pool texts before the
+confident ones are picked (`selftrain.NEIGHBOURS = N`); *knnafterN*: the same only in the labelling of the
+pool after fine-tuning (with the tuned encoder's vectors), not in the first one (the base encoder's).
 ``--save DIR`` keeps each variant's model as ``DIR/<dataset>-<variant>.clf``.
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
 report (pairs, steps, seconds, whether the budget stopped it) and self-training's rounds.
@@ -134,7 +138,7 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None) -> di
     named = ("default", "rounds2", "minpairs0", "confident2", "distill")
     head = variant.split(":")[0]
     known = variant in named or head in ("triplet", "student") or (head.startswith("llm") and head[3:].isdigit())
-    numbered = ("budget", "keep", "distill", "wise")
+    numbered = ("budget", "keep", "distill", "wise", "knnafter", "knn")
     if not (known or any(variant.startswith(p) and variant.removeprefix(p).isdigit() for p in numbered)):
         raise SystemExit(f"unknown variant {variant!r}")
     emb, cache = get_embedder(None), EmbeddingCache()
@@ -168,6 +172,19 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None) -> di
         tune_the_student(F, variant.split(":")[1:])
     elif variant.startswith("wise"):
         interpolate_with_the_base(int(variant.removeprefix("wise")) / 100)
+    elif variant.startswith("knnafter"):  # only in the labelling of the pool with the tuned encoder
+        plain, k = clf._pseudo_label, int(variant.removeprefix("knnafter"))
+
+        def relabel(unlabeled, emb, check=True):
+            S.NEIGHBOURS = 0 if check else k
+            try:
+                return plain(unlabeled, emb, check=check)
+            finally:
+                S.NEIGHBOURS = 0
+
+        clf._pseudo_label = relabel
+    elif variant.startswith("knn"):
+        S.NEIGHBOURS = int(variant.removeprefix("knn"))
     elif variant.startswith("distill"):
         import promptclf.distill as D
 

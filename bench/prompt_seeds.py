@@ -1,7 +1,8 @@
 """How much the prompt-only figure moves with the sample the LLM writes: fresh examples per seed.
 
     .venv/bin/python bench/prompt_seeds.py [--datasets sst2 ag_news trec6] [--seeds 1 2 3]
-        [--variants default echo-filter echoes-kept echo-majority wise50 wise70] [--rerun [--fresh]] [--no-write]
+        [--variants default echo-filter echoes-kept echo-majority wise50 wise70 soup3 n128] [--rerun [--fresh]]
+        [--no-write]
 
 The accuracy table's *prompt* column is one sample of generated examples (the cached ones). Here each
 seed is a whole prompt-only run as a user makes it: ``PromptClassifier(random_state=seed)`` with every
@@ -18,7 +19,11 @@ the examples (``generation.filters.ECHO_MAJORITY = 1.0``: the default, and the s
 *echo-majority*: such text dropped where it is most of a class's examples (``ECHO_MAJORITY = 0.5``, the
 default from 1347c60 until the held-back newsgroups_long lost 4.1 points to it); *wise50*,
 *wise70*: the default's examples, and the tuned encoder's weights moved back towards the base's, to 50% or
-70% of the way from base to tuned (WiSE-FT, ``common.interpolate_with_the_base``).
+70% of the way from base to tuned (WiSE-FT, ``common.interpolate_with_the_base``); *soup3*: the
+default's examples, each fine-tuning run three times on pair draws of different seeds and the three
+encoders' weights averaged (a uniform model soup, ``common.soup_of_finetunes``); *n128*: 128 examples per
+class instead of what "auto" asks, the default's sample topped up (its file copied first, so its first
+examples per class are the default's).
 
 Each run's figures are kept in ``bench/out/prompt_seeds.json`` and a later call reuses them (the
 table says which came from an earlier call); ``--rerun`` runs them again (the examples too with
@@ -31,11 +36,22 @@ import argparse
 import datetime as dt
 import json
 import logging
+import shutil
 import time
 
 import numpy as np
 from accuracy import zero_shot
-from common import OUT, interpolate_with_the_base, machine, prompts, publish, scores, table, test_sample
+from common import (
+    OUT,
+    interpolate_with_the_base,
+    machine,
+    prompts,
+    publish,
+    scores,
+    soup_of_finetunes,
+    table,
+    test_sample,
+)
 
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
@@ -50,26 +66,39 @@ VARIANTS = {
     "echoes-kept": {"ECHO_MAJORITY": 1.0},  # the default again since ECHO_MAJORITY went back to 1.0
     "echo-majority": {"ECHO_MAJORITY": 0.5},
 }
-# variants that train differently on the default's examples: the tuned encoder's weights moved back
-# towards the base's, to this share of the way from base to tuned (WiSE-FT)
-WISE = {"wise50": 0.5, "wise70": 0.7}
+# variants that train differently on the default's examples, each a wrap of the fine-tuning that returns
+# its undo: the tuned encoder's weights moved back towards the base's, to this share of the way from base
+# to tuned (WiSE-FT); three fine-tunes averaged (a model soup)
+TRAINING = {
+    "wise50": lambda: interpolate_with_the_base(0.5),
+    "wise70": lambda: interpolate_with_the_base(0.7),
+    "soup3": lambda: soup_of_finetunes(3),
+}
+# variants that ask for more examples per class than "auto" does: the default's sample, topped up
+PER_CLASS = {"n128": 128}
 
 
 def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
     descs = prompts()[name]
     texts, labels = test_sample(name)
-    n = examples_per_class_for("auto", len(descs))
-    examples = "default" if variant in WISE else variant  # the WiSE variants train on the default's examples
+    auto = examples_per_class_for("auto", len(descs))
+    n = PER_CLASS.get(variant, auto)
+    # the TRAINING variants train on the default's examples; a PER_CLASS one on its own, bigger file
+    examples = "default" if variant in TRAINING or variant in PER_CLASS else variant
     path = OUT / f"{name}-direct-n{n}-seed{seed}{'' if examples == 'default' else '-' + examples}.jsonl"
-    if fresh and variant not in WISE:  # a WiSE variant reuses the default's examples, never remakes them
+    if fresh and variant not in TRAINING:  # a TRAINING variant reuses the default's examples, never remakes them
         path.unlink(missing_ok=True)
+    start = OUT / f"{name}-direct-n{auto}-seed{seed}.jsonl"
+    if variant in PER_CLASS and not path.exists() and start.exists():
+        shutil.copy(start, path)  # generation tops a file up: its first `auto` examples per class stay the default's
     reused = path.exists()
     switches = VARIANTS.get(variant, {})
     before = {k: getattr(filters, k) for k in switches}
     for k, v in switches.items():
         setattr(filters, k, v)
-    undo = interpolate_with_the_base(WISE[variant]) if variant in WISE else (lambda: None)
-    clf = PromptClassifier(embedder=emb, random_state=seed, saved_examples_path=path, progress=False)
+    undo = TRAINING[variant]() if variant in TRAINING else (lambda: None)
+    more = {"examples_per_class": n} if variant in PER_CLASS else {}
+    clf = PromptClassifier(embedder=emb, random_state=seed, saved_examples_path=path, progress=False, **more)
     clf.use_embedding_cache(cache)
     t0 = time.perf_counter()
     try:
@@ -99,7 +128,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="+", default=["sst2", "ag_news", "trec6"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    ap.add_argument("--variants", nargs="+", choices=[*VARIANTS, *WISE], default=["default"])
+    ap.add_argument("--variants", nargs="+", choices=[*VARIANTS, *TRAINING, *PER_CLASS], default=["default"])
     ap.add_argument("--rerun", action="store_true", help="run again what bench/out/prompt_seeds.json has")
     ap.add_argument("--fresh", action="store_true", help="with --rerun: generate the examples again too")
     ap.add_argument("--no-write", action="store_true", help="print, don't update BENCHMARKS.md")
@@ -149,7 +178,9 @@ def main() -> None:
         "most of a class's examples (`generation.filters.ECHO_MAJORITY = 1.0`, the default). *echo-majority*: "
         "such text dropped where it is most of a class's examples (`ECHO_MAJORITY = 0.5`). "
         "*wise50* / *wise70*: the default's examples, the tuned encoder's weights then moved back towards the "
-        "base's, to 50% / 70% of the way from base to tuned (WiSE-FT). "
+        "base's, to 50% / 70% of the way from base to tuned (WiSE-FT). *soup3*: the default's examples, three "
+        "fine-tunes on pair draws of different seeds averaged (a model soup). *n128*: 128 examples per class, the "
+        "default's sample topped up. "
         "*prompt_train s*: generation and training, wall.\n\n" + table(header, rows)
     )
     publish("prompt-seeds", body, not args.no_write)

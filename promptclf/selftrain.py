@@ -38,6 +38,10 @@ CLUSTER_REFINE = False  # X-Class: a Gaussian mixture on the pool, started at th
 RETRIEVAL = False  # the anchors as queries: each one's nearest pool texts inherit its class, first
 RETRIEVED_PER_ANCHOR = 5
 REFINE_DIMS = 64  # the mixture runs on the pool's leading principal components (X-Class uses PCA too)
+# Each round's probabilities of a pool text averaged over its k nearest pool texts (itself included)
+# before the confident ones are picked: a text's label then follows its neighbourhood, not only its own
+# position. 0: off (BENCHMARKS.md, "Pool labels smoothed over neighbours").
+NEIGHBOURS = 0
 
 
 @dataclass
@@ -63,6 +67,20 @@ def _select(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
         idx = np.flatnonzero(top == j)
         chosen.append(idx[np.argsort(-conf[idx], kind="stable")][: min(q, cap)])
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)
+
+
+def nearest_neighbours(XU: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
+    """Indices of each row's ``k`` nearest rows of ``XU`` by cosine (itself among them), shape (n, k).
+
+    Brute force in chunks of rows, so memory stays ``chunk x n`` floats for any pool size.
+    """
+    k = min(k, len(XU))
+    Z = XU / np.maximum(np.linalg.norm(XU, axis=1, keepdims=True), 1e-12)
+    out = np.empty((len(Z), k), dtype=np.int64)
+    for s in range(0, len(Z), chunk):
+        sim = Z[s : s + chunk] @ Z.T
+        out[s : s + chunk] = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+    return out
 
 
 def refine_by_clusters(XU: np.ndarray, proba: np.ndarray, random_state: int = 0) -> np.ndarray:
@@ -177,7 +195,13 @@ def self_train(
     classes = base.classes_
     y_idx = np.searchsorted(classes, y)
     proba0 = base.predict_proba(XU)
-    proba = refine_by_clusters(XU, proba0, random_state) if CLUSTER_REFINE else proba0
+    near = nearest_neighbours(XU, NEIGHBOURS) if NEIGHBOURS > 0 else None
+
+    def smoothed(p: np.ndarray) -> np.ndarray:
+        return p if near is None else p[near].mean(axis=1)
+
+    proba = smoothed(proba0)
+    proba = refine_by_clusters(XU, proba, random_state) if CLUSTER_REFINE else proba
     labels = proba.argmax(1)
     sel = agree(_select(proba, classes), labels)
     if RETRIEVAL:  # the retrieved texts seed the first round, in place of the model's confident picks
@@ -193,7 +217,7 @@ def self_train(
 
     for rounds in range(1, ROUNDS + 1):
         head = refit(np.vstack([X, XU[sel]]), np.concatenate([y, classes[labels[sel]]]))
-        proba = head.predict_proba(XU)
+        proba = smoothed(head.predict_proba(XU))
         new_labels = proba.argmax(1)
         new_sel = agree(_select(proba, classes), new_labels)
         changed = np.mean(new_labels[new_sel] != labels[new_sel]) if len(new_sel) else 0.0
@@ -246,6 +270,7 @@ def self_train(
         "second_view": view is not None,
         "prior_in_rounds": prior_in_rounds,
         "cluster_refine": CLUSTER_REFINE,
+        "neighbours": NEIGHBOURS,
         "retrieval": RETRIEVAL,
         "by_labeler": dict(Counter(labeler.tolist())),
         "per_class": {str(c): int(np.sum(sel_labels == c)) for c in classes},

@@ -265,3 +265,26 @@ def test_retrieval_labels_each_anchors_neighbours_and_keeps_the_classes_balanced
     rows, labels = retrieved(anchors, np.array([0, 0, 1]), XU, 2, per_anchor=4)
     assert (labels == y[rows]).all()  # neighbours inherit their anchor's class
     assert np.bincount(labels).tolist() == [4, 4]  # class 0 found up to 8, kept as many as class 1
+
+
+def test_neighbour_smoothing_repairs_a_noisy_start(monkeypatch):
+    from promptclf import selftrain
+    from promptclf.selftrain import nearest_neighbours, self_train
+
+    XU, y = blobs()
+    rng = np.random.default_rng(1)
+    start = np.eye(2)[np.where(rng.random(len(y)) < 0.3, 1 - y, y)] * 0.6 + 0.2  # 30% start wrong
+    near = nearest_neighbours(XU, 20, chunk=7)  # chunks that do not divide the pool
+    assert near.shape == (len(y), 20) and all(i in row for i, row in enumerate(near))  # each text is its own
+    assert (np.sort(near, 1) == np.sort(nearest_neighbours(XU, 20), 1)).all()  # chunking changes nothing
+    assert (y[near] == y[:, None]).all()  # the blobs are apart: every neighbour is of the text's own blob
+    assert (start.argmax(1) == y).mean() < 0.8 and (start[near].mean(1).argmax(1) == y).mean() > 0.9
+    assert nearest_neighbours(XU[:3], 10).shape == (3, 3)  # k over the pool's size: every text
+
+    # the setting reaches self-training, which says so in its report and still labels the blobs right
+    X = np.vstack([XU[y == 0][:3], XU[y == 1][:3]])
+    ya = np.array(["A"] * 3 + ["B"] * 3)
+    monkeypatch.setattr(selftrain, "NEIGHBOURS", 15)
+    res = self_train(X, ya, XU, C=1.0)
+    assert res.report["neighbours"] == 15
+    assert all(lab == "AB"[y[i]] for i, lab in zip(res.index, res.labels))
