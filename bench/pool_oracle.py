@@ -26,6 +26,7 @@ from common import machine, pool_rows, publish, read_rows, scores, table, test_s
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
 from promptclf.head import fit_head, with_prior
+from promptclf.selftrain import nearest_neighbours
 
 POOL = 5000
 NEIGHBOURS = 30
@@ -59,9 +60,7 @@ def measure(name: str, path: Path) -> list[object]:
         Xf, yf = np.vstack([X[anchors], XU]), np.concatenate([y[anchors], pool_labels])
         return f1(labels, with_prior(fit_head(Xf, yf, C=C, random_state=0), prior), XT)
 
-    S = XU @ XU.T  # unit vectors: cosine
-    nearest = np.argpartition(-S, NEIGHBOURS, axis=1)[:, :NEIGHBOURS]
-    smoothed = classes[proba[nearest].mean(1).argmax(1)]
+    smoothed = classes[proba[nearest_neighbours(XU, NEIGHBOURS)].mean(1).argmax(1)]
     frozen, cache = get_embedder(None), EmbeddingCache()
     FX, FU, FT = (frozen.embed(t, cache=cache) for t in (train_texts, pool, texts))
     taught = fit_head(np.vstack([FX[anchors], FU]), np.concatenate([y[anchors], labelled]), C=C, random_state=0)
