@@ -1,7 +1,9 @@
 """How much the prompt-only figure moves with the sample the LLM writes: fresh examples per seed.
 
     .venv/bin/python bench/prompt_seeds.py [--datasets sst2 ag_news trec6] [--seeds 1 2 3]
-        [--variants default echo-filter echoes-kept echo-majority wise50 wise70 soup3 n128] [--rerun [--fresh]]
+        [--variants default echo-filter echoes-kept echo-majority wise50 wise70 soup3 n128 two-writers
+        two-writers-n192 gemma3-270m]
+        [--rerun [--fresh]]
         [--no-write]
 
 The accuracy table's *prompt* column is one sample of generated examples (the cached ones). Here each
@@ -23,7 +25,11 @@ default from 1347c60 until the held-back newsgroups_long lost 4.1 points to it);
 default's examples, each fine-tuning run three times on pair draws of different seeds and the three
 encoders' weights averaged (a uniform model soup, ``common.soup_of_finetunes``); *n128*: 128 examples per
 class instead of what "auto" asks, the default's sample topped up (its file copied first, so its first
-examples per class are the default's).
+examples per class are the default's); *two-writers*: Gemma 3 270M, continuing a list (it is a base
+model), writes half of each class's examples beside the default SmolLM2-135M
+(``llms.base.DEFAULT_MORE_WRITERS``); *two-writers-n192*: the same at 192 per class, *two-writers*'
+sample topped up (so each writer adds as many again; for two classes); *gemma3-270m*:
+``llm="llama-cpp:gemma3-270m"``, so Gemma 3 270M writes every example.
 
 Each run's figures are kept in ``bench/out/prompt_seeds.json`` and a later call reuses them (the
 table says which came from an earlier call); ``--rerun`` runs them again (the examples too with
@@ -56,6 +62,7 @@ from common import (
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
 from promptclf.generation import examples_per_class_for, filters
+from promptclf.llms import base as llms_base
 
 log = logging.getLogger("bench")
 RESULTS = OUT / "prompt_seeds.json"
@@ -74,21 +81,25 @@ TRAINING = {
     "wise70": lambda: interpolate_with_the_base(0.7),
     "soup3": lambda: soup_of_finetunes(3),
 }
-# variants that ask for more examples per class than "auto" does: the default's sample, topped up
-PER_CLASS = {"n128": 128}
+# variants that ask for more examples per class than "auto" does: another variant's sample, topped up
+PER_CLASS = {"n128": (128, "default"), "two-writers-n192": (192, "two-writers")}
+# variants where more LLMs write beside the default one, each an even share (llms.base.DEFAULT_MORE_WRITERS)
+WRITERS = {"two-writers": ("llama-cpp:gemma3-270m",), "two-writers-n192": ("llama-cpp:gemma3-270m",)}
+# variants that name the LLM, which then writes every example
+LLM = {"gemma3-270m": "llama-cpp:gemma3-270m"}
 
 
 def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
     descs = prompts()[name]
     texts, labels = test_sample(name)
     auto = examples_per_class_for("auto", len(descs))
-    n = PER_CLASS.get(variant, auto)
+    n, base = PER_CLASS.get(variant, (auto, "default"))
     # the TRAINING variants train on the default's examples; a PER_CLASS one on its own, bigger file
-    examples = "default" if variant in TRAINING or variant in PER_CLASS else variant
+    examples = "default" if variant in TRAINING or variant == "n128" else variant
     path = OUT / f"{name}-direct-n{n}-seed{seed}{'' if examples == 'default' else '-' + examples}.jsonl"
     if fresh and variant not in TRAINING:  # a TRAINING variant reuses the default's examples, never remakes them
         path.unlink(missing_ok=True)
-    start = OUT / f"{name}-direct-n{auto}-seed{seed}.jsonl"
+    start = OUT / f"{name}-direct-n{auto}-seed{seed}{'' if base == 'default' else '-' + base}.jsonl"
     if variant in PER_CLASS and not path.exists() and start.exists():
         shutil.copy(start, path)  # generation tops a file up: its first `auto` examples per class stay the default's
     reused = path.exists()
@@ -97,7 +108,10 @@ def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
     for k, v in switches.items():
         setattr(filters, k, v)
     undo = TRAINING[variant]() if variant in TRAINING else (lambda: None)
+    writers_before, llms_base.DEFAULT_MORE_WRITERS = llms_base.DEFAULT_MORE_WRITERS, WRITERS.get(variant, ())
     more = {"examples_per_class": n} if variant in PER_CLASS else {}
+    if variant in LLM:
+        more["llm"] = LLM[variant]
     clf = PromptClassifier(embedder=emb, random_state=seed, saved_examples_path=path, progress=False, **more)
     clf.use_embedding_cache(cache)
     t0 = time.perf_counter()
@@ -105,6 +119,7 @@ def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
         clf.prompt_train(descs)
     finally:
         undo()
+        llms_base.DEFAULT_MORE_WRITERS = writers_before
         for k, v in before.items():
             setattr(filters, k, v)
     seconds = time.perf_counter() - t0
@@ -128,7 +143,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="+", default=["sst2", "ag_news", "trec6"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    ap.add_argument("--variants", nargs="+", choices=[*VARIANTS, *TRAINING, *PER_CLASS], default=["default"])
+    known = dict.fromkeys([*VARIANTS, *TRAINING, *PER_CLASS, *WRITERS, *LLM])
+    ap.add_argument("--variants", nargs="+", choices=list(known), default=["default"])
     ap.add_argument("--rerun", action="store_true", help="run again what bench/out/prompt_seeds.json has")
     ap.add_argument("--fresh", action="store_true", help="with --rerun: generate the examples again too")
     ap.add_argument("--no-write", action="store_true", help="print, don't update BENCHMARKS.md")
@@ -179,8 +195,11 @@ def main() -> None:
         "such text dropped where it is most of a class's examples (`ECHO_MAJORITY = 0.5`). "
         "*wise50* / *wise70*: the default's examples, the tuned encoder's weights then moved back towards the "
         "base's, to 50% / 70% of the way from base to tuned (WiSE-FT). *soup3*: the default's examples, three "
-        "fine-tunes on pair draws of different seeds averaged (a model soup). *n128*: 128 examples per class, the "
-        "default's sample topped up. "
+        "fine-tunes on pair draws of different seeds averaged (a model soup). *n128*: 128 examples "
+        "per class, the default's sample topped up. *two-writers*: Gemma 3 270M (a base model, continuing a list) "
+        "writes half of each class's examples beside SmolLM2 (`llms.base.DEFAULT_MORE_WRITERS`); "
+        "*two-writers-n192*: the same at 192 per class, its sample topped up. *gemma3-270m*: Gemma 3 270M writes "
+        "every example. "
         "*prompt_train s*: generation and training, wall.\n\n" + table(header, rows)
     )
     publish("prompt-seeds", body, not args.no_write)

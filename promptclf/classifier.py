@@ -113,7 +113,9 @@ class PromptClassifier(ParamsMixin):
     ----------
     llm : str, dict, LLM or None
         ``None`` for the local default (SmolLM2-135M via llama.cpp), a spec string such as
-        ``"llama-cpp:gemma3-270m"`` or ``"openai:gpt-4o-mini"``, or an ``LLM`` object.
+        ``"llama-cpp:gemma3-270m"`` or ``"openai:gpt-4o-mini"``, or an ``LLM`` object. A base
+        model (a GGUF without a chat template, such as the packaged Gemma 3 270M) is asked for
+        examples by a list to continue (the ``complete`` template) instead of a chat.
     embedder : str, dict, Embedder or None
         ``None`` for the packaged all-MiniLM-L6-v2, a spec string, or an ``Embedder`` object.
     examples_per_class : int or "auto", default "auto"
@@ -459,6 +461,7 @@ class PromptClassifier(ParamsMixin):
             ctx = GenerationContext(
                 store=self._store,
                 llm=self._llm,
+                more_writers=self._more_writers(),
                 embedder=self._embedder.trainer(),
                 cache=self._cache,
                 descriptions=merged,
@@ -1418,6 +1421,16 @@ class PromptClassifier(ParamsMixin):
             return "none"
         return "used, unchecked: a single-label run with unlabeled texts checks them"
 
+    def _more_writers(self) -> tuple[Any, ...]:
+        """The LLMs that write examples beside the default one (``llms.base.DEFAULT_MORE_WRITERS``, a
+        switch, empty by default); none beside an LLM you name, or for summaries (a chat task)."""
+        from .llms import get_llm
+        from .llms.base import DEFAULT_MORE_WRITERS
+
+        if self.llm is not None or self.strategy != "direct":
+            return ()
+        return tuple(get_llm(spec) for spec in DEFAULT_MORE_WRITERS)
+
     def _llm_spec(self) -> dict[str, Any] | None:
         """The LLM as a model file records it (its spec, never an address), without loading it."""
         if self.llm is None and "_llm" not in self.__dict__:
@@ -1447,7 +1460,8 @@ class PromptClassifier(ParamsMixin):
                 prompts=dict(getattr(self, "prompts_", {})),
                 store=self._store,
                 settings={name: getattr(self, name) for name in SAVED},
-                llm=self._llm_spec(),
+                # the default stays the default (None), so a loaded copy writes with the same LLMs
+                llm=self._llm_spec() if self.llm is not None else None,
                 calibration=self.calibration_,
                 calibration_arrays=(self._oof_proba_, self._oof_labels_) if self._oof_proba_ is not None else None,
                 cached=self._cache.export(spec_id(space), store_texts),

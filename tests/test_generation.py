@@ -7,7 +7,7 @@ from promptclf.generation.filters import normalize, reject_reason
 from promptclf.generation.pipeline import TEXT_SCHEMA
 from promptclf.generation.templates import DEFAULT_TEMPLATES
 from promptclf.llms import MalformedOutput, parse_json_object
-from tests.conftest import FakeEmbedder, FakeLLM, topic_llm
+from tests.conftest import WORDS, FakeEmbedder, FakeLLM, topic_llm
 
 PROMPTS = {"pos": "Reviews that praise the film.", "neg": "Reviews that criticise the film."}
 
@@ -421,3 +421,67 @@ def test_multi_label_keeps_examples_near_a_co_occurring_class(monkeypatch):
     # the rank is the rule: at 1 a multi-label class is held to its own description being nearest
     monkeypatch.setattr(pipeline, "MULTI_LABEL_AGREEMENT_RANK", 1)
     assert annoyed_kept(multi_label=True) == 0
+
+
+class BaseFake(FakeLLM):
+    """A base model: it continues text (``continue_text``) and records what it was asked to continue."""
+
+    def __init__(self):
+        super().__init__(model="base")
+        self.frames: list[str] = []
+
+    def is_base_model(self) -> bool:
+        return True
+
+    def continue_text(self, frame, *, temperature=0.8, max_tokens=256, seed=None):
+        self.frames.append(frame)
+        self.usage.add(7, 3)
+        cls = "pos" if "praise" in frame else "neg"
+        n = len(self.frames)
+        return f"{' '.join(WORDS[cls][n % 8 :][:3] or WORDS[cls][:3])} base take {n} of the film"
+
+
+def test_two_writers_share_each_class_and_a_base_model_continues_a_list(fake_embedder):
+    """Each class's examples are shared evenly between the LLMs that write them; a base model gets the
+    request as a numbered list to continue, the user's own examples listed first; the report and each
+    example's meta say who wrote what."""
+    from promptclf.classifier import prompt_sha
+    from promptclf.embedders import EmbeddingCache
+    from promptclf.generation import GenerationContext, generate_for_classes
+    from promptclf.store import ExampleStore
+
+    store = ExampleStore()
+    store.add("pos", ["my own praise of the film"], source="user")
+    chat, base = topic_llm(), BaseFake()
+    ctx = GenerationContext(
+        store=store, llm=chat, embedder=fake_embedder, cache=EmbeddingCache(), descriptions=PROMPTS,
+        examples_per_class=10, filter_generated=False, more_writers=(base,),
+    )  # fmt: skip
+    rep = generate_for_classes(ctx, list(PROMPTS), {c: prompt_sha(d) for c, d in PROMPTS.items()})
+    by = {c: rep["classes"][c]["by_writer"] for c in PROMPTS}
+    assert by == {"pos": {"fake:fake": 5, "fake:base": 5}, "neg": {"fake:fake": 5, "fake:base": 5}}, by
+    models = [e.meta["model"] for e in store.examples(["generated"])]
+    assert models.count("fake:base") == 10 and models.count("fake:fake") == 10
+    assert rep["llm"] == "fake:fake + fake:base" and rep["calls"] == len(chat.calls) + len(base.frames)
+    # the frame: the description, the user's example as item 1, then item 2 opened for the model
+    pos_frames = [f for f in base.frames if "praise" in f]
+    assert pos_frames[0] == 'Reviews that praise the film.\n\nExamples:\n1. "my own praise of the film"\n2. "'
+    assert all(f == 'Reviews that criticise the film.\n\nExamples:\n1. "' for f in base.frames if "criticise" in f)
+    assert all("Write one realistic example" in c["messages"][-1]["content"] for c in chat.calls)
+
+
+def test_more_writers_beside_the_default_llm_are_a_switch(fake_embedder, tmp_path, monkeypatch):
+    """Off by default; switched on, ``llm=None`` adds Gemma 3 270M as a second writer (resolving it
+    loads nothing); a named LLM writes alone; a saved model keeps ``llm=None``, so a loaded copy
+    writes with the same LLMs."""
+    assert PromptClassifier(embedder=fake_embedder)._more_writers() == ()
+    monkeypatch.setattr("promptclf.llms.base.DEFAULT_MORE_WRITERS", ("llama-cpp:gemma3-270m",))
+    clf = PromptClassifier(embedder=fake_embedder)
+    assert [w.id for w in clf._more_writers()] == ["llama-cpp:gemma3-270m"]
+    assert PromptClassifier(llm="llama-cpp:smollm2")._more_writers() == ()
+    assert PromptClassifier(strategy="summaries")._more_writers() == ()
+    trained = make(fake_embedder, None, examples_per_class=1)
+    trained.prompt_train(PROMPTS, generate=False)
+    assert trained._llm.id == "llama-cpp:smollm2"  # resolved, as after a generation
+    trained.save(tmp_path / "m.clf")
+    assert PromptClassifier.load(tmp_path / "m.clf", embedder=fake_embedder).llm is None

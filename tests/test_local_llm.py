@@ -73,3 +73,18 @@ def test_gemma_loads_without_printing(capfd):
     assert choice.method == "logprobs"
     out, err = capfd.readouterr()
     assert out == "" and err == "", err
+
+
+def test_gemma_is_a_base_model_that_continues_a_list():
+    """The packaged Gemma 3 270M has no chat template: it is asked for an example by a list to continue,
+    and answers with one line that ends where its quote closes."""
+    gemma, smol = get_llm("llama-cpp:gemma3-270m"), get_llm(None)
+    assert gemma.is_base_model() and not smol.is_base_model()
+    frame = 'Sentences from movie reviews that praise the film.\n\nExamples:\n1. "'
+    texts = [gemma.continue_text(frame, max_tokens=64, seed=s) for s in (1, 2)]
+    assert all(t.strip() and "\n" not in t and '"' not in t for t in texts), texts
+    assert gemma.usage.calls == 2 and gemma.usage.completion_tokens > 0
+    from promptclf.llms import MalformedOutput
+
+    with pytest.raises(MalformedOutput, match="cut off at 2 tokens"):
+        gemma.continue_text("Once upon a time, in a faraway land,", max_tokens=2, seed=1)

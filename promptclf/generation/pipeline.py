@@ -92,7 +92,9 @@ class GenerationContext:
     """What generation needs from the classifier, and nothing else.
 
     ``descriptions`` holds every class's description (the agreement filter compares against all of
-    them); ``generate_for_classes`` is told which classes to fill.
+    them); ``generate_for_classes`` is told which classes to fill. ``llm`` writes the examples; with
+    ``more_writers``, each class's examples are shared out evenly between it and them (``"direct"``
+    strategy; summaries are asked of ``llm`` alone).
     """
 
     store: ExampleStore
@@ -108,6 +110,7 @@ class GenerationContext:
     progress: bool = False
     regenerate: bool = False
     multi_label: bool = False
+    more_writers: tuple[LLM, ...] = ()
 
 
 def _seed(*parts: object) -> int:
@@ -122,6 +125,7 @@ class ClassReport:
     dropped: Counter = field(default_factory=Counter)
     summary_calls: int = 0
     expand_calls: int = 0
+    by_writer: dict[str, int] = field(default_factory=dict)  # kept examples per LLM, when several write
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +135,7 @@ class ClassReport:
             "dropped": dict(self.dropped),
             "summary_calls": self.summary_calls,
             "expand_calls": self.expand_calls,
+            **({"by_writer": dict(self.by_writer)} if len(self.by_writer) > 1 else {}),
         }
 
 
@@ -139,6 +144,7 @@ class ClassGenerator:
 
     def __init__(self, ctx: GenerationContext, templates: dict[str, str], class_name: str, sha: str) -> None:
         self.ctx, self.llm, self.t = ctx, ctx.llm, templates
+        self.writers = (ctx.llm, *ctx.more_writers) if ctx.strategy == "direct" else (ctx.llm,)
         self.class_name, self.description, self.sha = class_name, ctx.descriptions[class_name], sha
         self.rng = random.Random(_seed(ctx.random_state, class_name, sha))
         self.summaries: list[str] = []
@@ -146,21 +152,34 @@ class ClassGenerator:
         self.report = ClassReport()
         self.strategy = ctx.strategy
         self.rejected: set[str] = set()  # keys of texts dropped later (near duplicates) so they are not re-added
-        self.made: set[str] = set()  # texts this run added, so the report counts only its own
+        self.made: dict[str, str] = {}  # texts this run added and who wrote them, so the report counts only its own
         # drop text about being an example: None follows filters.ECHO_FILTER; True once most of the
         # class's examples were such text (_drop_echo_majority)
         self.drop_echoes: bool | None = None
 
     # -- prompts ---------------------------------------------------------------------------------
-    def _messages(self, template: str, system: str = "system", **fields: Any) -> list[dict[str, str]]:
-        user = self.ctx.store.examples(["user"])
-        mine = [e.text for e in user if e.class_name == self.class_name]
+    def _users_examples(self) -> list[str]:
+        """Up to three of the user's examples of the class, a fresh draw for each request."""
+        mine = [e.text for e in self.ctx.store.examples(["user"]) if e.class_name == self.class_name]
         self.rng.shuffle(mine)
-        block = EXAMPLES_BLOCK.format(items=bullets(mine[:3])) if mine else ""
+        return mine[:3]
+
+    def _messages(
+        self, template: str, system: str = "system", mine: list[str] | None = None, **fields: Any
+    ) -> list[dict[str, str]]:
+        mine = self._users_examples() if mine is None else mine
+        block = EXAMPLES_BLOCK.format(items=bullets(mine)) if mine else ""
         content = self.t[template].format(
             class_name=self.class_name, description=self.description, examples=block, **fields
         )
         return [{"role": "system", "content": self.t[system]}, {"role": "user", "content": content}]
+
+    def _frame(self, mine: list[str]) -> str:
+        """The ``complete`` template: the request as a list of examples for a base model to go on with."""
+        listed = "".join(f'{i}. "{t}"\n' for i, t in enumerate(mine, 1))
+        return self.t["complete"].format(
+            class_name=self.class_name, description=self.description, listed=listed, next=len(mine) + 1
+        )
 
     def _request(
         self,
@@ -168,10 +187,11 @@ class ClassGenerator:
         schema: dict[str, Any],
         max_tokens: int,
         temperature: float = TEXT_TEMPERATURE,
+        mine: list[str] | None = None,
         **fields: Any,
     ) -> Request:
         return Request(
-            self._messages(template, **fields),
+            self._messages(template, mine=mine, **fields),
             schema,
             temperature=temperature,
             max_tokens=max_tokens,
@@ -182,9 +202,22 @@ class ClassGenerator:
         """A request for one example text: plain text (``PLAIN_TEXT``) or a ``{"text": ...}`` object."""
         if not PLAIN_TEXT:
             return self._request(template, TEXT_SCHEMA, {"direct": 120, "expand": 160}[template], **fields)
-        req = self._request(template, TEXT_SCHEMA, TEXT_TOKENS[template], system="system_plain", **fields)
+        mine = self._users_examples()
+        req = self._request(template, TEXT_SCHEMA, TEXT_TOKENS[template], system="system_plain", mine=mine, **fields)
         req.plain = True
+        if template == "direct":  # what a base model answers instead (LLM.is_base_model)
+            req.frame = self._frame(mine)
         return req
+
+    def _next_writer(self) -> LLM:
+        """The writer with the fewest kept examples of this class (the first on a tie): an even share
+        for each, also when a run resumes or tops up a class."""
+        if len(self.writers) == 1:
+            return self.writers[0]
+        have = Counter(
+            e.meta.get("model") for e in self.ctx.store.examples(["generated"]) if e.class_name == self.class_name
+        )
+        return min(self.writers, key=lambda w: have[w.id])
 
     # -- phases ----------------------------------------------------------------------------------
     def _more_summaries(self) -> None:
@@ -216,8 +249,11 @@ class ClassGenerator:
         kept, budget = 0, 4 * need + 8
         calls = 0
         while kept < need and calls < budget:
+            writer = self._next_writer()
             if self.strategy == "direct":
-                batch: list[str | None] = [None] * min(need - kept, 8)
+                # one writer per batch, so a batch of 8 is at most 8 over its share
+                size = 8 if len(self.writers) == 1 else max(1, min(8, (need - kept) // len(self.writers)))
+                batch: list[str | None] = [None] * min(need - kept, size)
                 reqs = [self._text_request("direct") for _ in batch]
             elif not self.unused:
                 self._more_summaries()
@@ -226,7 +262,7 @@ class ClassGenerator:
             else:
                 batch = [self.unused.pop(0) for _ in range(min(len(self.unused), need - kept, 8))]
                 reqs = [self._text_request("expand", summary=s) for s in batch]
-            for i, out in self.llm.generate_json_many(reqs):
+            for i, out in writer.generate_json_many(reqs):
                 calls += 1
                 self.report.expand_calls += 1
                 reason = self._consider(out, taken)
@@ -236,8 +272,8 @@ class ClassGenerator:
                 text = out["text"]  # _consider stored it stripped and normalised
                 self.report.expanded += 1
                 taken[dedup_key(text)] = self.class_name
-                self.ctx.store.add(self.class_name, [text], source="generated", meta=self._meta(batch[i]))
-                self.made.add(text)
+                self.ctx.store.add(self.class_name, [text], source="generated", meta=self._meta(batch[i], writer))
+                self.made[text] = writer.id
                 kept += 1
                 if bar is not None:
                     bar.update(1)
@@ -245,8 +281,8 @@ class ClassGenerator:
                     break
         return kept
 
-    def _meta(self, summary: str | None) -> dict[str, Any]:
-        meta: dict[str, Any] = {"model": self.llm.id, "phase": "expand" if summary else "direct"}
+    def _meta(self, summary: str | None, writer: LLM) -> dict[str, Any]:
+        meta: dict[str, Any] = {"model": writer.id, "phase": "expand" if summary else "direct"}
         if summary:
             meta["summary"] = summary
         meta["prompt_sha"] = self.sha
@@ -342,9 +378,9 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
     or more examples per class are asked for than that run was. Raises ``GenerationError`` if a
     class ends with no usable example at all (after the other classes are done and stored).
     """
-    llm = ctx.llm
+    writers = list({id(w): w for w in (ctx.llm, *ctx.more_writers)}.values())
     templates = resolve_templates(ctx.templates)
-    start, usage0 = time.perf_counter(), dict(llm.usage.as_dict())
+    start, usage0 = time.perf_counter(), [w.usage.as_dict() for w in writers]
     taken = {dedup_key(e.text): e.class_name for e in ctx.store}
     for d_class, d in ctx.descriptions.items():
         taken.setdefault(dedup_key(d), d_class)
@@ -381,7 +417,10 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
             if got == 0 or (removed == 0 and got < need):
                 break
         # this run's examples that are still in (the filters may have dropped some it made)
-        gen.report.kept = len(gen.made & {e.text for e in ctx.store.examples(["generated"])})
+        present = {e.text for e in ctx.store.examples(["generated"])}
+        still = [w for t, w in gen.made.items() if t in present]
+        gen.report.kept = len(still)
+        gen.report.by_writer = dict(Counter(still))
         have = ctx.store.count(c, "generated")
         if have < ctx.examples_per_class:  # reached only when the run ended normally
             ctx.store.mark_exhausted(c, shas[c], ctx.examples_per_class)
@@ -395,14 +434,16 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
             )
     if skipped:
         log.info("not generating again for %s: an earlier run with the same description came up short", skipped)
-    used = {k: v - usage0[k] for k, v in llm.usage.as_dict().items()}
+    used = Counter()
+    for w, before in zip(writers, usage0):
+        used.update({k: v - before[k] for k, v in w.usage.as_dict().items()})
     kept = sum(r.kept for r in reports.values())
     expanded = sum(r.expand_calls for r in reports.values())
     report = {
-        "llm": llm.id,
+        "llm": " + ".join(w.id for w in writers),
         "examples_per_class": ctx.examples_per_class,
         "seconds": round(time.perf_counter() - start, 2),
-        **used,
+        **{k: used[k] for k in ("calls", "prompt_tokens", "completion_tokens")},
         "kept": kept,
         "kept_ratio": round(kept / expanded, 3) if expanded else None,
         "skipped_short_before": skipped,

@@ -2,6 +2,10 @@
 
 ``direct`` is the one-step alternative to generate-diversify-expand (``strategy="direct"``).
 ``system`` opens the JSON requests (summaries), ``system_plain`` the plain-text ones (examples).
+``complete`` is the ``direct`` request for a base model (one without a chat template, such as the
+packaged Gemma 3 270M): the text it continues, its example being what it writes up to the end of the
+line or the quote the text opens; ``{listed}`` holds up to three of the user's examples, numbered and
+quoted, and ``{next}`` the number after them.
 Fields: ``{class_name}``, ``{description}``, ``{n}``, ``{examples}`` (a bulleted block, may be
 empty), ``{summaries}`` (bulleted), ``{summary}``. Pass ``templates={"expand": "..."}`` to
 ``PromptClassifier`` to replace any of them.
@@ -34,6 +38,8 @@ DEFAULT_TEMPLATES: dict[str, str] = {
         "{examples}"
         "Write one realistic example of such a text, one or two sentences. Only the text itself."
     ),
+    # a base model does not follow instructions but continues text: a list of examples to go on with
+    "complete": '{description}\n\nExamples:\n{listed}{next}. "',
     "expand": (
         "Category: {class_name}\n"
         "Description: {description}\n"

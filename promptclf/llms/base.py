@@ -53,7 +53,8 @@ class Usage:
 @dataclass
 class Request:
     """One call. ``plain``: the answer is one line of text (``generate_text``), answered as
-    ``{"text": ...}``; ``schema`` then only describes that object."""
+    ``{"text": ...}``; ``schema`` then only describes that object. ``frame``: the same plain-text
+    request as a text for a base model to continue (``LLM.continue_text``)."""
 
     messages: Messages
     schema: dict[str, Any]
@@ -61,6 +62,7 @@ class Request:
     max_tokens: int = 256
     seed: int | None = None
     plain: bool = False
+    frame: str | None = None
 
 
 TEXT_ONLY_SCHEMA = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
@@ -154,6 +156,19 @@ class LLM(Backend, ABC):
             raise MalformedOutput("no text in the answer")
         return text
 
+    def is_base_model(self) -> bool:
+        """Whether the model continues text instead of following a chat (no chat template): plain-text
+        requests with a ``frame`` then go to ``continue_text``. Chat models, the default, say no."""
+        return False
+
+    def continue_text(
+        self, frame: str, *, temperature: float = 0.8, max_tokens: int = 256, seed: int | None = None
+    ) -> str:
+        """What a base model writes after ``frame``, up to the end of the line (or the closing quote when
+        ``frame`` ends with an opening one); ``MalformedOutput`` if that is empty or was cut off.
+        Only backends whose ``is_base_model`` can say yes implement it."""
+        raise NotImplementedError(f"{type(self).__name__} does not continue text")
+
     def choose(self, messages: Messages, options: Sequence[str], *, seed: int | None = None) -> Choice:
         """Pick one of ``options`` (exact strings) for the conversation, with a probability for each.
 
@@ -230,6 +245,8 @@ class LLM(Backend, ABC):
 
         def one(r: Request) -> dict[str, Any]:
             kw = {"temperature": r.temperature, "max_tokens": r.max_tokens, "seed": r.seed}
+            if r.plain and r.frame is not None and self.is_base_model():
+                return {"text": self.continue_text(r.frame, **kw)}
             if r.plain:
                 return {"text": self.generate_text(r.messages, **kw)}
             return self.generate_json(r.messages, r.schema, **kw)
@@ -268,6 +285,10 @@ class RefusedLLM(Refused, LLM):
 
 
 DEFAULT_LLM = "llama-cpp:smollm2"
+# With the default LLM, these LLMs write an even share of each class's examples too. None: with
+# ("llama-cpp:gemma3-270m",) the prompt-only figure rose on ag_news (+0.5 points over three samples)
+# and fell on trec6 (-0.9) (BENCHMARKS.md, "Two small LLMs write the examples"), so it stays a switch.
+DEFAULT_MORE_WRITERS: tuple[str, ...] = ()
 LLMS: Registry[LLM] = Registry("llm", LLM, DEFAULT_LLM)
 register_llm = LLMS.register
 

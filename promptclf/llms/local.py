@@ -143,6 +143,30 @@ class LlamaCppLLM(LLM):
             raise MalformedOutput("empty answer")
         return text
 
+    def is_base_model(self) -> bool:
+        """A GGUF without a chat template is a base model (the packaged Gemma 3 270M): asked through a
+        chat it answers 129 of 136 example requests with no usable text (BENCHMARKS.md, "Which LLM
+        writes the examples"), so example requests go to it as text to continue."""
+        return not self._llama().metadata.get("tokenizer.chat_template")
+
+    def continue_text(
+        self, frame: str, *, temperature: float = 0.8, max_tokens: int = 256, seed: int | None = None
+    ) -> str:
+        """The model's continuation of ``frame`` up to the end of the line, or up to the closing quote when
+        ``frame`` ends with an opening one; dropped (``MalformedOutput``) if cut off or empty."""
+        stop = ["\n", '"'] if frame.endswith('"') else ["\n"]
+        out = self._llama().create_completion(
+            frame, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop
+        )
+        self._count(out)
+        choice = out["choices"][0]
+        text = choice.get("text") or ""
+        if choice.get("finish_reason") == "length":
+            raise MalformedOutput(f"cut off at {max_tokens} tokens: {text[:60]!r}")
+        if not text.strip():
+            raise MalformedOutput("empty answer")
+        return text
+
     def choose(self, messages: Messages, options: Sequence[str], *, seed: int | None = None) -> Choice:
         """One forward pass: the options' probabilities are the model's next-token probabilities, at
         the start of its answer, of the token each option starts with, renormalised over the options.
