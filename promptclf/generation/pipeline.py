@@ -112,6 +112,11 @@ class GenerationContext:
     multi_label: bool = False
     more_writers: tuple[LLM, ...] = ()
 
+    @property
+    def writers(self) -> list[LLM]:
+        """Every LLM that writes examples, ``llm`` first, each once."""
+        return list({id(w): w for w in (self.llm, *self.more_writers)}.values())
+
 
 def _seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "big")
@@ -144,7 +149,7 @@ class ClassGenerator:
 
     def __init__(self, ctx: GenerationContext, templates: dict[str, str], class_name: str, sha: str) -> None:
         self.ctx, self.llm, self.t = ctx, ctx.llm, templates
-        self.writers = (ctx.llm, *ctx.more_writers) if ctx.strategy == "direct" else (ctx.llm,)
+        self.writers = ctx.writers if ctx.strategy == "direct" else [ctx.llm]
         self.class_name, self.description, self.sha = class_name, ctx.descriptions[class_name], sha
         self.rng = random.Random(_seed(ctx.random_state, class_name, sha))
         self.summaries: list[str] = []
@@ -378,7 +383,7 @@ def generate_for_classes(ctx: GenerationContext, classes: list[str], shas: dict[
     or more examples per class are asked for than that run was. Raises ``GenerationError`` if a
     class ends with no usable example at all (after the other classes are done and stored).
     """
-    writers = list({id(w): w for w in (ctx.llm, *ctx.more_writers)}.values())
+    writers = ctx.writers
     templates = resolve_templates(ctx.templates)
     start, usage0 = time.perf_counter(), [w.usage.as_dict() for w in writers]
     taken = {dedup_key(e.text): e.class_name for e in ctx.store}

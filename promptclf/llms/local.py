@@ -134,10 +134,13 @@ class LlamaCppLLM(LLM):
         out = self._llama().create_chat_completion(
             messages=messages, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=["\n"]
         )
+        return self._whole_answer(out, out["choices"][0]["message"].get("content"), max_tokens)
+
+    def _whole_answer(self, out: dict[str, Any], text: str | None, max_tokens: int) -> str:
+        """Count the call; the answer's text, or ``MalformedOutput`` if it was cut off or is empty."""
         self._count(out)
-        choice = out["choices"][0]
-        text = choice["message"].get("content") or ""
-        if choice.get("finish_reason") == "length":
+        text = text or ""
+        if out["choices"][0].get("finish_reason") == "length":
             raise MalformedOutput(f"cut off at {max_tokens} tokens: {text[:60]!r}")
         if not text.strip():
             raise MalformedOutput("empty answer")
@@ -158,14 +161,7 @@ class LlamaCppLLM(LLM):
         out = self._llama().create_completion(
             frame, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop
         )
-        self._count(out)
-        choice = out["choices"][0]
-        text = choice.get("text") or ""
-        if choice.get("finish_reason") == "length":
-            raise MalformedOutput(f"cut off at {max_tokens} tokens: {text[:60]!r}")
-        if not text.strip():
-            raise MalformedOutput("empty answer")
-        return text
+        return self._whole_answer(out, out["choices"][0].get("text"), max_tokens)
 
     def choose(self, messages: Messages, options: Sequence[str], *, seed: int | None = None) -> Choice:
         """One forward pass: the options' probabilities are the model's next-token probabilities, at
