@@ -38,6 +38,7 @@ from promptclf.embedders import EmbeddingCache, get_embedder
 from promptclf.escalation import LLMLink, label_texts
 from promptclf.generation import examples_per_class_for
 from promptclf.llms import get_llm
+from promptclf.llms.base import default_more_writers
 from promptclf.store import ExampleStore
 
 log = logging.getLogger("bench")
@@ -250,7 +251,10 @@ def main() -> None:
     all_prompts = prompts()
     results = []
     for d in args.datasets:
-        n = examples_per_class_for(args.examples_per_class, len(all_prompts[d]))
+        k = len(all_prompts[d])  # "auto" is a count per writer: as many writers as the default has
+        n = examples_per_class_for(
+            args.examples_per_class, k, 1 + len(default_more_writers(k)) * (args.strategy == "direct")
+        )
         results.append(run(d, all_prompts[d], n, args.strategy, args.fresh, args.unlabeled, emb, cache))
     # every figure of the run, tables or not, for reading them again without a rerun
     (OUT / "accuracy.json").write_text(json.dumps(results, indent=1, default=str))
@@ -313,7 +317,8 @@ Macro-F1 on a fixed sample of at most 1,000 test rows per dataset; every column 
 all-MiniLM-L6-v2. *zero-shot*: nearest class description. *probe-8* / *probe-full*: the same head on 8
 real labelled examples per class / on the whole train split (the ceiling for this embedder, frozen).
 *prompt*: `PromptClassifier(examples_per_class={args.examples_per_class!r}).prompt_train(descriptions)` with the
-default local LLM (SmolLM2-135M) ("auto": 96 examples per class for sst2's two classes, 32 for four or more),
+default local LLMs ("auto": for sst2's two classes SmolLM2-135M and Gemma 3 270M write 96 examples per class
+each; from four classes on SmolLM2 writes 32 per class),
 no labelled rows, every other setting the default: `finetune="auto"` tunes the
 encoder on the descriptions and generated examples. *+ unlabeled*: then `train(unlabeled=texts)` with up to
 {args.unlabeled:,} train-split texts, labels hidden (the default fine-tunes again, from the base encoder, with the

@@ -54,22 +54,39 @@ def test_sample(name: str) -> tuple[list[str], list[str]]:
     return [rows[i]["text"] for i in idx], [rows[i]["label"] for i in idx]
 
 
+def task(spec: str) -> tuple[str, dict[str, str], list[str], list[str]]:
+    """A benchmark task: a set's name, or ``name:class,class`` for a task cut from it (only those classes'
+    descriptions and test rows). Returns the stem its files are named by, the descriptions and the test
+    sample (texts, labels)."""
+    name, _, only = spec.partition(":")
+    descs, (texts, labels) = prompts()[name], test_sample(name)
+    if not only:
+        return name, descs, texts, labels
+    classes = only.split(",")
+    if unknown := [c for c in classes if c not in descs]:
+        raise SystemExit(f"{name} has no class {unknown[0]!r} (it has {', '.join(descs)})")
+    rows = [i for i, y in enumerate(labels) if y in classes]
+    stem = "-".join([name, *classes])
+    return stem, {c: descs[c] for c in classes}, [texts[i] for i in rows], [labels[i] for i in rows]
+
+
 def pool_rows(rows: list[dict[str, str]], n: int) -> list[dict[str, str]]:
     """The unlabeled pool every benchmark uses: the first ``n`` rows of a fixed permutation of ``rows``
     (their labels stay hidden from the model; benchmarks keep them to check pseudo-labels)."""
     return [rows[i] for i in np.random.default_rng(SEED).permutation(len(rows))[:n]]
 
 
-def prompt_model(name: str, per_class: int, cache=None, **settings):
+def prompt_model(name: str, per_class: int, cache=None, examples: str | None = None, **settings):
     """Where the unlabeled-mode benchmarks start: the product's model on the set's descriptions and its
-    cached generated examples (``OUT/<name>-direct-n<per_class>.jsonl``, bench/accuracy.py makes them),
-    nothing generated, the encoder frozen; ``settings`` go to ``PromptClassifier``."""
+    cached generated examples (``OUT/<name>-direct-n<per_class>.jsonl``, bench/accuracy.py makes them, or
+    the file ``OUT/<examples>``), nothing generated, the encoder frozen; ``settings`` go to
+    ``PromptClassifier``."""
     from promptclf import PromptClassifier
 
     clf = PromptClassifier(progress=False, finetune=False, **settings)
     if cache is not None:
         clf.use_embedding_cache(cache)
-    clf.load_examples(OUT / f"{name}-direct-n{per_class}.jsonl", include_pseudo=False)
+    clf.load_examples(OUT / (examples or f"{name}-direct-n{per_class}.jsonl"), include_pseudo=False)
     return clf.prompt_train(prompts()[name], generate=False)
 
 

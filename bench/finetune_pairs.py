@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from accuracy import zero_shot
-from common import OUT, prompts, scores, test_sample
+from common import OUT, scores, task
 
 import promptclf.finetune as F
 from promptclf import PromptClassifier
@@ -73,11 +73,7 @@ def main() -> None:
     firsts = [int(n) for n in args.first.split(",")] if args.first else [None]
     tmp = Path(tempfile.mkdtemp())
     for name in args.datasets:
-        texts, labels = test_sample(name)
-        descs = prompts()[name]
-        if only is not None:
-            rows = [i for i, y in enumerate(labels) if y in only]
-            texts, labels, descs = [texts[i] for i in rows], [labels[i] for i in rows], {c: descs[c] for c in only}
+        _, descs, texts, labels = task(name if only is None else f"{name}:{args.classes}")
         zs = scores(labels, zero_shot(emb, cache, descs, emb.embed(texts, cache=cache)))["macro_f1"]
         for mp, first in ((m, f) for m in args.minimums.split(",") for f in firsts):
             examples = first_per_class(OUT / f"{name}-direct-n{args.per_class}.jsonl", first, only, tmp / "ex.jsonl")

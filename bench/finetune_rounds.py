@@ -3,7 +3,7 @@ the result?
 
     .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
         [triplet:m0.5:e1 confident2 distill distill150 student:lr1e-4:e3:d90 llm500:p0.9 wise50 knn30 knnafter30]
-        [--per-class 32]
+        [--per-class 32 | --examples FILE]
         [--save DIR]
 
 One dataset, one child process per variant (each its own fresh state). Each variant: the head on the
@@ -26,7 +26,8 @@ the text to predict differs from the text tuned on; `interpolate_with_the_base`)
 self-training round, each pool text's probabilities averaged over its N nearest pool texts before the
 confident ones are picked (`selftrain.NEIGHBOURS = N`); *knnafterN*: the same only in the labelling of the
 pool after fine-tuning (with the tuned encoder's vectors), not in the first one (the base encoder's).
-``--save DIR`` keeps each variant's model as ``DIR/<dataset>-<variant>.clf``.
+``--save DIR`` keeps each variant's model as ``DIR/<dataset>-<variant>.clf``; ``--examples FILE`` starts from that
+file of generated examples in bench/out/ (e.g. another sample's, bench/prompt_seeds.py makes them).
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
 report (pairs, steps, seconds, whether the budget stopped it) and self-training's rounds.
 """
@@ -129,7 +130,7 @@ def ask_a_simulated_llm(clf, variant: str, truth: dict[str, str]) -> None:
         clf._training_set = untrusted
 
 
-def one(name: str, per_class: int, variant: str, save: Path | None = None) -> dict:
+def one(name: str, per_class: int, variant: str, save: Path | None = None, examples: str | None = None) -> dict:
     import promptclf.classifier as K
     import promptclf.finetune as F
     import promptclf.selftrain as S
@@ -145,7 +146,7 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None) -> di
     texts, labels = test_sample(name)
     train = read_rows(name, "train")
     pool = [r["text"] for r in pool_rows(train, POOL)]
-    clf = prompt_model(name, per_class, cache, embedder=emb)
+    clf = prompt_model(name, per_class, cache, examples, embedder=emb)
     clf.set_params(finetune="auto")
     if variant.startswith("budget"):
         clf.set_params(finetune_budget_s=float(variant.removeprefix("budget")))
@@ -213,14 +214,16 @@ def main() -> None:
     ap.add_argument("variants", nargs="*", default=["default", "budget600", "rounds2"])
     ap.add_argument("--per-class", type=int, default=32)
     ap.add_argument("--save", type=Path, help="save each variant's model in this folder as <dataset>-<variant>.clf")
+    ap.add_argument("--examples", help="start from this file of bench/out/ instead of <set>-direct-n<per-class>.jsonl")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one variant, print JSON
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(args.dataset, args.per_class, args.one, args.save)))
+        print(json.dumps(one(args.dataset, args.per_class, args.one, args.save, args.examples)))
         return
     for v in args.variants:
         cmd = [sys.executable, str(Path(__file__)), args.dataset, "--per-class", str(args.per_class), "--one", v]
         cmd += ["--save", str(args.save)] if args.save else []
+        cmd += ["--examples", args.examples] if args.examples else []
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         print(out.stdout.strip().splitlines()[-1], flush=True)
 

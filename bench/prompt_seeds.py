@@ -1,8 +1,8 @@
 """How much the prompt-only figure moves with the sample the LLM writes: fresh examples per seed.
 
-    .venv/bin/python bench/prompt_seeds.py [--datasets sst2 ag_news trec6] [--seeds 1 2 3]
-        [--variants default echo-filter echoes-kept echo-majority wise50 wise70 soup3 n128 two-writers
-        two-writers-n192 gemma3-270m]
+    .venv/bin/python bench/prompt_seeds.py [--datasets sst2 ag_news trec6 emotion6:joy,sadness] [--seeds 1 2 3]
+        [--variants default smollm2-alone echo-filter echoes-kept echo-majority wise50 wise70 soup3 n128
+        two-writers two-writers-n192 gemma3-270m]
         [--rerun [--fresh]]
         [--no-write]
 
@@ -12,24 +12,31 @@ other setting the default (``examples_per_class="auto"``, the default local LLM,
 ``prompt_train(descriptions)`` generating its own examples (kept in
 ``bench/out/<set>-direct-n<count>-seed<seed>[-<variant>].jsonl``), then macro-F1 on the fixed test
 sample, against the zero-shot description match with the same embedder. The goal this reads against
-(issue 11): +5 points over zero-shot on every dev set.
+(issue 11): +5 points over zero-shot on every dev set. A dataset written ``name:class,class`` is a task
+cut from that set: only those classes' descriptions and test rows (files named
+``<set>-<class>-<class>-direct-...``).
 
-Variants: *default*; *echo-filter*: generated text that talks about being an example ("One example
-of such a text is: ...") dropped, or the example quoted in it kept, in every class
+Variants: *default*: the product's default (on a two-class task SmolLM2 and Gemma 3 270M write 96
+examples per class each, ``llms.base.default_more_writers``; from three classes on SmolLM2 alone);
+*smollm2-alone*: SmolLM2-135M writes every example, "auto"'s count for one writer (the default before two
+writers; every variant but *default* and the *two-writers* ones writes this way, and the TRAINING ones train
+on its files, the unsuffixed ones at that count); *echo-filter*: generated text that talks about being an
+example ("One example of such a text is: ...") dropped, or the example quoted in it kept, in every class
 (``generation.filters.ECHO_FILTER``); *echoes-kept*: such text kept even in a class where it is most of
-the examples (``generation.filters.ECHO_MAJORITY = 1.0``: the default, and the same as *default*);
+the examples (``generation.filters.ECHO_MAJORITY = 1.0``: the default, and the same as *smollm2-alone*);
 *echo-majority*: such text dropped where it is most of a class's examples (``ECHO_MAJORITY = 0.5``, the
 default from 1347c60 until the held-back newsgroups_long lost 4.1 points to it); *wise50*,
-*wise70*: the default's examples, and the tuned encoder's weights moved back towards the base's, to 50% or
-70% of the way from base to tuned (WiSE-FT, ``common.interpolate_with_the_base``); *soup3*: the
-default's examples, each fine-tuning run three times on pair draws of different seeds and the three
+*wise70*: *smollm2-alone*'s examples, and the tuned encoder's weights moved back towards the base's, to 50%
+or 70% of the way from base to tuned (WiSE-FT, ``common.interpolate_with_the_base``); *soup3*:
+*smollm2-alone*'s examples, each fine-tuning run three times on pair draws of different seeds and the three
 encoders' weights averaged (a uniform model soup, ``common.soup_of_finetunes``); *n128*: 128 examples per
-class instead of what "auto" asks, the default's sample topped up (its file copied first, so its first
-examples per class are the default's); *two-writers*: Gemma 3 270M, continuing a list (it is a base
-model), writes half of each class's examples beside the default SmolLM2-135M
-(``llms.base.DEFAULT_MORE_WRITERS``); *two-writers-n192*: the same at 192 per class, *two-writers*'
-sample topped up (so each writer adds as many again; for two classes); *gemma3-270m*:
-``llm="llama-cpp:gemma3-270m"``, so Gemma 3 270M writes every example.
+class instead of what "auto" asks, *smollm2-alone*'s sample topped up (its file copied first, so its first
+examples per class are that sample's); *two-writers*: Gemma 3 270M, continuing a list (it is a base
+model), writes half of each class's examples beside SmolLM2-135M, as many in all as one writer would
+(``llms.base.DEFAULT_MORE_WRITERS``, for any number of classes); *two-writers-n192*: the same at 192 per
+class, *two-writers*' sample topped up (so each writer adds as many again; for two classes this is what the
+default now does, in one run); *gemma3-270m*: ``llm="llama-cpp:gemma3-270m"``, so Gemma 3 270M writes every
+example.
 
 Each run's figures are kept in ``bench/out/prompt_seeds.json`` and a later call reuses them (the
 table says which came from an earlier call); ``--rerun`` runs them again (the examples too with
@@ -51,12 +58,11 @@ from common import (
     OUT,
     interpolate_with_the_base,
     machine,
-    prompts,
     publish,
     scores,
     soup_of_finetunes,
     table,
-    test_sample,
+    task,
 )
 
 from promptclf import PromptClassifier
@@ -90,16 +96,20 @@ LLM = {"gemma3-270m": "llama-cpp:gemma3-270m"}
 
 
 def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
-    descs = prompts()[name]
-    texts, labels = test_sample(name)
-    auto = examples_per_class_for("auto", len(descs))
+    stem, descs, texts, labels = task(name)
+    k = len(descs)
+    # who writes: the product's default LLMs for the task (`llms_base.default_more_writers`) in *default*,
+    # a WRITERS variant's, or SmolLM2 alone (every other variant, as they were measured)
+    writers = WRITERS.get(variant, llms_base.default_more_writers(k) if variant == "default" else ())
+    alone = examples_per_class_for("auto", k)  # "auto" with SmolLM2 alone
+    auto = examples_per_class_for("auto", k, 1 + len(writers)) if variant == "default" else alone
     n, base = PER_CLASS.get(variant, (auto, "default"))
-    # the TRAINING variants train on the default's examples; a PER_CLASS one on its own, bigger file
-    examples = "default" if variant in TRAINING or variant == "n128" else variant
-    path = OUT / f"{name}-direct-n{n}-seed{seed}{'' if examples == 'default' else '-' + examples}.jsonl"
+    # the TRAINING variants train on SmolLM2's examples at "auto"; a PER_CLASS one on its own, bigger file
+    examples = "default" if variant in TRAINING or variant in ("n128", "smollm2-alone") else variant
+    path = OUT / f"{stem}-direct-n{n}-seed{seed}{'' if examples == 'default' else '-' + examples}.jsonl"
     if fresh and variant not in TRAINING:  # a TRAINING variant reuses the default's examples, never remakes them
         path.unlink(missing_ok=True)
-    start = OUT / f"{name}-direct-n{auto}-seed{seed}{'' if base == 'default' else '-' + base}.jsonl"
+    start = OUT / f"{stem}-direct-n{alone}-seed{seed}{'' if base == 'default' else '-' + base}.jsonl"
     if variant in PER_CLASS and not path.exists() and start.exists():
         shutil.copy(start, path)  # generation tops a file up: its first `auto` examples per class stay the default's
     reused = path.exists()
@@ -108,8 +118,9 @@ def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
     for k, v in switches.items():
         setattr(filters, k, v)
     undo = TRAINING[variant]() if variant in TRAINING else (lambda: None)
-    writers_before, llms_base.DEFAULT_MORE_WRITERS = llms_base.DEFAULT_MORE_WRITERS, WRITERS.get(variant, ())
-    more = {"examples_per_class": n} if variant in PER_CLASS else {}
+    writers_before = llms_base.DEFAULT_MORE_WRITERS, llms_base.MORE_WRITERS_UP_TO_CLASSES
+    llms_base.DEFAULT_MORE_WRITERS, llms_base.MORE_WRITERS_UP_TO_CLASSES = writers, k
+    more = {"examples_per_class": n} if variant in PER_CLASS or variant in WRITERS else {}
     if variant in LLM:
         more["llm"] = LLM[variant]
     clf = PromptClassifier(embedder=emb, random_state=seed, saved_examples_path=path, progress=False, **more)
@@ -119,7 +130,7 @@ def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
         clf.prompt_train(descs)
     finally:
         undo()
-        llms_base.DEFAULT_MORE_WRITERS = writers_before
+        llms_base.DEFAULT_MORE_WRITERS, llms_base.MORE_WRITERS_UP_TO_CLASSES = writers_before
         for k, v in before.items():
             setattr(filters, k, v)
     seconds = time.perf_counter() - t0
@@ -143,7 +154,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", nargs="+", default=["sst2", "ag_news", "trec6"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    known = dict.fromkeys([*VARIANTS, *TRAINING, *PER_CLASS, *WRITERS, *LLM])
+    known = dict.fromkeys([*VARIANTS, *TRAINING, *PER_CLASS, *WRITERS, *LLM, "smollm2-alone"])
     ap.add_argument("--variants", nargs="+", choices=list(known), default=["default"])
     ap.add_argument("--rerun", action="store_true", help="run again what bench/out/prompt_seeds.json has")
     ap.add_argument("--fresh", action="store_true", help="with --rerun: generate the examples again too")
@@ -155,8 +166,8 @@ def main() -> None:
     done = {(r["dataset"], r.get("variant", "default"), r["seed"]): r for r in saved["runs"]}
     zs, earlier = saved["zero_shot"], set()
     for d in args.datasets:
-        texts, labels = test_sample(d)
-        zs[d] = scores(labels, zero_shot(emb, cache, prompts()[d], emb.embed(texts, cache=cache)))["macro_f1"]
+        _, descs, texts, labels = task(d)
+        zs[d] = scores(labels, zero_shot(emb, cache, descs, emb.embed(texts, cache=cache)))["macro_f1"]
         for v in args.variants:
             for s in args.seeds:
                 if args.rerun or (d, v, s) not in done:
@@ -200,6 +211,7 @@ def main() -> None:
         "writes half of each class's examples beside SmolLM2 (`llms.base.DEFAULT_MORE_WRITERS`); "
         "*two-writers-n192*: the same at 192 per class, its sample topped up. *gemma3-270m*: Gemma 3 270M writes "
         "every example. "
+        "*smollm2-alone*: SmolLM2 writes every example (on two classes the default writes with Gemma too). "
         "*prompt_train s*: generation and training, wall.\n\n" + table(header, rows)
     )
     publish("prompt-seeds", body, not args.no_write)

@@ -112,15 +112,17 @@ class PromptClassifier(ParamsMixin):
     Parameters
     ----------
     llm : str, dict, LLM or None
-        ``None`` for the local default (SmolLM2-135M via llama.cpp), a spec string such as
+        ``None`` for the local default (SmolLM2-135M via llama.cpp; on a two-class task the packaged
+        Gemma 3 270M writes as many examples beside it), a spec string such as
         ``"llama-cpp:gemma3-270m"`` or ``"openai:gpt-4o-mini"``, or an ``LLM`` object. A base
         model (a GGUF without a chat template, such as the packaged Gemma 3 270M) is asked for
         examples by a list to continue (the ``complete`` template) instead of a chat.
     embedder : str, dict, Embedder or None
         ``None`` for the packaged all-MiniLM-L6-v2, a spec string, or an ``Embedder`` object.
     examples_per_class : int or "auto", default "auto"
-        How many synthetic examples ``prompt_train`` keeps per class (1 to 10,000). "auto": 96 for a
-        two-class task, 64 for three, 32 for more (few classes gain from more examples; BENCHMARKS.md).
+        How many synthetic examples ``prompt_train`` keeps per class (1 to 10,000), shared evenly when
+        two LLMs write. "auto": 96 for a two-class task (from each of the two default LLMs: 192), 64
+        for three, 32 for more (few classes gain from more examples; BENCHMARKS.md).
     saved_examples_path : str or path, optional
         JSONL file backing the example store. Every example is appended as it is made, so an
         interrupted ``prompt_train`` resumes. ``None`` keeps examples in memory (and in the ``.clf``).
@@ -458,14 +460,16 @@ class PromptClassifier(ParamsMixin):
             log.info("dropped %d generated examples made from older descriptions", stale)
         self.prompts_ = merged
         if generate:
+            n_classes = len(classes | set(merged))
+            more = self._more_writers(n_classes)
             ctx = GenerationContext(
                 store=self._store,
                 llm=self._llm,
-                more_writers=self._more_writers(),
+                more_writers=more,
                 embedder=self._embedder.trainer(),
                 cache=self._cache,
                 descriptions=merged,
-                examples_per_class=examples_per_class_for(self.examples_per_class, len(classes | set(merged))),
+                examples_per_class=examples_per_class_for(self.examples_per_class, n_classes, 1 + len(more)),
                 strategy=self.strategy,
                 templates=dict(self.templates) if self.templates else None,
                 random_state=self.random_state,
@@ -1421,15 +1425,16 @@ class PromptClassifier(ParamsMixin):
             return "none"
         return "used, unchecked: a single-label run with unlabeled texts checks them"
 
-    def _more_writers(self) -> tuple[Any, ...]:
-        """The LLMs that write examples beside the default one (``llms.base.DEFAULT_MORE_WRITERS``, a
-        switch, empty by default); none beside an LLM you name, or for summaries (a chat task)."""
+    def _more_writers(self, n_classes: int) -> tuple[Any, ...]:
+        """The LLMs that write examples beside the default one on a task of ``n_classes`` classes
+        (``llms.base.DEFAULT_MORE_WRITERS``, up to ``MORE_WRITERS_UP_TO_CLASSES`` classes); none beside an
+        LLM you name, or for summaries (a chat task)."""
         from .llms import get_llm
-        from .llms.base import DEFAULT_MORE_WRITERS
+        from .llms.base import default_more_writers
 
         if self.llm is not None or self.strategy != "direct":
             return ()
-        return tuple(get_llm(spec) for spec in DEFAULT_MORE_WRITERS)
+        return tuple(get_llm(spec) for spec in default_more_writers(n_classes))
 
     def _llm_spec(self) -> dict[str, Any] | None:
         """The LLM as a model file records it (its spec, never an address), without loading it."""

@@ -60,7 +60,10 @@ def train(
     llm: Annotated[str | None, typer.Option(help="LLM spec, e.g. llama-cpp:smollm2, openai:gpt-4o-mini")] = None,
     embedder: Annotated[str | None, typer.Option(help="embedder spec")] = None,
     examples_per_class: Annotated[
-        str, typer.Option(help="synthetic examples kept per class: a number, or auto (2 classes 96, 3 64, else 32)")
+        str,
+        typer.Option(
+            help="synthetic examples kept per class: a number, or auto (2 classes 96 by each of 2 LLMs, 3 64, else 32)"
+        ),
     ] = "auto",
     store: Annotated[Path | None, typer.Option(help="JSONL file backing generation, for resuming")] = None,
     unlabeled: Annotated[str | None, typer.Option(help="your unlabeled texts: lines, CSV or JSONL")] = None,

@@ -41,6 +41,10 @@ def test_prompt_train_offline_default_backend(tmp_path):
     clf.prompt_train(prompts)
     counts = {c: len(v) for c, v in clf.get_data().items()}
     assert all(n >= 1 for n in counts.values()), counts
+    # a two-class task: the packaged Gemma (a base model, continuing a list) writes beside SmolLM2
+    assert clf.generation_report_["llm"] == "llama-cpp:smollm2 + llama-cpp:gemma3-270m"
+    writers = {e.meta["model"] for e in clf._store.examples(["generated"])}
+    assert writers == {"llama-cpp:smollm2", "llama-cpp:gemma3-270m"}, writers
     assert path.exists()
     assert set(clf.classes_) == {"sports", "business"}
     # generated examples plus the descriptions' prior: plain topic news must come out right

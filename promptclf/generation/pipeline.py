@@ -75,16 +75,20 @@ TEXT_SCHEMA = {
 # the held-back sets +0.0 to +2.6, none lower; three-class tasks (held-back only, so not confirmed
 # elsewhere) 32 -> 64: +0.0 to +2.1 (bench/finetune_pairs.py --first; BENCHMARKS.md, "How many examples
 # for few classes"). From four classes on, more pairs do what more examples would (same section).
-# Generation of two or three classes then takes about what four to six classes take at 32.
+# Generation of two or three classes then takes about what four to six classes take at 32. The counts
+# are per writer: where a second LLM writes too (two classes, llms.base.default_more_writers) each
+# writes that many, since a second writer's worth is in the distinct examples it adds.
 AUTO_EXAMPLES_PER_CLASS = 32
 AUTO_EXAMPLES_FEW_CLASSES = {2: 96, 3: 64}
 
 
-def examples_per_class_for(setting: int | str, n_classes: int) -> int:
-    """The examples per class a ``prompt_train`` over ``n_classes`` classes generates for ``setting``."""
+def examples_per_class_for(setting: int | str, n_classes: int, writers: int = 1) -> int:
+    """The examples per class a ``prompt_train`` over ``n_classes`` classes generates for ``setting``,
+    shared between ``writers`` LLMs: a number you set is shared out, "auto" is a count per writer (a second
+    writer's worth is in the distinct examples it adds, not in replacing half of the first's)."""
     if setting != "auto":
         return int(setting)
-    return AUTO_EXAMPLES_FEW_CLASSES.get(n_classes, AUTO_EXAMPLES_PER_CLASS)
+    return writers * AUTO_EXAMPLES_FEW_CLASSES.get(n_classes, AUTO_EXAMPLES_PER_CLASS)
 
 
 @dataclass

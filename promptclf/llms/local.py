@@ -158,9 +158,12 @@ class LlamaCppLLM(LLM):
         """The model's continuation of ``frame`` up to the end of the line, or up to the closing quote when
         ``frame`` ends with an opening one; dropped (``MalformedOutput``) if cut off or empty."""
         stop = ["\n", '"'] if frame.endswith('"') else ["\n"]
-        out = self._llama().create_completion(
-            frame, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop
-        )
+        llama = self._llama()
+        # Evaluate the whole frame each time: reusing the previous call's cached prefix made Gemma 3 (its
+        # sliding-window attention) answer the same seed differently in a fresh process than after other
+        # calls, so a seed no longer gave the same examples. A frame is short; re-reading it costs little.
+        llama.reset()
+        out = llama.create_completion(frame, temperature=temperature, max_tokens=max_tokens, seed=seed, stop=stop)
         return self._whole_answer(out, out["choices"][0].get("text"), max_tokens)
 
     def choose(self, messages: Messages, options: Sequence[str], *, seed: int | None = None) -> Choice:
