@@ -118,7 +118,9 @@ class GenerationContext:
 
     @property
     def writers(self) -> list[LLM]:
-        """Every LLM that writes examples, ``llm`` first, each once."""
+        """Every LLM that writes examples, ``llm`` first, each once (``llm`` alone for summaries)."""
+        if self.strategy != "direct":
+            return [self.llm]
         return list({id(w): w for w in (self.llm, *self.more_writers)}.values())
 
 
@@ -153,7 +155,7 @@ class ClassGenerator:
 
     def __init__(self, ctx: GenerationContext, templates: dict[str, str], class_name: str, sha: str) -> None:
         self.ctx, self.llm, self.t = ctx, ctx.llm, templates
-        self.writers = ctx.writers if ctx.strategy == "direct" else [ctx.llm]
+        self.writers = ctx.writers
         self.class_name, self.description, self.sha = class_name, ctx.descriptions[class_name], sha
         self.rng = random.Random(_seed(ctx.random_state, class_name, sha))
         self.summaries: list[str] = []
