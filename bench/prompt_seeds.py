@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/prompt_seeds.py [--datasets sst2 ag_news trec6 emotion6:joy,sadness] [--seeds 1 2 3]
         [--variants default smollm2-alone echo-filter echoes-kept echo-majority wise50 wise70 soup3 n128
-        two-writers two-writers-n192 gemma3-270m]
+        two-writers two-writers-n192 two-writers-auto gemma3-270m]
         [--rerun [--fresh]]
         [--no-write]
 
@@ -16,8 +16,9 @@ sample, against the zero-shot description match with the same embedder. The goal
 cut from that set: only those classes' descriptions and test rows (files named
 ``<set>-<class>-<class>-direct-...``).
 
-Variants: *default*: the product's default (on a two-class task SmolLM2 and Gemma 3 270M write 96
-examples per class each, ``llms.base.default_more_writers``; from three classes on SmolLM2 alone);
+Variants: *default*: the product's default (on a task of two or three classes SmolLM2 and Gemma 3 270M
+each write "auto"'s count, 96 or 64 per class, ``llms.base.default_more_writers``; from four classes on
+SmolLM2 alone);
 *smollm2-alone*: SmolLM2-135M writes every example, "auto"'s count for one writer (the default before two
 writers; every variant but *default* and the *two-writers* ones writes this way, and the TRAINING ones train
 on its files, the unsuffixed ones at that count); *echo-filter*: generated text that talks about being an
@@ -35,8 +36,10 @@ examples per class are that sample's); *two-writers*: Gemma 3 270M, continuing a
 model), writes half of each class's examples beside SmolLM2-135M, as many in all as one writer would
 (``llms.base.DEFAULT_MORE_WRITERS``, for any number of classes); *two-writers-n192*: the same at 192 per
 class, *two-writers*' sample topped up (so each writer adds as many again; for two classes this is what the
-default now does, in one run); *gemma3-270m*: ``llm="llama-cpp:gemma3-270m"``, so Gemma 3 270M writes every
-example.
+default now does, in one run); *two-writers-auto*: "auto"'s count from each of the two writers (what the default
+does for two classes, for any number), *smollm2-alone*'s sample topped up by Gemma (a paired comparison: the
+same SmolLM2 examples with and without Gemma's); *gemma3-270m*: ``llm="llama-cpp:gemma3-270m"``, so Gemma 3
+270M writes every example.
 
 Each run's figures are kept in ``bench/out/prompt_seeds.json`` and a later call reuses them (the
 table says which came from an earlier call); ``--rerun`` runs them again (the examples too with
@@ -87,10 +90,12 @@ TRAINING = {
     "wise70": lambda: interpolate_with_the_base(0.7),
     "soup3": lambda: soup_of_finetunes(3),
 }
-# variants that ask for more examples per class than "auto" does: another variant's sample, topped up
-PER_CLASS = {"n128": (128, "default"), "two-writers-n192": (192, "two-writers")}
+# variants that ask for more examples per class than "auto" does for one writer: another variant's sample,
+# topped up (None: "auto" for each of the variant's writers, as the default counts for two writers)
+PER_CLASS = {"n128": (128, "default"), "two-writers-n192": (192, "two-writers"), "two-writers-auto": (None, "default")}
 # variants where more LLMs write beside the default one, each an even share (llms.base.DEFAULT_MORE_WRITERS)
-WRITERS = {"two-writers": ("llama-cpp:gemma3-270m",), "two-writers-n192": ("llama-cpp:gemma3-270m",)}
+GEMMA = ("llama-cpp:gemma3-270m",)
+WRITERS = {"two-writers": GEMMA, "two-writers-n192": GEMMA, "two-writers-auto": GEMMA}
 # variants that name the LLM, which then writes every example
 LLM = {"gemma3-270m": "llama-cpp:gemma3-270m"}
 
@@ -104,6 +109,7 @@ def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
     alone = examples_per_class_for("auto", k)  # "auto" with SmolLM2 alone
     auto = examples_per_class_for("auto", k, 1 + len(writers)) if variant == "default" else alone
     n, base = PER_CLASS.get(variant, (auto, "default"))
+    n = n or examples_per_class_for("auto", k, 1 + len(writers))
     # the TRAINING variants train on SmolLM2's examples at "auto"; a PER_CLASS one on its own, bigger file
     examples = "default" if variant in TRAINING or variant in ("n128", "smollm2-alone") else variant
     path = OUT / f"{stem}-direct-n{n}-seed{seed}{'' if examples == 'default' else '-' + examples}.jsonl"
@@ -209,9 +215,10 @@ def main() -> None:
         "fine-tunes on pair draws of different seeds averaged (a model soup). *n128*: 128 examples "
         "per class, the default's sample topped up. *two-writers*: Gemma 3 270M (a base model, continuing a list) "
         "writes half of each class's examples beside SmolLM2 (`llms.base.DEFAULT_MORE_WRITERS`); "
-        "*two-writers-n192*: the same at 192 per class, its sample topped up. *gemma3-270m*: Gemma 3 270M writes "
+        "*two-writers-n192*: the same at 192 per class, its sample topped up. *two-writers-auto*: 'auto''s count "
+        "from each writer, *smollm2-alone*'s sample topped up by Gemma. *gemma3-270m*: Gemma 3 270M writes "
         "every example. "
-        "*smollm2-alone*: SmolLM2 writes every example (on two classes the default writes with Gemma too). "
+        "*smollm2-alone*: SmolLM2 writes every example (on two or three classes the default writes with Gemma too). "
         "*prompt_train s*: generation and training, wall.\n\n" + table(header, rows)
     )
     publish("prompt-seeds", body, not args.no_write)

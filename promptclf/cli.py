@@ -62,7 +62,7 @@ def train(
     examples_per_class: Annotated[
         str,
         typer.Option(
-            help="synthetic examples kept per class: a number, or auto (2 classes 96 by each of 2 LLMs, 3 64, else 32)"
+            help="synthetic examples kept per class: a number, or auto (2 classes 96, 3 64, by each of 2 LLMs; else 32)"
         ),
     ] = "auto",
     store: Annotated[Path | None, typer.Option(help="JSONL file backing generation, for resuming")] = None,
