@@ -37,7 +37,7 @@ model), writes half of each class's examples beside SmolLM2-135M, as many in all
 (``llms.base.DEFAULT_MORE_WRITERS``, for any number of classes); *two-writers-n192*: the same at 192 per
 class, *two-writers*' sample topped up (so each writer adds as many again; for two classes this is what the
 default now does, in one run); *two-writers-auto*: "auto"'s count from each of the two writers (what the default
-does for two classes, for any number), *smollm2-alone*'s sample topped up by Gemma (a paired comparison: the
+does for two and three classes, for any number), *smollm2-alone*'s sample topped up by Gemma (a paired comparison: the
 same SmolLM2 examples with and without Gemma's); *gemma3-270m*: ``llm="llama-cpp:gemma3-270m"``, so Gemma 3
 270M writes every example.
 
@@ -97,7 +97,7 @@ PER_CLASS = {"n128": (128, "default"), "two-writers-n192": (192, "two-writers"),
 GEMMA = ("llama-cpp:gemma3-270m",)
 WRITERS = {"two-writers": GEMMA, "two-writers-n192": GEMMA, "two-writers-auto": GEMMA}
 # variants that name the LLM, which then writes every example
-LLM = {"gemma3-270m": "llama-cpp:gemma3-270m"}
+LLM = {"gemma3-270m": GEMMA[0]}
 
 
 def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
@@ -107,9 +107,9 @@ def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
     # a WRITERS variant's, or SmolLM2 alone (every other variant, as they were measured)
     writers = WRITERS.get(variant, llms_base.default_more_writers(k) if variant == "default" else ())
     alone = examples_per_class_for("auto", k)  # "auto" with SmolLM2 alone
-    auto = examples_per_class_for("auto", k, 1 + len(writers)) if variant == "default" else alone
-    n, base = PER_CLASS.get(variant, (auto, "default"))
-    n = n or examples_per_class_for("auto", k, 1 + len(writers))
+    per_writer = examples_per_class_for("auto", k, 1 + len(writers))  # "auto" with these writers
+    n, base = PER_CLASS.get(variant, (per_writer if variant == "default" else alone, "default"))
+    n = n or per_writer
     # the TRAINING variants train on SmolLM2's examples at "auto"; a PER_CLASS one on its own, bigger file
     examples = "default" if variant in TRAINING or variant in ("n128", "smollm2-alone") else variant
     path = OUT / f"{stem}-direct-n{n}-seed{seed}{'' if examples == 'default' else '-' + examples}.jsonl"
@@ -117,7 +117,7 @@ def run(name: str, seed: int, variant: str, fresh: bool, emb, cache) -> dict:
         path.unlink(missing_ok=True)
     start = OUT / f"{stem}-direct-n{alone}-seed{seed}{'' if base == 'default' else '-' + base}.jsonl"
     if variant in PER_CLASS and not path.exists() and start.exists():
-        shutil.copy(start, path)  # generation tops a file up: its first `auto` examples per class stay the default's
+        shutil.copy(start, path)  # generation tops a file up: its first `alone` per class stay the start file's
     reused = path.exists()
     switches = VARIANTS.get(variant, {})
     before = {k: getattr(filters, k) for k in switches}
