@@ -252,9 +252,7 @@ def main() -> None:
     results = []
     for d in args.datasets:
         k = len(all_prompts[d])  # "auto" is a count per writer: as many writers as the default has
-        n = examples_per_class_for(
-            args.examples_per_class, k, 1 + len(default_more_writers(k)) * (args.strategy == "direct")
-        )
+        n = examples_per_class_for(args.examples_per_class, k, 1 + len(default_more_writers(k, args.strategy)))
         results.append(run(d, all_prompts[d], n, args.strategy, args.fresh, args.unlabeled, emb, cache))
     # every figure of the run, tables or not, for reading them again without a rerun
     (OUT / "accuracy.json").write_text(json.dumps(results, indent=1, default=str))

@@ -1427,14 +1427,13 @@ class PromptClassifier(ParamsMixin):
 
     def _more_writers(self, n_classes: int) -> tuple[Any, ...]:
         """The LLMs that write examples beside the default one on a task of ``n_classes`` classes
-        (``llms.base.DEFAULT_MORE_WRITERS``, up to ``MORE_WRITERS_UP_TO_CLASSES`` classes); none beside an
-        LLM you name, or for summaries (a chat task)."""
+        (``llms.base.default_more_writers``); none beside an LLM you name."""
         from .llms import get_llm
         from .llms.base import default_more_writers
 
-        if self.llm is not None or self.strategy != "direct":
+        if self.llm is not None:
             return ()
-        return tuple(get_llm(spec) for spec in default_more_writers(n_classes))
+        return tuple(get_llm(spec) for spec in default_more_writers(n_classes, self.strategy))
 
     def _llm_spec(self) -> dict[str, Any] | None:
         """The LLM as a model file records it (its spec, never an address), without loading it."""

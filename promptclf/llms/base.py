@@ -300,9 +300,10 @@ DEFAULT_MORE_WRITERS: tuple[str, ...] = ("llama-cpp:gemma3-270m",)
 MORE_WRITERS_UP_TO_CLASSES = 3
 
 
-def default_more_writers(n_classes: int) -> tuple[str, ...]:
-    """The specs of the LLMs that write beside the default one on a task of ``n_classes`` classes."""
-    return DEFAULT_MORE_WRITERS if n_classes <= MORE_WRITERS_UP_TO_CLASSES else ()
+def default_more_writers(n_classes: int, strategy: str = "direct") -> tuple[str, ...]:
+    """The specs of the LLMs that write beside the default one on a task of ``n_classes`` classes with
+    generation ``strategy`` (none for "summaries": asking for summaries is a chat task for one LLM)."""
+    return DEFAULT_MORE_WRITERS if strategy == "direct" and n_classes <= MORE_WRITERS_UP_TO_CLASSES else ()
 
 
 LLMS: Registry[LLM] = Registry("llm", LLM, DEFAULT_LLM)
