@@ -1,8 +1,10 @@
-"""Generation speed and the accuracy of what it makes: example texts as JSON objects vs plain text.
+"""Generation speed and the accuracy of what it makes: example texts as JSON objects vs plain text, or
+(``--batches``) plain text decoded one request at a time vs side by side in batches.
 
     .venv/bin/python bench/generation.py [--datasets sst2 ag_news trec6 emotion6] [--examples-per-class 32]
+        [--batches]
 
-Both modes generate fresh, in this run, from the same descriptions with the default local LLM
+Both modes generate fresh, in this run, from the same descriptions with the default local LLMs
 (``strategy="direct"``, the default), so the kept-per-minute ratio is measured on one machine state.
 Each store is then trained on the same way (frozen encoder, prompt only, and with 5,000 unlabeled
 train-split texts) and scored on the fixed test sample. emotion6 is not a dev set: it is there so
@@ -20,24 +22,28 @@ from common import OUT, machine, pool_rows, prompts, publish, read_rows, scores,
 from promptclf import PromptClassifier
 from promptclf.embedders import EmbeddingCache, get_embedder
 from promptclf.generation import pipeline
+from promptclf.llms import local
 
-MODES = {"JSON object (before)": False, "plain text (default)": True}
+# name: (plain text, in batches)
+MODES = {"JSON object (before)": (False, False), "plain text, one at a time": (True, False)}
+BATCH_MODES = {"one at a time (before)": (True, False), "in batches (default)": (True, True)}
 HEADER = [
     "dataset", "mode", "kept", "LLM calls", "tokens / kept", "wall s", "kept / minute", "kept / call",
     "prompt", "prompt + unlabeled",
 ]  # fmt: skip
 
 
-def run(name: str, n: int, pool_size: int, emb, cache, seed: int = 0) -> list[list[object]]:
+def run(name: str, n: int, pool_size: int, emb, cache, seed: int = 0, modes=MODES) -> list[list[object]]:
     descs = prompts()[name]
     texts, labels = test_sample(name)
     train = read_rows(name, "train")
     pool = [r["text"] for r in pool_rows(train, pool_size)]
     rows, base = [], None
-    for mode, plain in MODES.items():
-        path = OUT / f"{name}-gen-{'plain' if plain else 'json'}-n{n}{f'-seed{seed}' if seed else ''}.jsonl"
+    for mode, (plain, batched) in modes.items():
+        kind = ("plain" if plain else "json") + ("-batched" if batched else "")
+        path = OUT / f"{name}-gen-{kind}-n{n}{f'-seed{seed}' if seed else ''}.jsonl"
         path.unlink(missing_ok=True)
-        pipeline.PLAIN_TEXT = plain
+        pipeline.PLAIN_TEXT, local.BATCHED = plain, batched
         clf = PromptClassifier(
             embedder=emb,
             examples_per_class=n,
@@ -62,7 +68,7 @@ def run(name: str, n: int, pool_size: int, emb, cache, seed: int = 0) -> list[li
             f"{prompt_f1:.3f}", f"{unl_f1:.3f}",
         ])  # fmt: skip
         print(rows[-1], flush=True)
-    pipeline.PLAIN_TEXT = True
+    pipeline.PLAIN_TEXT, local.BATCHED = True, True
     return rows
 
 
@@ -72,11 +78,16 @@ def main() -> None:
     ap.add_argument("--examples-per-class", type=int, default=32)
     ap.add_argument("--unlabeled", type=int, default=5000)
     ap.add_argument("--random-state", type=int, default=0, help="generation seed (another sample, same prompts)")
+    ap.add_argument("--batches", action="store_true", help="one request at a time vs in batches (plain text both)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     emb, cache = get_embedder(None), EmbeddingCache()
     n, seed = args.examples_per_class, args.random_state
-    rows = [r for ds in args.datasets for r in run(ds, n, args.unlabeled, emb, cache, seed)]
+    modes = BATCH_MODES if args.batches else MODES
+    rows = [r for ds in args.datasets for r in run(ds, n, args.unlabeled, emb, cache, seed, modes)]
+    if args.batches:
+        publish("generation-batches", batches_body(args, rows), write=not args.no_write)
+        return
     body = f"""## Generation speed
 
 {dt.date.today().isoformat()}, {machine()}. Regenerate with `.venv/bin/python bench/generation.py`.
@@ -91,6 +102,25 @@ dev sets (a GoEmotions stand-in, see bench/common.py).
 {table(HEADER, rows)}
 """
     publish("generation", body, write=not args.no_write)
+
+
+def batches_body(args, rows: list[list[object]]) -> str:
+    return f"""## Generation in batches
+
+{dt.date.today().isoformat()}, {machine()}. Regenerate with `.venv/bin/python bench/generation.py --batches
+--datasets {" ".join(args.datasets)} --examples-per-class {args.examples_per_class}`.
+The default local LLMs (SmolLM2-135M; for two and three classes Gemma 3 270M beside it, each writing
+half), {args.examples_per_class} examples per class, `strategy="direct"`, plain text, every quality filter on;
+both modes generate fresh, in this run, from the same descriptions. *one at a time*: each request decoded alone
+(llama-cpp-python's `create_completion`, the prompt's cached prefix reused); *in batches*: the
+pipeline's batch of up to 8 requests decoded side by side in one llama.cpp context, their common
+prompt decoded once (`promptclf.llms.llama_batch`). *tokens / kept* counts each request's prompt
+whole. Accuracy: macro-F1 on the fixed test sample, frozen MiniLM, the prompt alone and with
+{args.unlabeled:,} unlabeled train-split texts (another sample of examples, not a better one: the
+two modes draw differently); emotion6 is held out from the dev sets.
+
+{table(HEADER, rows)}
+"""
 
 
 if __name__ == "__main__":

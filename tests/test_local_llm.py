@@ -92,3 +92,74 @@ def test_gemma_is_a_base_model_that_continues_a_list():
 
     with pytest.raises(MalformedOutput, match="cut off at 2 tokens"):
         gemma.continue_text("Once upon a time, in a faraway land,", max_tokens=2, seed=1)
+
+
+def _example_requests(seeds, *, frame=None, max_tokens=64):
+    from promptclf.llms.base import Request
+
+    msgs = [
+        {"role": "system", "content": "You write realistic, varied training data. You answer with the text only."},
+        {"role": "user", "content": "A sentence from a movie review that praises the film. Write one. Only the text."},
+    ]
+    return [Request(msgs, {}, temperature=0.8, max_tokens=max_tokens, seed=s, plain=True, frame=frame) for s in seeds]
+
+
+@pytest.mark.parametrize("model", ["llama-cpp:smollm2", "llama-cpp:gemma3-270m"])
+def test_example_requests_are_decoded_side_by_side(model, monkeypatch):
+    """Plain-text requests go to llama.cpp as one batch: each gets its own answer, one line, counted like
+    a call decoded alone (the same prompt tokens: the chat is formatted as create_chat_completion
+    formats it), the same answers on a second run, and a JSON request among them is still answered."""
+    from promptclf.llms import MalformedOutput, local
+
+    llm = get_llm(model)
+    frame = 'Sentences from movie reviews that praise the film.\n\nExamples:\n1. "'
+    reqs = _example_requests(range(6), frame=frame, max_tokens=96)
+    reqs[4] = _example_requests([4], frame=frame, max_tokens=2)[0]  # runs long: dropped, not cut
+    reqs[5].plain = False  # answered alone, under the JSON grammar
+    reqs[5].schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+    first = dict(llm.generate_json_many(reqs))
+    assert sorted(first) == list(range(6))
+    # a tiny model rambles past its budget now and then (that answer is dropped): most are kept
+    texts = [first[i]["text"] for i in range(4) if not isinstance(first[i], MalformedOutput)]
+    assert len(texts) >= 3 and all(t.strip() and "\n" not in t for t in texts), first
+    if llm.is_base_model():
+        assert not any('"' in t for t in texts), texts  # the list's closing quote ends an answer
+    assert len(set(texts)) == len(texts), texts  # each sequence samples with its own seed
+    assert isinstance(first[4], MalformedOutput) and "cut off at 2 tokens" in str(first[4])
+    if not llm.is_base_model():  # a base model under a JSON grammar may ramble past the budget
+        assert isinstance(first[5], dict) and isinstance(first[5]["text"], str)
+    batched = llm.usage.prompt_tokens
+    assert llm.usage.calls == 6 and llm.usage.completion_tokens > 0
+
+    assert str(dict(llm.generate_json_many(reqs))[0]) == str(first[0])  # a seed gives the same text again
+    monkeypatch.setattr(local, "BATCHED", False)
+    before = llm.usage.prompt_tokens
+    dict(llm.generate_json_many(reqs))
+    assert llm.usage.prompt_tokens - before == batched  # one at a time: the same prompts
+
+
+def test_a_batch_larger_than_the_cache_is_decoded_in_groups():
+    """More sequences than a group holds, and prompts that share only their beginning (a person's
+    examples differ from request to request): every one is answered, each from its own prompt."""
+    from promptclf.llms import local
+    from promptclf.llms.llama_batch import BatchDecoder, Prompt
+
+    llm = get_llm(None)
+    llama = llm._llama()
+    topics = ["a football match", "a cooking recipe", "the weather", "a new phone", "a train delay"]
+    prompts = []
+    for s, topic in enumerate(topics):
+        text, eos = llm._chat_prompt([{"role": "user", "content": f"Write one short sentence about {topic}."}])
+        tokens = llama.tokenize(text.encode(), add_bos=False, special=True)
+        prompts.append(Prompt(tokens, max_tokens=40, temperature=0.0, seed=s, stop=["\n", eos]))
+    small = BatchDecoder(llama, n_ctx=2 * (len(prompts[0].tokens) + 48), n_seq_max=3)
+    try:
+        assert [len(g) for g in small._groups(prompts)] == [2, 2, 1]
+        done = small.complete(prompts)
+    finally:
+        small.close()
+    assert [d.prompt_tokens for d in done] == [len(p.tokens) for p in prompts]
+    assert all(d.text and d.text.strip() for d in done), done
+    assert len({d.text for d in done}) == len(topics)  # each answer follows its own prompt
+    # SmolLM2 decodes a sequence to the same logits in any group (flash attention): greedy, the same texts
+    assert [d.text for d in local.LlamaCppLLM("smollm2")._decoder().complete(prompts)] == [d.text for d in done]

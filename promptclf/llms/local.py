@@ -8,15 +8,19 @@ import importlib.util
 import io
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
-from .base import LLM, Choice, MalformedOutput, Messages, first_token_proba, parse_json_object, register_llm
+from .base import LLM, Choice, MalformedOutput, Messages, Request, first_token_proba, parse_json_object, register_llm
 
 log = logging.getLogger("promptclf")
 _MODELS: dict[tuple[str, int], Any] = {}
+_DECODERS: dict[tuple[str, int], Any] = {}  # a BatchDecoder per loaded model, made at its first batch
+_FORMATTERS: dict[tuple[str, str, str], Any] = {}  # chat templates (with their end and start texts), compiled
+# Plain-text requests answered in batches (llama_batch): a switch for bench/generation.py's comparison.
+BATCHED = True
 _LOCK = threading.Lock()
 
 
@@ -41,6 +45,9 @@ def _gemma3_270m() -> Path:
 
 
 def _close_all() -> None:
+    while _DECODERS:  # a context before its model
+        _, decoder = _DECODERS.popitem()
+        decoder.close()
     while _MODELS:
         _, llama = _MODELS.popitem()
         llama.close()
@@ -101,6 +108,74 @@ class LlamaCppLLM(LLM):
         """Add a completion's token counts to ``usage``."""
         usage = out.get("usage") or {}
         self.usage.add(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+    def generate_json_many(self, requests: Sequence[Request]) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+        """As ``LLM.generate_json_many``; plain-text requests (examples) are decoded side by side in one
+        llama.cpp context (``llama_batch``), faster than one at a time (BENCHMARKS.md, "Generation in
+        batches"). The other requests are answered first, one at a time."""
+        prompts = {i: p for i, r in enumerate(requests) if (p := self._batch_prompt(r)) is not None} if BATCHED else {}
+        if len(prompts) < 2:
+            yield from super().generate_json_many(requests)
+            return
+        rest = [i for i in range(len(requests)) if i not in prompts]
+        for k, out in super().generate_json_many([requests[i] for i in rest]):
+            yield rest[k], out
+        order = list(prompts)
+        for i, done in zip(order, self._decoder().complete([prompts[i] for i in order])):
+            self.usage.add(done.prompt_tokens, done.completion_tokens)
+            if done.text is None:
+                yield i, MalformedOutput(f"cut off at {requests[i].max_tokens} tokens")
+            elif not done.text.strip():
+                yield i, MalformedOutput("empty answer")
+            else:
+                yield i, {"text": done.text}
+
+    def _decoder(self):
+        from .llama_batch import BatchDecoder
+
+        llama = self._llama()
+        key = (str(resolve_gguf(self.model)), self.n_ctx)
+        with _LOCK:
+            if key not in _DECODERS:
+                _DECODERS[key] = BatchDecoder(llama)
+            return _DECODERS[key]
+
+    def _batch_prompt(self, r: Request):
+        """The tokens and sampling of a plain-text request as ``generate_text`` or ``continue_text`` would
+        decode it; ``None`` when it is not one, or its chat is formatted by a handler of its own."""
+        if not r.plain:
+            return None
+        from llama_cpp import LLAMA_DEFAULT_SEED  # llama.cpp draws a seed, as create_completion does
+
+        from .llama_batch import Prompt
+
+        llama = self._llama()
+        seed = LLAMA_DEFAULT_SEED if r.seed is None else r.seed
+        kw = {"max_tokens": r.max_tokens, "temperature": r.temperature, "seed": seed}
+        if r.frame is not None and self.is_base_model():
+            # as create_completion tokenizes a text prompt
+            bos = [llama.token_bos()] if llama._model.add_bos_token() and llama.token_bos() != -1 else []
+            tokens = bos + llama.tokenize(r.frame.encode(), add_bos=False, special=True)
+            prompt = Prompt(tokens, stop=["\n", '"'] if r.frame.endswith('"') else ["\n"], **kw)
+        elif llama.chat_handler is None and llama.chat_format == "chat_template.default":
+            text, eos = self._chat_prompt(r.messages)
+            prompt = Prompt(llama.tokenize(text.encode(), add_bos=False, special=True), stop=["\n", eos], **kw)
+        else:
+            return None
+        return prompt if prompt.fits() else None
+
+    def _chat_prompt(self, messages: Messages) -> tuple[str, str]:
+        """The chat as the model's own template writes it (what create_chat_completion decodes), and its
+        end-of-turn text."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llama = self._llama()
+        eos, bos = (llama._model.token_get_text(t) if t != -1 else "" for t in (llama.token_eos(), llama.token_bos()))
+        key = (llama.metadata["tokenizer.chat_template"], eos, bos)
+        with _LOCK:
+            if key not in _FORMATTERS:  # compiling the template costs more than rendering it
+                _FORMATTERS[key] = Jinja2ChatFormatter(template=key[0], eos_token=eos, bos_token=bos)
+        return _FORMATTERS[key](messages=messages).prompt, eos
 
     def generate_json(
         self,
