@@ -163,3 +163,20 @@ def test_a_batch_larger_than_the_cache_is_decoded_in_groups():
     assert len({d.text for d in done}) == len(topics)  # each answer follows its own prompt
     # SmolLM2 decodes a sequence to the same logits in any group (flash attention): greedy, the same texts
     assert [d.text for d in local.LlamaCppLLM("smollm2")._decoder().complete(prompts)] == [d.text for d in done]
+
+
+def test_a_batch_llama_cpp_cannot_decode_is_answered_one_at_a_time(monkeypatch, caplog):
+    """If llama.cpp refuses the batch (out of memory for the context, a decode error), the requests are
+    answered one at a time instead, with a warning, not lost."""
+    from promptclf.llms import llama_batch
+
+    def refuse(self, group):
+        raise RuntimeError("llama_decode returned 1")
+
+    monkeypatch.setattr(llama_batch.BatchDecoder, "_complete_group", refuse)
+    llm = get_llm(None)
+    with caplog.at_level("WARNING", logger="promptclf"):
+        out = dict(llm.generate_json_many(_example_requests(range(3), max_tokens=96)))
+    assert sorted(out) == [0, 1, 2] and llm.usage.calls == 3
+    assert any(isinstance(o, dict) and o["text"].strip() for o in out.values()), out
+    assert "answering them one at a time" in caplog.text

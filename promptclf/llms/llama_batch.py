@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,7 @@ class BatchDecoder:
     """Completes many prompts of one loaded ``llama_cpp.Llama`` in groups of up to ``N_SEQ_MAX``.
 
     Its own context (the ``Llama``'s holds one sequence) shares the model's weights; made once and
-    kept with the model.
+    kept with the model. Its cache costs memory: about 95 MiB for SmolLM2 and 91 MiB for Gemma 3 270M.
     """
 
     def __init__(self, llama: Any, *, n_ctx: int = N_CTX, n_seq_max: int = N_SEQ_MAX) -> None:
@@ -83,16 +84,21 @@ class BatchDecoder:
         with contextlib.redirect_stderr(io.StringIO()):  # llama.cpp's notices about the cache
             self._ctx = _internals.LlamaContext(model=llama._model, params=p, verbose=False)
         self._batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self._batch.close()
         self._ctx.close()
 
     def complete(self, prompts: Sequence[Prompt]) -> list[Completion]:
-        """Every prompt's completion, in order. Each prompt must fit the cache (``Prompt.fits``)."""
+        """Every prompt's completion, in order. Each prompt must fit the cache (``Prompt.fits``).
+
+        Raises ``RuntimeError`` if llama.cpp cannot decode a batch.
+        """
         out: list[Completion] = []
-        for group in self._groups(prompts):
-            out += self._complete_group(group)
+        with self._lock:  # one context: two callers would overwrite each other's batch and cache
+            for group in self._groups(prompts):
+                out += self._complete_group(group)
         return out
 
     def _groups(self, prompts: Sequence[Prompt]) -> list[list[Prompt]]:

@@ -121,7 +121,14 @@ class LlamaCppLLM(LLM):
         for k, out in super().generate_json_many([requests[i] for i in rest]):
             yield rest[k], out
         order = list(prompts)
-        for i, done in zip(order, self._decoder().complete([prompts[i] for i in order])):
+        try:
+            completions = self._decoder().complete([prompts[i] for i in order])
+        except (RuntimeError, ValueError) as e:  # llama.cpp could not make or decode the batch: one at a time
+            log.warning("decoding %d requests side by side failed (%s); answering them one at a time", len(order), e)
+            for k, out in super().generate_json_many([requests[i] for i in order]):
+                yield order[k], out
+            return
+        for i, done in zip(order, completions):
             self.usage.add(done.prompt_tokens, done.completion_tokens)
             if done.text is None:
                 yield i, MalformedOutput(f"cut off at {requests[i].max_tokens} tokens")
