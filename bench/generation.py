@@ -26,7 +26,7 @@ from promptclf.llms import local
 
 # name: (plain text, in batches)
 MODES = {"JSON object (before)": (False, False), "plain text, one at a time": (True, False)}
-BATCH_MODES = {"one at a time (before)": (True, False), "in batches (default)": (True, True)}
+BATCH_MODES = {"one at a time (default)": (True, False), "in batches": (True, True)}
 HEADER = [
     "dataset", "mode", "kept", "LLM calls", "tokens / kept", "wall s", "kept / minute", "kept / call",
     "prompt", "prompt + unlabeled",
@@ -68,7 +68,7 @@ def run(name: str, n: int, pool_size: int, emb, cache, seed: int = 0, modes=MODE
             f"{prompt_f1:.3f}", f"{unl_f1:.3f}",
         ])  # fmt: skip
         print(rows[-1], flush=True)
-    pipeline.PLAIN_TEXT, local.BATCHED = True, True
+    pipeline.PLAIN_TEXT, local.BATCHED = True, False
     return rows
 
 

@@ -111,6 +111,7 @@ def test_example_requests_are_decoded_side_by_side(model, monkeypatch):
     formats it), the same answers on a second run, and a JSON request among them is still answered."""
     from promptclf.llms import MalformedOutput, local
 
+    monkeypatch.setattr(local, "BATCHED", True)  # off by default (local.BATCHED says why)
     llm = get_llm(model)
     frame = 'Sentences from movie reviews that praise the film.\n\nExamples:\n1. "'
     reqs = _example_requests(range(6), frame=frame, max_tokens=96)
@@ -168,7 +169,9 @@ def test_a_batch_larger_than_the_cache_is_decoded_in_groups():
 def test_a_batch_llama_cpp_cannot_decode_is_answered_one_at_a_time(monkeypatch, caplog):
     """If llama.cpp refuses the batch (out of memory for the context, a decode error), the requests are
     answered one at a time instead, with a warning, not lost."""
-    from promptclf.llms import llama_batch
+    from promptclf.llms import llama_batch, local
+
+    monkeypatch.setattr(local, "BATCHED", True)
 
     def refuse(self, group):
         raise RuntimeError("llama_decode returned 1")

@@ -1,4 +1,5 @@
-"""Several completions side by side in one llama.cpp context: the local LLM's batched decoding.
+"""Several completions side by side in one llama.cpp context: the local LLM's batched decoding (off by
+default, ``local.BATCHED`` says why).
 
 ``Llama.create_completion`` decodes one sequence at a time. For the packaged 135-270M models on a
 few cores much of each decoding step is a fixed cost, so one step over 8 sequences costs far less

@@ -19,8 +19,11 @@ log = logging.getLogger("promptclf")
 _MODELS: dict[tuple[str, int], Any] = {}
 _DECODERS: dict[tuple[str, int], Any] = {}  # a BatchDecoder per loaded model, made at its first batch
 _FORMATTERS: dict[tuple[str, str, str], Any] = {}  # chat templates (with their end and start texts), compiled
-# Plain-text requests answered in batches (llama_batch): a switch for bench/generation.py's comparison.
-BATCHED = True
+# Plain-text requests answered in batches (llama_batch). Off by default for now: 1.3-1.9x the examples
+# per minute, but trec6 trained on batched examples with 5,000 unlabeled texts scored lower in every pair
+# measured (frozen encoder -1.5 to -2.3 in four; the default tuned model 0.703 against 0.760 in one:
+# BENCHMARKS.md, "Generation in batches"), which is not settled. bench/generation.py --batches turns it on.
+BATCHED = False
 _LOCK = threading.Lock()
 
 
