@@ -120,25 +120,27 @@ class LlamaCppLLM(LLM):
         if len(prompts) < 2:
             yield from super().generate_json_many(requests)
             return
-        rest = [i for i in range(len(requests)) if i not in prompts]
-        for k, out in super().generate_json_many([requests[i] for i in rest]):
-            yield rest[k], out
+        yield from self._one_at_a_time(requests, [i for i in range(len(requests)) if i not in prompts])
         order = list(prompts)
         try:
             completions = self._decoder().complete([prompts[i] for i in order])
         except (RuntimeError, ValueError) as e:  # llama.cpp could not make or decode the batch: one at a time
             log.warning("decoding %d requests side by side failed (%s); answering them one at a time", len(order), e)
-            for k, out in super().generate_json_many([requests[i] for i in order]):
-                yield order[k], out
+            yield from self._one_at_a_time(requests, order)
             return
         for i, done in zip(order, completions):
             self.usage.add(done.prompt_tokens, done.completion_tokens)
-            if done.text is None:
-                yield i, MalformedOutput(f"cut off at {requests[i].max_tokens} tokens")
-            elif not done.text.strip():
-                yield i, MalformedOutput("empty answer")
-            else:
-                yield i, {"text": done.text}
+            try:
+                yield i, {"text": _whole(done.text, done.text is None, requests[i].max_tokens)}
+            except MalformedOutput as e:
+                yield i, e
+
+    def _one_at_a_time(
+        self, requests: Sequence[Request], which: list[int]
+    ) -> Iterator[tuple[int, dict[str, Any] | Exception]]:
+        """``LLM.generate_json_many`` of the requests at the indices ``which``, yielding those indices."""
+        for k, out in super().generate_json_many([requests[i] for i in which]):
+            yield which[k], out
 
     def _decoder(self):
         from .llama_batch import BatchDecoder
@@ -224,12 +226,7 @@ class LlamaCppLLM(LLM):
     def _whole_answer(self, out: dict[str, Any], text: str | None, max_tokens: int) -> str:
         """Count the call; the answer's text, or ``MalformedOutput`` if it was cut off or is empty."""
         self._count(out)
-        text = text or ""
-        if out["choices"][0].get("finish_reason") == "length":
-            raise MalformedOutput(f"cut off at {max_tokens} tokens: {text[:60]!r}")
-        if not text.strip():
-            raise MalformedOutput("empty answer")
-        return text
+        return _whole(text, out["choices"][0].get("finish_reason") == "length", max_tokens)
 
     def is_base_model(self) -> bool:
         """A GGUF without a chat template is a base model (the packaged Gemma 3 270M): asked through a
@@ -279,6 +276,16 @@ class LlamaCppLLM(LLM):
         logits = dict(zip(options, captured[0].tolist()))
         proba = first_token_proba(options, logits.get)
         return Choice(int(proba.argmax()), proba, "logprobs")
+
+
+def _whole(text: str | None, cut_off: bool, max_tokens: int) -> str:
+    """An answer's text, or ``MalformedOutput`` if it was cut off at ``max_tokens`` or is empty."""
+    text = text or ""
+    if cut_off:
+        raise MalformedOutput(f"cut off at {max_tokens} tokens: {text[:60]!r}")
+    if not text.strip():
+        raise MalformedOutput("empty answer")
+    return text
 
 
 def _first_token(llama, text: str) -> int:
