@@ -26,7 +26,7 @@ from promptclf.llms import local
 
 # name: (plain text, in batches)
 MODES = {"JSON object (before)": (False, False), "plain text, one at a time": (True, False)}
-BATCH_MODES = {"one at a time (default)": (True, False), "in batches": (True, True)}
+BATCH_MODES = {"one at a time": (True, False), "in batches (default)": (True, True)}
 HEADER = [
     "dataset", "mode", "kept", "LLM calls", "tokens / kept", "wall s", "kept / minute", "kept / call",
     "prompt", "prompt + unlabeled",
@@ -39,6 +39,7 @@ def run(name: str, n: int, pool_size: int, emb, cache, seed: int = 0, modes=MODE
     train = read_rows(name, "train")
     pool = [r["text"] for r in pool_rows(train, pool_size)]
     rows, base = [], None
+    defaults = pipeline.PLAIN_TEXT, local.BATCHED
     for mode, (plain, batched) in modes.items():
         kind = ("plain" if plain else "json") + ("-batched" if batched else "")
         path = OUT / f"{name}-gen-{kind}-n{n}{f'-seed{seed}' if seed else ''}.jsonl"
@@ -68,7 +69,7 @@ def run(name: str, n: int, pool_size: int, emb, cache, seed: int = 0, modes=MODE
             f"{prompt_f1:.3f}", f"{unl_f1:.3f}",
         ])  # fmt: skip
         print(rows[-1], flush=True)
-    pipeline.PLAIN_TEXT, local.BATCHED = True, False
+    pipeline.PLAIN_TEXT, local.BATCHED = defaults
     return rows
 
 

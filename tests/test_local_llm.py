@@ -111,7 +111,7 @@ def test_example_requests_are_decoded_side_by_side(model, monkeypatch):
     formats it), the same answers on a second run, and a JSON request among them is still answered."""
     from promptclf.llms import MalformedOutput, local
 
-    monkeypatch.setattr(local, "BATCHED", True)  # off by default (local.BATCHED says why)
+    monkeypatch.setattr(local, "BATCHED", True)  # the default; set so the test does not follow it
     llm = get_llm(model)
     frame = 'Sentences from movie reviews that praise the film.\n\nExamples:\n1. "'
     reqs = _example_requests(range(6), frame=frame, max_tokens=96)
@@ -142,7 +142,6 @@ def test_example_requests_are_decoded_side_by_side(model, monkeypatch):
 def test_a_batch_larger_than_the_cache_is_decoded_in_groups():
     """More sequences than a group holds, and prompts that share only their beginning (a person's
     examples differ from request to request): every one is answered, each from its own prompt."""
-    from promptclf.llms import local
     from promptclf.llms.llama_batch import BatchDecoder, Prompt
 
     llm = get_llm(None)
@@ -157,13 +156,15 @@ def test_a_batch_larger_than_the_cache_is_decoded_in_groups():
     try:
         assert [len(g) for g in small._groups(prompts)] == [2, 2, 1]
         done = small.complete(prompts)
+        small.complete(prompts[::-1])  # other groups in between
+        again = small.complete(prompts)
     finally:
         small.close()
     assert [d.prompt_tokens for d in done] == [len(p.tokens) for p in prompts]
     assert all(d.text and d.text.strip() for d in done), done
     assert len({d.text for d in done}) == len(topics)  # each answer follows its own prompt
-    # SmolLM2 decodes a sequence to the same logits in any group (flash attention): greedy, the same texts
-    assert [d.text for d in local.LlamaCppLLM("smollm2")._decoder().complete(prompts)] == [d.text for d in done]
+    # each group starts from an empty cache: the same groups give the same texts whatever ran before
+    assert [d.text for d in again] == [d.text for d in done]
 
 
 def test_a_batch_llama_cpp_cannot_decode_is_answered_one_at_a_time(monkeypatch, caplog):

@@ -1,10 +1,10 @@
-"""Several completions side by side in one llama.cpp context: the local LLM's batched decoding (off by
-default, ``local.BATCHED`` says why).
+"""Several completions side by side in one llama.cpp context: how the local LLM decodes the example
+requests of a batch (``local.BATCHED``).
 
 ``Llama.create_completion`` decodes one sequence at a time. For the packaged 135-270M models on a
 few cores much of each decoding step is a fixed cost, so one step over 8 sequences costs far less
 than 8 steps over one: measured on 2 cores, SmolLM2 took about 15 ms for a step of one token and 50 for
-a step of 8, and the generation pipeline keeps 1.3-1.9x the examples per minute (BENCHMARKS.md,
+a step of 8, and the generation pipeline keeps 1.35-1.94x the examples per minute (BENCHMARKS.md,
 "Generation in batches"). llama.cpp's batch API decodes a token of each sequence in one call; this
 drives it through llama-cpp-python's own wrappers of it (``llama_cpp._internals``, the classes
 ``Llama`` is built on), with the sampler chain ``Llama.create_completion`` uses (top-k 40, typical
@@ -72,16 +72,15 @@ class BatchDecoder:
 
         self._llama, self._lib, self._internals = llama, llama_cpp, _internals
         self.n_ctx, self.n_seq_max = n_ctx, n_seq_max
-        # The Llama's own settings (threads), with room for several sequences, and flash attention. With it
-        # SmolLM2's logits for a sequence were the same to the last digit alone or in a group of 8, and
-        # Gemma's in a group of 2 (from 4 on, its int4 matrix kernels round a group otherwise than one
-        # row: up to 1.6 logits apart). Without it (the Llama's default) a group of 2 moved Gemma's by up
-        # to 3.1. Decoded alone, flash attention or not, they differ by about what a half-precision
-        # cache does (up to 1.3-1.5 logits against a full-precision one on these models).
+        # The Llama's own settings (threads, flash attention off), with room for several sequences. Flash
+        # attention on made a sequence's logits the same in any group (SmolLM2; Gemma in groups of 2), but
+        # trec6 trained on examples decoded that way scored 0.658-0.773 over three samples against
+        # 0.749-0.776 one at a time and 0.759-0.766 batched without it (BENCHMARKS.md, "Generation in
+        # batches"); without it the texts depend on the group too, and a group is the same for the same
+        # requests, so a seed still gives the same texts.
         p = type(llama.context_params).from_buffer_copy(llama.context_params)
         p.n_ctx, p.n_seq_max, p.kv_unified = n_ctx, n_seq_max, True
         p.n_batch = p.n_ubatch = self.n_batch = llama.n_batch
-        p.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         with contextlib.redirect_stderr(io.StringIO()):  # llama.cpp's notices about the cache
             self._ctx = _internals.LlamaContext(model=llama._model, params=p, verbose=False)
         self._batch = _internals.LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
