@@ -79,9 +79,13 @@ class LlamaCppLLM(LLM):
         self.n_ctx = n_ctx
         self.n_threads = n_threads
 
+    def _key(self) -> tuple[str, int]:
+        """Where the model is loaded (``_MODELS``) and its batch context kept (``_DECODERS``)."""
+        return str(resolve_gguf(self.model)), self.n_ctx
+
     def _llama(self):
-        path = str(resolve_gguf(self.model))
-        key = (path, self.n_ctx)
+        key = self._key()
+        path = key[0]
         with _LOCK:
             if key not in _MODELS:
                 try:
@@ -143,8 +147,7 @@ class LlamaCppLLM(LLM):
     def _decoder(self):
         from .llama_batch import BatchDecoder
 
-        llama = self._llama()
-        key = (str(resolve_gguf(self.model)), self.n_ctx)
+        llama, key = self._llama(), self._key()
         with _LOCK:
             if key not in _DECODERS:
                 _DECODERS[key] = BatchDecoder(llama)
@@ -166,7 +169,7 @@ class LlamaCppLLM(LLM):
             # as create_completion tokenizes a text prompt
             bos = [llama.token_bos()] if llama._model.add_bos_token() and llama.token_bos() != -1 else []
             tokens = bos + llama.tokenize(r.frame.encode(), add_bos=False, special=True)
-            prompt = Prompt(tokens, stop=["\n", '"'] if r.frame.endswith('"') else ["\n"], **kw)
+            prompt = Prompt(tokens, stop=_frame_stops(r.frame), **kw)
         elif llama.chat_handler is None and llama.chat_format == "chat_template.default":
             text, eos = self._chat_prompt(r.messages)
             prompt = Prompt(llama.tokenize(text.encode(), add_bos=False, special=True), stop=["\n", eos], **kw)
@@ -237,7 +240,7 @@ class LlamaCppLLM(LLM):
     ) -> str:
         """The model's continuation of ``frame`` up to the end of the line, or up to the closing quote when
         ``frame`` ends with an opening one; dropped (``MalformedOutput``) if cut off or empty."""
-        stop = ["\n", '"'] if frame.endswith('"') else ["\n"]
+        stop = _frame_stops(frame)
         llama = self._llama()
         # Evaluate the whole frame each time: reusing the previous call's cached prefix made Gemma 3 (its
         # sliding-window attention) answer the same seed differently in a fresh process than after other
@@ -274,6 +277,12 @@ class LlamaCppLLM(LLM):
         logits = dict(zip(options, captured[0].tolist()))
         proba = first_token_proba(options, logits.get)
         return Choice(int(proba.argmax()), proba, "logprobs")
+
+
+def _frame_stops(frame: str) -> list[str]:
+    """Where a base model's continuation of ``frame`` ends: the end of the line, or the closing quote when
+    the frame opens one."""
+    return ["\n", '"'] if frame.endswith('"') else ["\n"]
 
 
 def _whole(text: str | None, cut_off: bool, max_tokens: int) -> str:
