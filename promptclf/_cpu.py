@@ -2,6 +2,8 @@
 
 ``os.cpu_count()`` counts the machine's CPUs; a process pinned to two of them, or a container
 limited to two, that starts one thread per machine CPU oversubscribes and slows down.
+``physical_cores`` counts the cores under those CPUs (two hyperthreads of one core count once), the
+count llama.cpp's own tools start threads for.
 """
 
 from __future__ import annotations
@@ -26,13 +28,34 @@ def _cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
         return None
 
 
+def _affinity() -> set[int]:
+    try:
+        return os.sched_getaffinity(0)
+    except (AttributeError, OSError):  # not on Linux
+        return set(range(os.cpu_count() or 1))
+
+
 def available_cpus(root: Path = Path("/sys/fs/cgroup")) -> int:
     """CPUs the process may run on: affinity mask, capped by the container's quota and by
     ``OMP_NUM_THREADS`` where set (Ray sets it to each worker's CPU share), at least 1."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        n = os.cpu_count() or 1
+    return _capped(len(_affinity()), root)
+
+
+def physical_cores(root: Path = Path("/sys/fs/cgroup"), sysfs: Path = Path("/sys/devices/system/cpu")) -> int:
+    """Cores under the CPUs the process may run on (sibling hyperthreads count once), capped as
+    ``available_cpus``; the CPUs themselves where the topology cannot be read."""
+    cpus = _affinity()
+    cores = set()
+    for cpu in cpus:
+        topology = sysfs / f"cpu{cpu}" / "topology"
+        try:
+            cores.add(tuple((topology / f).read_text().strip() for f in ("physical_package_id", "core_id")))
+        except OSError:
+            return _capped(len(cpus), root)
+    return _capped(len(cores) or len(cpus), root)
+
+
+def _capped(n: int, root: Path) -> int:
     quota = _cgroup_quota(root)
     if quota is not None:
         n = min(n, max(1, math.ceil(quota)))

@@ -756,7 +756,7 @@ def check_encoder_graph_once(graph: bytes, base: str, digest: str) -> None:
 def _check_marker(*rules: Any) -> Path:
     """The cache file whose presence says a check under exactly these ``rules`` (the checked bytes'
     digest among them) passed on this machine."""
-    from .embedders.onnx_backend import cache_dir
+    from ._cache import cache_dir
 
     return cache_dir() / "checked" / hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:32]
 

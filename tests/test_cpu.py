@@ -36,3 +36,27 @@ def test_omp_num_threads_caps_the_count(tmp_path, monkeypatch):
     assert available_cpus(tmp_path) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "not a number")  # ignored
     assert available_cpus(tmp_path) == len(os.sched_getaffinity(0))
+
+
+def _topology(sysfs, cores):
+    """A fake /sys/devices/system/cpu: the process's CPUs, ``cores(i)`` the core of its i-th CPU."""
+    for i, cpu in enumerate(sorted(os.sched_getaffinity(0))):
+        t = sysfs / f"cpu{cpu}" / "topology"
+        t.mkdir(parents=True)
+        (t / "physical_package_id").write_text("0\n")
+        (t / "core_id").write_text(f"{cores(i)}\n")
+
+
+def test_hyperthreads_of_one_core_count_once(tmp_path):
+    from promptclf._cpu import physical_cores
+
+    cgroup, n = tmp_path / "cgroup", len(os.sched_getaffinity(0))
+    cgroup.mkdir()
+    _topology(tmp_path / "pairs", lambda i: i // 2)  # two hyperthreads per core
+    assert physical_cores(cgroup, tmp_path / "pairs") == (n + 1) // 2
+    _topology(tmp_path / "alone", lambda i: i)  # one thread per core
+    assert physical_cores(cgroup, tmp_path / "alone") == n
+    (cgroup / "cpu.max").write_text("100000 100000\n")  # the quota caps the cores too
+    assert physical_cores(cgroup, tmp_path / "alone") == 1
+    # no topology to read: every CPU counts
+    assert physical_cores(tmp_path / "none", tmp_path / "none") == n

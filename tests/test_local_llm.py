@@ -85,7 +85,7 @@ def test_gemma_is_a_base_model_that_continues_a_list():
     gemma, smol = get_llm("llama-cpp:gemma3-270m"), get_llm(None)
     assert gemma.is_base_model() and not smol.is_base_model()
     frame = 'Sentences from movie reviews that praise the film.\n\nExamples:\n1. "'
-    texts = [gemma.continue_text(frame, max_tokens=64, seed=s) for s in (1, 2)]
+    texts = [gemma.continue_text(frame, max_tokens=96, seed=s) for s in (1, 2)]  # the pipeline's budget
     assert all(t.strip() and "\n" not in t and '"' not in t for t in texts), texts
     assert gemma.usage.calls == 2 and gemma.usage.completion_tokens > 0
     from promptclf.llms import MalformedOutput
@@ -116,8 +116,9 @@ def test_example_requests_are_decoded_side_by_side(model, monkeypatch):
     frame = 'Sentences from movie reviews that praise the film.\n\nExamples:\n1. "'
     reqs = _example_requests(range(6), frame=frame, max_tokens=96)
     reqs[4] = _example_requests([4], frame=frame, max_tokens=2)[0]  # runs long: dropped, not cut
-    reqs[5].plain = False  # answered alone, under the JSON grammar
+    reqs[5].plain = False  # answered alone, under the JSON grammar (its braces and quotes take tokens too)
     reqs[5].schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
+    reqs[5].max_tokens = 160
     first = dict(llm.generate_json_many(reqs))
     assert sorted(first) == list(range(6))
     # a tiny model rambles past its budget now and then (that answer is dropped): most are kept
@@ -151,8 +152,8 @@ def test_a_batch_larger_than_the_cache_is_decoded_in_groups():
     for s, topic in enumerate(topics):
         text, eos = llm._chat_prompt([{"role": "user", "content": f"Write one short sentence about {topic}."}])
         tokens = llama.tokenize(text.encode(), add_bos=False, special=True)
-        prompts.append(Prompt(tokens, max_tokens=40, temperature=0.0, seed=s, stop=["\n", eos]))
-    small = BatchDecoder(llama, n_ctx=2 * (len(prompts[0].tokens) + 48), n_seq_max=3)
+        prompts.append(Prompt(tokens, max_tokens=96, temperature=0.0, seed=s, stop=["\n", eos]))
+    small = BatchDecoder(llama, n_ctx=2 * (len(prompts[0].tokens) + 112), n_seq_max=3)  # 2 prompts fit, not 3
     try:
         assert [len(g) for g in small._groups(prompts)] == [2, 2, 1]
         done = small.complete(prompts)
@@ -184,3 +185,63 @@ def test_a_batch_llama_cpp_cannot_decode_is_answered_one_at_a_time(monkeypatch, 
     assert sorted(out) == [0, 1, 2] and llm.usage.calls == 3
     assert any(isinstance(o, dict) and o["text"].strip() for o in out.values()), out
     assert "answering them one at a time" in caplog.text
+
+
+def test_decoding_threads_are_the_cores_the_process_may_use():
+    """llama-cpp-python alone starts half of os.cpu_count() for one-token steps (1 of 2 here, 1.36x
+    slower) and all of it for batches; the model is loaded with one thread per core for both, and a
+    model asked for with other threads is loaded apart, not handed the first one."""
+    from promptclf._cpu import physical_cores
+
+    llama = get_llm(None)._llama()
+    assert llama.context_params.n_threads == llama.context_params.n_threads_batch == physical_cores()
+    from promptclf.llms.local import LlamaCppLLM
+
+    one = LlamaCppLLM("smollm2", n_threads=1)._llama()
+    assert one is not llama and one.context_params.n_threads == one.context_params.n_threads_batch == 1
+
+
+def _file_type(path) -> str:
+    import contextlib
+    import io
+
+    from llama_cpp import Llama
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        return Llama(model_path=str(path), vocab_only=True, verbose=False).metadata["general.file_type"]
+
+
+def test_smollm2_requantised_to_q8_0_is_made_once_in_the_cache(tmp_path, monkeypatch, capfd):
+    from promptclf.llms import local, requantise
+
+    monkeypatch.setenv("PROMPTCLF_CACHE", str(tmp_path))
+    monkeypatch.setattr(requantise, "_FOUND", {})
+    assert not local.REQUANTISED  # opt-in
+    monkeypatch.setattr(local, "REQUANTISED", True)
+    path = local.resolve_gguf("smollm2")
+    assert path.parent == tmp_path / "gguf" and [p.name for p in path.parent.iterdir()] == [path.name]
+    assert capfd.readouterr() == ("", "")  # llama.cpp logs every tensor it writes: none of it is printed
+    assert _file_type(path) == "7"  # LLAMA_FTYPE_MOSTLY_Q8_0
+    made = path.stat().st_mtime_ns
+    requantise._FOUND.clear()  # as a new process would
+    assert local.resolve_gguf("smollm2") == path and path.stat().st_mtime_ns == made  # found, not made again
+    monkeypatch.setattr(local, "REQUANTISED", False)
+    packaged = local.resolve_gguf("smollm2")
+    assert packaged.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and _file_type(packaged) == "3"  # Q4_1
+
+
+def test_a_cache_that_cannot_be_written_decodes_the_packaged_file(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from promptclf.llms import local, requantise
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("PROMPTCLF_CACHE", str(blocked))
+    monkeypatch.setattr(requantise, "_FOUND", {})
+    monkeypatch.setattr(local, "REQUANTISED", True)
+    with caplog.at_level(logging.WARNING, logger="promptclf"):
+        paths = {local.resolve_gguf("smollm2") for _ in range(3)}
+    assert [p.name for p in paths] == ["SmolLM2-135M-Instruct.Q4_1.gguf"]
+    warned = [r.getMessage() for r in caplog.records if "could not requantise" in r.getMessage()]
+    assert len(warned) == 1 and "decoding it as packaged" in warned[0], warned  # tried once, not at every request

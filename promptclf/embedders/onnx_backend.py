@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from .._cache import cache_dir
 from .._cpu import available_cpus
 from ..errors import ConfigurationError
 from .base import Embedder, register_embedder
@@ -42,10 +43,6 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 ONNX_BATCH = 16
 ONNX_TOKENS = 512
 INT8_RECIPE = "int8-s8-perchannel-7bit"  # in the cached file's name: a new recipe never reuses an old file
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("PROMPTCLF_CACHE", Path.home() / ".cache" / "promptclf"))
 
 
 def onnx_file(model: str, quantized: bool) -> Path:

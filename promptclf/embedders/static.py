@@ -41,8 +41,9 @@ _LOCK = threading.Lock()
 
 def static_dir(model: str) -> Path:
     """The distilled model for ``model`` (a packaged transformer name), distilling it first if needed."""
+    from .._cache import cache_dir
     from .local import resolve_model_path
-    from .onnx_backend import cache_dir, onnx_file
+    from .onnx_backend import onnx_file
 
     fp32 = onnx_file(model, False)
     stamp = hashlib.sha256(f"{fp32}:{fp32.stat().st_size}:{PCA_DIMS}:{SIF_COEFFICIENT}".encode()).hexdigest()[:12]

