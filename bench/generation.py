@@ -56,7 +56,7 @@ def run(name: str, n: int, pool_size: int, emb, cache, seed: int = 0, modes=MODE
             setattr(m, k, switches.get(k, defaults[k]))
         kind = ("plain" if pipeline.PLAIN_TEXT else "json") + ("-batched" if local.BATCHED else "")
         kind += "-llamacpp-threads" if "physical_cores" in switches else ""
-        kind += "" if local.REQUANTISED else "-q4_1"
+        kind += "-q8_0" if local.REQUANTISED else ""
         path = OUT / f"{name}-gen-{kind}-n{n}{f'-seed{seed}' if seed else ''}.jsonl"
         path.unlink(missing_ok=True)
         clf = PromptClassifier(

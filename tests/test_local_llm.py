@@ -225,6 +225,8 @@ def test_smollm2_requantised_to_q8_0_is_made_once_in_the_cache(tmp_path, monkeyp
     made = path.stat().st_mtime_ns
     requantise._FOUND.clear()  # as a new process would
     assert local.resolve_gguf("smollm2") == path and path.stat().st_mtime_ns == made  # found, not made again
+    path.unlink()  # the cache cleared while the process runs: made again, not a missing file handed to llama.cpp
+    assert local.resolve_gguf("smollm2") == path and path.is_file()
     monkeypatch.setattr(local, "REQUANTISED", False)
     packaged = local.resolve_gguf("smollm2")
     assert packaged.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and _file_type(packaged) == "3"  # Q4_1

@@ -39,7 +39,8 @@ def requantised(src: Path) -> Path:
     stamp = hashlib.sha256(f"{src}:{src.stat().st_size}:{RECIPE}".encode()).hexdigest()[:12]
     out = cache_dir() / "gguf" / f"{src.stem}-as-{RECIPE}-{stamp}.gguf"
     with _LOCK:
-        if out not in _FOUND:  # asked for at every request: made, or given up on, once per process
+        # asked for at every request: made, or given up on, once per process (again if the file went away)
+        if out not in _FOUND or not _FOUND[out].is_file():
             _FOUND[out] = out
             if not out.is_file():
                 try:
