@@ -42,7 +42,7 @@ def step_times(paths: dict[str, Path], rounds: int = 6, tokens: int = 48) -> dic
     for name, path in paths.items():
         llm = local.LlamaCppLLM(str(path))
         llama = llm._llama()
-        decoders[name] = (llm._decoder(), llama.tokenize(PROMPT.encode(), add_bos=False, special=True))
+        decoders[name] = (llm._decoder(llm._key()), llama.tokenize(PROMPT.encode(), add_bos=False, special=True))
     out: dict[str, dict[int, float]] = {name: {} for name in paths}
     for n in (1, 8, 16):
         times: dict[str, list[float]] = {name: [] for name in paths}

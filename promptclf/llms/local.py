@@ -93,8 +93,8 @@ class LlamaCppLLM(LLM):
         """Where the model is loaded (``_MODELS``) and its batch context kept (``_DECODERS``)."""
         return str(resolve_gguf(self.model)), self.n_ctx, self.n_threads or physical_cores()
 
-    def _llama(self):
-        key = self._key()
+    def _llama(self, key: tuple[str, int, int] | None = None):
+        key = key or self._key()
         path, _, threads = key
         with _LOCK:
             if key not in _MODELS:
@@ -137,14 +137,19 @@ class LlamaCppLLM(LLM):
         """As ``LLM.generate_json_many``; plain-text requests (examples) are decoded side by side in one
         llama.cpp context (``llama_batch``), faster than one at a time (BENCHMARKS.md, "Generation in
         batches"). The other requests are answered first, one at a time."""
-        prompts = {i: p for i, r in enumerate(requests) if (p := self._batch_prompt(r)) is not None} if BATCHED else {}
+        prompts, key = {}, None
+        if BATCHED and any(r.plain for r in requests):
+            # the model is looked up once here, not per request (its key reads the GGUF path and the CPU topology)
+            key = self._key()
+            llama = self._llama(key)
+            prompts = {i: p for i, r in enumerate(requests) if (p := self._batch_prompt(r, llama)) is not None}
         if len(prompts) < 2:
             yield from super().generate_json_many(requests)
             return
         yield from self._one_at_a_time(requests, [i for i in range(len(requests)) if i not in prompts])
         order = list(prompts)
         try:
-            completions = self._decoder().complete([prompts[i] for i in order])
+            completions = self._decoder(key).complete([prompts[i] for i in order])
         except (RuntimeError, ValueError) as e:  # llama.cpp could not make or decode the batch: one at a time
             log.warning("decoding %d requests side by side failed (%s); answering them one at a time", len(order), e)
             yield from self._one_at_a_time(requests, order)
@@ -163,16 +168,16 @@ class LlamaCppLLM(LLM):
         for k, out in super().generate_json_many([requests[i] for i in which]):
             yield which[k], out
 
-    def _decoder(self):
+    def _decoder(self, key: tuple[str, int, int]):
         from .llama_batch import BatchDecoder
 
-        llama, key = self._llama(), self._key()
+        llama = self._llama(key)
         with _LOCK:
             if key not in _DECODERS:
                 _DECODERS[key] = BatchDecoder(llama)
             return _DECODERS[key]
 
-    def _batch_prompt(self, r: Request):
+    def _batch_prompt(self, r: Request, llama: Any):
         """The tokens and sampling of a plain-text request as ``generate_text`` or ``continue_text`` would
         decode it; ``None`` when it is not one, or its chat is formatted by a handler of its own."""
         if not r.plain:
@@ -181,27 +186,26 @@ class LlamaCppLLM(LLM):
 
         from .llama_batch import Prompt
 
-        llama = self._llama()
         seed = LLAMA_DEFAULT_SEED if r.seed is None else r.seed
         kw = {"max_tokens": r.max_tokens, "temperature": r.temperature, "seed": seed}
-        if r.frame is not None and self.is_base_model():
+        if r.frame is not None and _is_base(llama):
             # as create_completion tokenizes a text prompt
             bos = [llama.token_bos()] if llama._model.add_bos_token() and llama.token_bos() != -1 else []
             tokens = bos + llama.tokenize(r.frame.encode(), add_bos=False, special=True)
             prompt = Prompt(tokens, stop=_frame_stops(r.frame), **kw)
         elif llama.chat_handler is None and llama.chat_format == "chat_template.default":
-            text, eos = self._chat_prompt(r.messages)
+            text, eos = self._chat_prompt(r.messages, llama)
             prompt = Prompt(llama.tokenize(text.encode(), add_bos=False, special=True), stop=["\n", eos], **kw)
         else:
             return None
         return prompt if prompt.fits() else None
 
-    def _chat_prompt(self, messages: Messages) -> tuple[str, str]:
+    def _chat_prompt(self, messages: Messages, llama: Any = None) -> tuple[str, str]:
         """The chat as the model's own template writes it (what create_chat_completion decodes), and its
         end-of-turn text."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        llama = self._llama()
+        llama = llama or self._llama()
         eos, bos = (llama._model.token_get_text(t) if t != -1 else "" for t in (llama.token_eos(), llama.token_bos()))
         key = (llama.metadata["tokenizer.chat_template"], eos, bos)
         with _LOCK:
@@ -252,7 +256,7 @@ class LlamaCppLLM(LLM):
         """A GGUF without a chat template is a base model (the packaged Gemma 3 270M): asked through a
         chat it answers 129 of 136 example requests with no usable text (BENCHMARKS.md, "Which LLM
         writes the examples"), so example requests go to it as text to continue."""
-        return not self._llama().metadata.get("tokenizer.chat_template")
+        return _is_base(self._llama())
 
     def continue_text(
         self, frame: str, *, temperature: float = 0.8, max_tokens: int = 256, seed: int | None = None
@@ -296,6 +300,11 @@ class LlamaCppLLM(LLM):
         logits = dict(zip(options, captured[0].tolist()))
         proba = first_token_proba(options, logits.get)
         return Choice(int(proba.argmax()), proba, "logprobs")
+
+
+def _is_base(llama: Any) -> bool:
+    """Whether a loaded GGUF is a base model: it has no chat template (``LlamaCppLLM.is_base_model``)."""
+    return not llama.metadata.get("tokenizer.chat_template")
 
 
 def _frame_stops(frame: str) -> list[str]:
