@@ -3,12 +3,16 @@ importable), each against the fp32 export, in one run.
 
     .venv/bin/python bench/int8_variants.py [--no-write] [--only NAME ...] [--section int8-variants-avx2]
     PYTHONPATH=/path/to/openvino-and-nncf .venv/bin/python bench/int8_variants.py   # adds OpenVINO rows
+    PYTHONPATH=/path/to/onnx-ir .venv/bin/python bench/int8_variants.py   # adds the MatMulNBits rows
 
 Accuracy: a logistic-regression head fit on fp32 vectors of 3,000 train-split texts per dev set and
 served on each variant's vectors (what a loaded ``.clf`` does), macro-F1 on the fixed test sample;
 "refit" fits the head on the variant's own vectors instead. Speed: texts/s embedding the same 2,000
 sst2 texts (batch 64, length-sorted), best of 3, as a ratio to the fp32 export in the same run.
 Static variants are calibrated on 400 train-split texts (sst2 and trec6, none from the test rows).
+Weight-only variants (``MatMulNBits``: weights in blocks of 8 or 4 bits, each block its own scale,
+activations float or, with accuracy level 4, quantised to int8 per block) need ``onnx_ir``, which
+onnxruntime's quantiser imports but does not depend on; not a dependency of ours either.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
+import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -101,6 +106,31 @@ def ort_variants(fp32: Path, out: Path, calib: list[str], keep: Callable[[str], 
     return {k: p for k, p in v.items() if keep(k)}
 
 
+NBITS = {  # name: (bits, block size, accuracy level; 4 = int8 activations, 0 = float)
+    "weight-only 8-bit, block 32, int8 activations (MatMulNBits)": (8, 32, 4),
+    "weight-only 8-bit, block 128, int8 activations (MatMulNBits)": (8, 128, 4),
+    "weight-only 8-bit, block 32, float activations (MatMulNBits)": (8, 32, 0),
+    "weight-only 4-bit, block 32, int8 activations (MatMulNBits)": (4, 32, 4),
+}
+
+
+def nbits_variants(fp32: Path, out: Path, keep: Callable[[str], bool]) -> dict[str, Path]:
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    logging.getLogger(MatMulNBitsQuantizer.__module__).setLevel(logging.WARNING)  # a line per node otherwise
+    v = {}
+    for i, (name, (bits, block, level)) in enumerate(NBITS.items()):
+        if not keep(name):
+            continue
+        q = MatMulNBitsQuantizer(onnx.load(str(fp32)), bits=bits, block_size=block, is_symmetric=True,
+                                 accuracy_level=level or None)  # fmt: skip
+        q.process()
+        v[name] = out / f"n{i}.onnx"
+        q.model.save_model_to_file(str(v[name]))
+    return v
+
+
 def openvino_variants(fp32: Path, calib: list[str]) -> dict[str, Any]:
     import nncf
     import openvino as ov
@@ -139,7 +169,11 @@ def main() -> None:
     calib = [r["text"] for ds in ("sst2", "trec6") for r in read_rows(ds, "train")[-200:]]
     out = Path(tempfile.mkdtemp())
     runners: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {}
-    for name, path in ort_variants(fp32, out, calib, keep).items():
+    variants = ort_variants(fp32, out, calib, keep)
+    have_ir = importlib.util.find_spec("onnx_ir") is not None
+    if have_ir:
+        variants.update(nbits_variants(fp32, out, keep))
+    for name, path in variants.items():
         sess = ob.session(str(path))
         runners[name] = lambda f, sess=sess: sess.run(None, f)[0]
     have_ov = importlib.util.find_spec("openvino") is not None and importlib.util.find_spec("nncf") is not None
@@ -174,12 +208,13 @@ def main() -> None:
     for r in rows:
         r.append(" / ".join(f"{100 * (float(str(c).split(' / ')[0]) - b):+.1f}" for c, b in zip(r[3:6], base)))
     note = "" if have_ov else " OpenVINO was not importable in this run (it is not a dependency)."
+    note += "" if have_ir else " `onnx_ir` was not importable (no MatMulNBits rows)."
     only = f" --only {' '.join(repr(o) for o in args.only)}" if args.only else ""
     title, cmd = section_heading("int8 variants", "bench/int8_variants.py" + only, args.section, "int8-variants")
     body = f"""## {title}
 
 {dt.date.today().isoformat()}, {machine()}, onnxruntime {onnxruntime.__version__}. Regenerate with
-`.venv/bin/python {cmd}` (OpenVINO rows need `openvino` and `nncf` importable).{note}
+`.venv/bin/python {cmd}` (OpenVINO rows need `openvino` and `nncf` importable, MatMulNBits rows `onnx_ir`).{note}
 A head fit on fp32 vectors, served on each variant's (first number) or refit on them (second):
 macro-F1 on the fixed test samples. Speed: 2,000 sst2 texts, batch 64, ratio to the fp32 export.
 
