@@ -25,7 +25,7 @@ _FORMATTERS: dict[tuple[str, str, str], Any] = {}  # chat templates (with their 
 BATCHED = True
 # True decodes SmolLM2 from its weights requantised to Q8_0 on this machine, once (``requantise``): 1.18x
 # the examples per minute, but trained on them (frozen encoder) trec6 and emotion6 scored 1.8-1.9 points lower on
-# average over three samples each, and the default tuned models +0.3 (trec6) and -4.4 (emotion6): no measure
+# average over three samples each, and the default tuned models +0.3 (trec6) and -4.4 (emotion6): no average
 # favours it (BENCHMARKS.md, "Generation threads and weights").
 REQUANTISED = False
 _LOCK = threading.Lock()
