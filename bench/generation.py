@@ -33,11 +33,11 @@ MODES = {
 BATCH_MODES = {"one at a time": {"BATCHED": False}, "in batches (default)": {"BATCHED": True}}
 # 0 threads leaves the choice to llama-cpp-python: half of os.cpu_count() for one-token steps, all of it for batches
 THREAD_MODES = {
-    "llama-cpp-python's threads (before)": {"physical_cores": lambda: 0, "REQUANTISED": False},
+    "llama-cpp-python's threads (before)": {"default_threads": lambda: 0, "REQUANTISED": False},
     "one thread per core (default)": {"REQUANTISED": False},
     "one thread per core, SmolLM2 as Q8_0": {"REQUANTISED": True},
 }
-SWITCHES = {"PLAIN_TEXT": pipeline, "BATCHED": local, "physical_cores": local, "REQUANTISED": local}
+SWITCHES = {"PLAIN_TEXT": pipeline, "BATCHED": local, "default_threads": local, "REQUANTISED": local}
 HEADER = [
     "dataset", "mode", "kept", "LLM calls", "tokens / kept", "wall s", "kept / minute", "kept / call",
     "prompt", "prompt + unlabeled",
@@ -55,7 +55,7 @@ def run(name: str, n: int, pool_size: int, emb, cache, seed: int = 0, modes=MODE
         for k, m in SWITCHES.items():
             setattr(m, k, switches.get(k, defaults[k]))
         kind = ("plain" if pipeline.PLAIN_TEXT else "json") + ("-batched" if local.BATCHED else "")
-        kind += "-llamacpp-threads" if "physical_cores" in switches else ""
+        kind += "-llamacpp-threads" if "default_threads" in switches else ""
         kind += "-q8_0" if local.REQUANTISED else ""
         path = OUT / f"{name}-gen-{kind}-n{n}{f'-seed{seed}' if seed else ''}.jsonl"
         path.unlink(missing_ok=True)

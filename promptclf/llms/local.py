@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import importlib.util
 import io
 import logging
@@ -91,7 +92,7 @@ class LlamaCppLLM(LLM):
 
     def _key(self) -> tuple[str, int, int]:
         """Where the model is loaded (``_MODELS``) and its batch context kept (``_DECODERS``)."""
-        return str(resolve_gguf(self.model)), self.n_ctx, self.n_threads or physical_cores()
+        return str(resolve_gguf(self.model)), self.n_ctx, self.n_threads or default_threads()
 
     def _llama(self, key: tuple[str, int, int] | None = None):
         key = key or self._key()
@@ -300,6 +301,15 @@ class LlamaCppLLM(LLM):
         logits = dict(zip(options, captured[0].tolist()))
         proba = first_token_proba(options, logits.get)
         return Choice(int(proba.argmax()), proba, "logprobs")
+
+
+@functools.cache
+def default_threads() -> int:
+    """Threads a model is loaded with unless told otherwise: one per physical core this process may use,
+    read once (as ``onnx_backend.workers``). Every request looks its model up by this count: read each
+    time, it cost a sysfs read per CPU per request, and a later change of affinity would have loaded a
+    second copy of a model already in memory."""
+    return physical_cores()
 
 
 def _is_base(llama: Any) -> bool:
