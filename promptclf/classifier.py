@@ -280,6 +280,9 @@ class PromptClassifier(ParamsMixin):
     # Made on first use, so __init__ stays settings-only and nothing heavy loads until needed.
     @cached_property
     def _store(self) -> ExampleStore:
+        loaded = self.__dict__.get("_loaded")
+        if loaded is not None:  # a loaded model's examples, parsed now: prediction never needed them
+            return loaded.store()
         path = self.saved_examples_path
         return ExampleStore.load(path) if path is not None and Path(path).exists() else ExampleStore(path)
 
@@ -289,7 +292,15 @@ class PromptClassifier(ParamsMixin):
 
     @cached_property
     def _cache(self) -> EmbeddingCache:
-        return EmbeddingCache()
+        return self._with_loaded_vectors(EmbeddingCache())
+
+    def _with_loaded_vectors(self, cache: EmbeddingCache) -> EmbeddingCache:
+        """``cache`` with the vectors a loaded file carries, parsed now (retraining embeds only what is new)."""
+        loaded = self.__dict__.get("_loaded")
+        cached = loaded.cached() if loaded is not None else None
+        if cached is not None:  # filed under the vector space, which is what an embedder asks for
+            cache.load(spec_id(loaded.embedder), *cached)
+        return cache
 
     @cached_property
     def _llm(self) -> Any:
@@ -334,7 +345,7 @@ class PromptClassifier(ParamsMixin):
         """
         if not isinstance(cache, EmbeddingCache):
             raise InvalidInputError(f"cache must be an EmbeddingCache, got {type(cache).__name__}", argument="cache")
-        self._cache = cache
+        self._cache = self._with_loaded_vectors(cache)
         return self
 
     # ------------------------------------------------------------------ examples
@@ -403,7 +414,7 @@ class PromptClassifier(ParamsMixin):
         if path is None:
             raise ConfigurationError("no path: pass one or set saved_examples_path", setting="saved_examples_path")
         same = self.saved_examples_path is not None and Path(path) == Path(self.saved_examples_path)
-        if same and "_store" not in self.__dict__ and include_pseudo:
+        if same and "_store" not in self.__dict__ and self.__dict__.get("_loaded") is None and include_pseudo:
             self._store  # noqa: B018  (the store reads its own file when first made)
             return self
         loaded = ExampleStore.load(path, attach=False)
@@ -1520,7 +1531,10 @@ class PromptClassifier(ParamsMixin):
         Parameters
         ----------
         path : str or path
-            The model file. Everything in it is checked; any problem is a ``ModelFileError``.
+            The model file. Every member's size and checksum, and everything prediction uses, is
+            checked here; the training examples and their cached vectors, which prediction never
+            needs, are parsed and checked when first used (training, saving, ``get_data``). Any
+            problem is a ``ModelFileError`` naming the member.
         embedder, llm : optional
             Backends to use instead of those the file names. A model trained with the packaged
             sentence-transformers MiniLM predicts through ONNX Runtime with int8 weights by default
@@ -1553,7 +1567,7 @@ class PromptClassifier(ParamsMixin):
             elif state.llm["kind"] in llms().kinds:
                 llm = dict(state.llm)
         clf = cls(llm=llm, embedder=embedder, **state.settings)
-        clf._store = state.store
+        clf._loaded = state.training  # the examples and cached vectors, parsed on first use (_store, _cache)
         clf.prompts_ = dict(state.prompts)
         clf.head_ = state.head
         clf.classes_ = state.head.classes_
@@ -1566,8 +1580,6 @@ class PromptClassifier(ParamsMixin):
         clf.self_training_report_ = state.self_training_report
         clf.model_sha256_ = state.sha256
         clf._oof_proba_, clf._oof_labels_ = state.calibration_arrays or (None, None)
-        if state.cached is not None:  # filed under the vector space, which is what an embedder asks for
-            clf._cache.load(spec_id(state.embedder), *state.cached)
         if state.encoder is not None:
             from .embedders.onnx_backend import FinetunedOnnxEmbedder
 

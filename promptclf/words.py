@@ -56,21 +56,22 @@ class WordColumns:
     def transform(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR parts ``(indptr, indices, data)`` of the TF-IDF rows of ``texts``, each of unit length."""
         index = self._index
-        indptr, indices, data = [0], [], []
-        for text in texts:
+        indptr, cols, tfs = [0], [], []
+        for text in texts:  # the terms of each text counted in Python, the arithmetic once for all texts
             words = TOKEN.findall(text.lower())
             counts: dict[int, int] = {}
             for term in (*words, *(f"{a} {b}" for a, b in itertools.pairwise(words))):
                 j = index.get(term)
                 if j is not None:
                     counts[j] = counts.get(j, 0) + 1
-            cols = np.fromiter(counts, np.int64, len(counts))
-            vals = (1.0 + np.log(np.fromiter(counts.values(), np.float64, len(counts)))) * self.idf[cols]
-            norm = np.sqrt(vals @ vals)
-            indices.append(cols)
-            data.append(vals / norm if norm > 0 else vals)
-            indptr.append(indptr[-1] + len(cols))
-        return np.asarray(indptr, np.int64), _concat(indices, np.int64), _concat(data, np.float32)
+            cols.extend(counts)
+            tfs.extend(counts.values())
+            indptr.append(len(cols))
+        indices = np.array(cols, np.int64)
+        vals = (1.0 + np.log(np.array(tfs, np.float64))) * self.idf[indices]
+        rows = np.repeat(np.arange(len(texts)), np.diff(indptr))
+        norms = np.sqrt(np.bincount(rows, weights=vals * vals, minlength=len(texts)))  # > 0: every idf >= 1
+        return np.asarray(indptr, np.int64), indices, (vals / norms[rows]).astype(np.float32)
 
     def matrix(self, texts: list[str]) -> Any:
         """The rows as a scipy sparse matrix (training: scikit-learn fits on it)."""
@@ -88,7 +89,3 @@ class WordColumns:
             rows = np.repeat(np.arange(len(texts)), np.diff(indptr))
             np.add.at(out, rows, parts)
         return out
-
-
-def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)

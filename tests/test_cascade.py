@@ -409,3 +409,31 @@ def test_distil_writes_model2vecs_layout_without_model2vec(tmp_path, monkeypatch
     window.no_truncation()
     window.no_padding()
     assert np.abs(static.Distilled(ours, window).encode(texts) - m2v).max() < 1e-6
+
+
+def test_the_static_table_is_mapped_not_read_and_other_layouts_go_to_safetensors(tmp_path):
+    """``distill``'s one-tensor float32 file is memory-mapped (a text touches a few of its rows);
+    a file of another layout (more tensors, metadata, another dtype) is read by safetensors, and
+    both ways give safetensors' values."""
+    import mmap
+
+    from safetensors.numpy import load_file, save_file
+
+    from promptclf.embedders.static import mapped_embeddings
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(50, 8)).astype(np.float32)
+    cases = {
+        "plain": ({"embeddings": table}, None),
+        "metadata": ({"embeddings": table}, {"by": "someone else"}),
+        "two tensors": ({"embeddings": table, "mapping": np.arange(50, dtype=np.int64)}, None),
+        "float16": ({"embeddings": table.astype(np.float16)}, None),
+    }
+    for name, (tensors, metadata) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        save_file(tensors, path, metadata=metadata)
+        got, want = mapped_embeddings(path), load_file(path)["embeddings"]
+        assert got.dtype == want.dtype and np.array_equal(got, want), name
+        mapped = isinstance(got.base, np.memmap) or isinstance(getattr(got.base, "base", None), mmap.mmap)
+        assert mapped == (name in {"plain", "metadata"}), name
+        assert mapped != got.flags.writeable, name  # the mapping is read-only: no row can be changed in place

@@ -48,6 +48,17 @@ def test_loaded_model_retrains_without_re_embedding(saved):
     assert emb.calls == []  # vectors travelled in the file
 
 
+def test_a_shared_cache_given_after_load_gets_the_files_vectors(saved):
+    from promptclf.embedders.base import EmbeddingCache
+
+    shared = EmbeddingCache()
+    loaded = PromptClassifier.load(saved).use_embedding_cache(shared)
+    assert len(shared) == len({t for ts in loaded.get_data().values() for t in ts})
+    loaded._embedder.calls.clear()
+    loaded.train()
+    assert loaded._embedder.calls == []
+
+
 def test_manifest_is_json_with_checksums(saved):
     with zipfile.ZipFile(saved) as z:
         m = json.loads(z.read("manifest.json"))

@@ -178,7 +178,48 @@ def test_hostile_json(saved, tmp_path):
     nan = json.dumps({"a": 1}).replace("1", "NaN")
     load_fails(forge(saved, tmp_path / "p.clf", members={"prompts.json": nan.encode()}), "not a JSON number")
     deep_line = ('{"class_name": "pos", "examples": ["x"], "meta": ' + "[" * 50_000 + "]" * 50_000 + "}\n").encode()
-    load_fails(forge(saved, tmp_path / "j.clf", members={"examples.jsonl": deep_line}), "nested")
+    training_fails(forge(saved, tmp_path / "j.clf", members={"examples.jsonl": deep_line}), "nested", "examples.jsonl")
+
+
+def training_fails(path, match, member):
+    """The examples and cached vectors are parsed when training first needs them, not at load:
+    a file whose checksums match but whose training members are bad loads and predicts, and the
+    first use of them (training, saving) is a ``ModelFileError`` naming the member, every time."""
+    clf = PromptClassifier.load(path)
+    assert clf.predict(["a wonderful film"])[0] in {"neg", "pos"}
+    for use in (clf.train, lambda: clf.save(path)):
+        with pytest.raises(ModelFileError, match=match) as e:
+            use()
+        assert (e.value.path, e.value.member) == (str(path), member)
+    assert PromptClassifier.load(path).predict(["a wonderful film"])[0] in {"neg", "pos"}  # the save left it whole
+
+
+def test_bad_training_members_fail_at_first_use_with_the_member_named(saved, tmp_path):
+    with zipfile.ZipFile(saved) as z:
+        texts = json.loads(z.read("cache/texts.json"))
+        vectors = np.load(io.BytesIO(z.read("cache/embeddings.npy")))
+    cases = {
+        "cache/texts.json": [(b'{"not": "a list"}', "not a list"), (json.dumps([*texts[:-1], 7]).encode(), "strings")],
+        "cache/embeddings.npy": [(npy(vectors[:-1]), "shape"), (npy(np.full_like(vectors, np.nan)), "NaN")],
+        "examples.jsonl": [(b'{"class_name": "pos", "examples": [3]}\n', "line 1"), (b"\xff\xfe\n", "not UTF-8")],
+    }
+    for member, bad in cases.items():
+        for i, (value, match) in enumerate(bad):
+            path = forge(saved, tmp_path / f"{member.replace('/', '-')}-{i}.clf", members={member: value})
+            training_fails(path, match, member)
+
+
+def test_prediction_never_parses_the_training_members(saved, monkeypatch):
+    from promptclf import modelfile
+
+    def refuse(*a, **k):
+        raise AssertionError("parsed the training members to predict")
+
+    loaded = PromptClassifier.load(saved)
+    monkeypatch.setattr(modelfile.TrainingMembers, "store", refuse)
+    monkeypatch.setattr(modelfile.TrainingMembers, "cached", refuse)
+    assert len(loaded.predict(["a wonderful film", "boring and dull"])) == 2
+    assert loaded.predict_proba(["mixed"]).shape == (1, 2)
 
 
 def test_non_finite_and_misshapen_arrays(saved, tmp_path):
