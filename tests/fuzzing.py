@@ -212,6 +212,8 @@ def check(path: Path, embedder: Any) -> str:
         json.dumps(clf.summary())
         clf.precision_recall_curves()
         clf.train()
+    except ModelFileError:  # the examples or cached vectors, parsed when training first uses them
+        return "refused"
     except PromptClfError:
         return "loaded"
     except Exception as e:
