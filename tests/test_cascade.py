@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -429,6 +430,11 @@ def test_the_static_table_is_mapped_not_read_and_other_layouts_go_to_safetensors
         "two tensors": ({"embeddings": table, "mapping": np.arange(50, dtype=np.int64)}, None),
         "float16": ({"embeddings": table.astype(np.float16)}, None),
     }
+    broken = tmp_path / "broken.safetensors"  # a header that is not JSON: safetensors' own error, not json's
+    broken.write_bytes(struct.pack("<Q", 4) + b"\xff{[x" + bytes(16))
+    with pytest.raises(Exception) as e:
+        mapped_embeddings(broken)
+    assert "safetensors" in type(e.value).__module__.lower() or "Safetensor" in type(e.value).__name__, e.value
     for name, (tensors, metadata) in cases.items():
         path = tmp_path / f"{name}.safetensors"
         save_file(tensors, path, metadata=metadata)

@@ -160,7 +160,10 @@ def mapped_embeddings(path: Path) -> np.ndarray:
     with open(path, "rb") as f:
         head = f.read(8)
         n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
-        header = json.loads(f.read(n)) if 0 < n <= 1 << 20 else {}
+        try:
+            header = json.loads(f.read(n)) if 0 < n <= 1 << 20 else {}
+        except ValueError:  # not JSON, or not UTF-8: safetensors says what is wrong
+            header = {}
     entry = header.get("embeddings") if isinstance(header, dict) else None
     tensors = {k for k in header if k != "__metadata__"} if isinstance(header, dict) else set()
     if isinstance(entry, dict) and tensors == {"embeddings"} and entry.get("dtype") == "F32":
