@@ -20,6 +20,7 @@ from pathlib import Path
 from common import (
     ROOT,
     answered_share,
+    compile_package,
     machine,
     per_class_sample,
     prompts,
@@ -64,6 +65,7 @@ def timed(fn, repeat: int = 3) -> float:
 
 def fresh_process(code: str, repeat: int = 3) -> float:
     """Wall time of a new interpreter running ``code`` (median of ``repeat``)."""
+    compile_package()
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
