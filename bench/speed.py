@@ -38,6 +38,7 @@ from promptclf.embedders import EmbeddingCache
 from promptclf.embedders.local import resolve_model_path
 
 PY = sys.executable
+ROUNDS = 5  # of the throughput rows, taking turns
 BACKENDS = {
     "PyTorch (sentence-transformers)": "sentence-transformers:all-MiniLM-L6-v2",
     "ONNX fp32": "onnx:all-MiniLM-L6-v2",
@@ -147,15 +148,18 @@ def main() -> None:
         served.progress = False
         served.predict(texts[:64])
         loaded.append(served)
-    # the reference and every backend take turns, best of three rounds each: the machine's load drifts
-    # over the minutes one pass takes, and a ratio of two passes minutes apart moved by a tenth
+    # the reference and every backend take turns: the machine's load drifts over the minutes one pass
+    # takes, and a ratio of two passes minutes apart moved by a tenth. Texts/s: the best round of each;
+    # the ratio: the median over rounds of that round's ratio (raw PyTorch was the noisiest row here)
     runs = [lambda: raw.encode(texts, batch_size=bs, normalize_embeddings=True)]
     runs += [lambda served=served: served.predict(texts) for served in loaded]
-    best = [min(ts) for ts in zip(*([timed(run, repeat=1) for run in runs] for _ in range(3)))]
+    per_run = list(zip(*([timed(run, repeat=1) for run in runs] for _ in range(ROUNDS))))
+    best = [min(ts) for ts in per_run]
+    ratio = [statistics.median(r / t for r, t in zip(per_run[0], ts)) for ts in per_run]
     t_raw = best[0]
     rows = [["raw `SentenceTransformer.encode` (reference)", f"{len(texts) / t_raw:.0f}", "1.00x", f"{cold_raw:.2f} s",
              "1.00x", "", ""]]  # fmt: skip
-    for (name, spec, path), served, t in zip(ways, loaded, best[1:]):
+    for (name, spec, path), served, t, x in zip(ways, loaded, best[1:], ratio[1:]):
         off = "" if spec is None else "c.fast = False; "
         cold = fresh_process(
             f"import promptclf; c = promptclf.load({str(path)!r}, embedder={spec!r}); {off}c.predict(['a fine film'])"
@@ -165,7 +169,7 @@ def main() -> None:
         )
         rss = peak_rss_mib(cli, small)
         share = f"static head answered {answered_share(served, texts):.0%}" if spec is None else ""
-        rows.append([name, f"{len(texts) / t:.0f}", f"{t_raw / t:.2f}x", f"{cold:.2f} s", f"{cold_raw / cold:.2f}x",
+        rows.append([name, f"{len(texts) / t:.0f}", f"{x:.2f}x", f"{cold:.2f} s", f"{cold_raw / cold:.2f}x",
                      f"{rss:.0f} MiB", share])  # fmt: skip
     cold_import = fresh_process("import promptclf")
 
@@ -206,8 +210,9 @@ def main() -> None:
     body = f"""## {title}
 
 {dt.date.today().isoformat()}, {machine()}. Regenerate with `.venv/bin/python {command}` (part of `make bench`).
-Ratios are measured in one run on a shared machine, the reference and each backend taking turns (best of three
-rounds each); the absolute numbers move, the ratios much less.
+Ratios are measured in one run on a shared machine, the reference and each backend taking turns over
+{ROUNDS} rounds (texts/s: each one's best round; *vs reference*: the median of the rounds' ratios); the
+absolute numbers move, the ratios much less.
 Reference: raw `SentenceTransformer.encode` of the same packaged all-MiniLM-L6-v2 on the same
 {len(texts):,} sst2 test texts at batch size 64. A loaded `.clf` trained with the defaults on the whole
 sst2 train split predicts those texts (embedding + head + bookkeeping) on each backend with the fast path
