@@ -314,12 +314,6 @@ def _json_safe(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
-def _written(store: ExampleStore | None) -> ExampleStore:
-    if store is None:  # a state as read carries its examples unparsed; the classifier parses them to save
-        raise ValueError("a model state to save needs its example store")
-    return store
-
-
 def save(path: str | os.PathLike[str], state: ModelState) -> None:
     """Serialise ``state`` and write it atomically: a failed save leaves any existing file untouched."""
     arrays = {"head/coef.npy": state.head.coef_, "head/intercept.npy": state.head.intercept_}
@@ -327,9 +321,11 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         proba, labels = state.calibration_arrays
         arrays["calibration/proba.npy"] = np.nan_to_num(proba.astype(np.float32), nan=0.0)  # NaN: label unknown
         arrays["calibration/labels.npy"] = labels.astype(np.int8 if state.head.multi_label else np.int32)
+    if state.store is None:  # a state as read carries its examples unparsed; the classifier parses them to save
+        raise ValueError("a model state to save needs its example store")
     members: dict[str, bytes] = {
         "prompts.json": json.dumps(state.prompts, ensure_ascii=False, indent=1).encode(),
-        "examples.jsonl": _written(state.store).to_jsonl().encode(),
+        "examples.jsonl": state.store.to_jsonl().encode(),
     }
     if state.cached is not None:
         arrays["cache/embeddings.npy"] = state.cached[1].astype(np.float32)
@@ -606,7 +602,9 @@ def read(path: str | os.PathLike[str]) -> ModelState:
     except InvalidInputError as e:
         raise r.fail(str(e), "prompts.json") from None
 
-    _count_lines(r, data["examples.jsonl"])
+    # lines counted before anything decodes them: 512 MiB of newlines would become 512M empty strings
+    if data["examples.jsonl"].count(b"\n") > MAX_LINES:
+        raise r.fail(f"has more than {MAX_LINES} lines", "examples.jsonl")
     if ("cache/texts.json" in data) != ("cache/embeddings.npy" in data):
         raise r.fail("the embedding cache needs both cache/texts.json and cache/embeddings.npy")
     cache = (data["cache/texts.json"], data["cache/embeddings.npy"]) if "cache/texts.json" in data else None
@@ -804,25 +802,15 @@ def _remember(marker: Path) -> None:
 
 
 def _base_parameters(base: str) -> int:
-    import struct
-
+    from ._safetensors import read_header
     from .embedders.local import resolve_model_path
 
-    path = Path(resolve_model_path(base)) / "model.safetensors"
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n))
+    _, header = read_header(Path(resolve_model_path(base)) / "model.safetensors")
     return sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
 
 
-def _count_lines(r: _Reader, raw: bytes) -> None:
-    # before decoding: 512 MiB of newlines would otherwise become 512M empty strings
-    if raw.count(b"\n") > MAX_LINES:
-        raise r.fail(f"has more than {MAX_LINES} lines", "examples.jsonl")
-
-
 def _store(r: _Reader, raw: bytes) -> ExampleStore:
-    _count_lines(r, raw)
+    """The examples, whose lines ``read`` counted."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

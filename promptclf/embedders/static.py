@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import shutil
-import struct
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -157,25 +156,23 @@ def mapped_embeddings(path: Path) -> np.ndarray:
     start. The header is safetensors' (8-byte little-endian length, then JSON); a file of any other
     layout is left to ``load_file``, which reads whatever safetensors can and names what it cannot.
     """
-    with open(path, "rb") as f:
-        head = f.read(8)
-        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
-        try:
-            header = json.loads(f.read(n)) if 0 < n <= 1 << 20 else {}
-        except ValueError:  # not JSON, or not UTF-8: safetensors says what is wrong
-            header = {}
-    entry = header.get("embeddings") if isinstance(header, dict) else None
-    tensors = {k for k in header if k != "__metadata__"} if isinstance(header, dict) else set()
-    if isinstance(entry, dict) and tensors == {"embeddings"} and entry.get("dtype") == "F32":
+    from .._safetensors import read_header
+
+    try:
+        start, header = read_header(path)
+    except ValueError:  # safetensors says what is wrong
+        start, header = 0, {}
+    entry = header.get("embeddings")
+    if isinstance(entry, dict) and set(header) - {"__metadata__"} == {"embeddings"} and entry.get("dtype") == "F32":
         shape, offsets = entry.get("shape"), entry.get("data_offsets")
         if (
             isinstance(shape, list)
             and len(shape) == 2
             and all(isinstance(d, int) and d > 0 for d in shape)
             and offsets == [0, shape[0] * shape[1] * 4]
-            and os.path.getsize(path) == 8 + n + offsets[1]
+            and os.path.getsize(path) == start + offsets[1]
         ):
-            return np.memmap(path, dtype="<f4", mode="r", offset=8 + n, shape=tuple(shape)).view(np.ndarray)
+            return np.memmap(path, dtype="<f4", mode="r", offset=start, shape=tuple(shape)).view(np.ndarray)
     from safetensors.numpy import load_file
 
     return load_file(path)["embeddings"]
