@@ -14,14 +14,10 @@ import argparse
 import cProfile
 import datetime as dt
 import pstats
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import ROOT, compile_package, machine, per_class_sample, publish, read_rows, table
+from common import fresh_seconds, interleaved, machine, per_class_sample, publish, read_rows, table
 
 from promptclf import PromptClassifier
 
@@ -84,24 +80,9 @@ ROWS = {
 DEFAULT = 'load + predict, the default (fast path, `fast="auto"`, and ONNX int8)'
 
 
-def fresh(code: str, path: Path, repeat: int = 5) -> float:
-    compile_package()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", f"import promptclf\nP = {str(path)!r}\n{code}"], check=True, cwd=ROOT)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def interleaved(codes: dict[str, str], paths: list[Path], repeat: int = 9) -> dict[tuple[str, Path], float]:
-    """Median wall time of each code on each model, the rows taking turns (the machine's load drifts:
-    a row measured minutes after another is not comparable to it)."""
-    times: dict[tuple[str, Path], list[float]] = {(name, p): [] for name in codes for p in paths}
-    for _ in range(repeat):
-        for name, p in times:
-            times[name, p].append(fresh(codes[name], p, repeat=1))
-    return {key: statistics.median(t) for key, t in times.items()}
+def on_model(code: str, path: Path) -> str:
+    """``code`` for a fresh interpreter, with promptclf imported and the model's path in ``P``."""
+    return f"import promptclf\nP = {str(path)!r}\n{code}"
 
 
 def profile(path: Path) -> list[list[object]]:
@@ -145,9 +126,9 @@ def main() -> None:
         if clf.fast_ is None:
             raise SystemExit(f"the default left the fast path out of the {name} model: the rows would not differ")
     path = paths[0]
-    fresh(ROWS[DEFAULT], path, repeat=1)  # make the cached files first
+    fresh_seconds(on_model(ROWS[DEFAULT], path))  # make the cached files first
     codes = {**ROWS, "`python -c 'import promptclf'`": "pass"}
-    medians = interleaved(codes, paths)
+    medians = interleaved({(name, p): on_model(code, p) for name, code in codes.items() for p in paths})
     rows = [[name, *(f"{medians[name, p]:.2f} s" for p in paths)] for name in codes]
     sizes = [f"{p.stat().st_size / 2**20:.1f} MB" for p in paths]
     body = f"""## Cold start of a small model

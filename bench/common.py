@@ -7,8 +7,12 @@ import functools
 import json
 import os
 import platform
+import statistics
 import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +40,31 @@ def compile_package() -> None:
     import compileall
 
     compileall.compile_dir(ROOT / "promptclf", quiet=1)
+
+
+FRESH_ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def fresh_seconds(code: str) -> float:
+    """Wall time of a new interpreter running ``code`` (promptclf's bytecode written first)."""
+    compile_package()
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], env=FRESH_ENV, cwd=ROOT, capture_output=True)
+    seconds = time.perf_counter() - t
+    if out.returncode:
+        raise RuntimeError(f"a fresh process failed ({out.returncode}):\n{out.stderr.decode()[-2000:]}")
+    return seconds
+
+
+def interleaved(codes: dict[Any, str], repeat: int = 9) -> dict[Any, float]:
+    """Median wall time of a fresh interpreter running each code, the codes taking turns ``repeat``
+    times: the machine's load drifts, and a row timed minutes after another is not comparable to it
+    (on a busy 2-core machine one cold start moved 0.24-0.35 s between runs of three)."""
+    times: dict[Any, list[float]] = {key: [] for key in codes}
+    for _ in range(repeat):
+        for key, code in codes.items():
+            times[key].append(fresh_seconds(code))
+    return {key: statistics.median(t) for key, t in times.items()}
 
 
 def read_rows(name: str, split: str) -> list[dict[str, str]]:

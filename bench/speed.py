@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import statistics
 import subprocess
 import sys
@@ -18,9 +17,10 @@ import time
 from pathlib import Path
 
 from common import (
+    FRESH_ENV,
     ROOT,
     answered_share,
-    compile_package,
+    interleaved,
     machine,
     per_class_sample,
     prompts,
@@ -39,6 +39,7 @@ from promptclf.embedders.local import resolve_model_path
 
 PY = sys.executable
 ROUNDS = 5  # of the throughput rows, taking turns
+COLD_REPEATS = 9  # fresh processes per cold-start row, taking turns
 BACKENDS = {
     "PyTorch (sentence-transformers)": "sentence-transformers:all-MiniLM-L6-v2",
     "ONNX fp32": "onnx:all-MiniLM-L6-v2",
@@ -52,7 +53,7 @@ F1_HEADER = [
     "fast=True − PyTorch (pts)", "static share (default)", "static share (fast=True)",
 ]  # fmt: skip
 GEN_HEADER = ["LLM", "kept", "LLM calls", "tokens", "tokens / kept example", "kept / minute", "kept / expand calls"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+ENV = FRESH_ENV
 
 
 def timed(fn, repeat: int = 3) -> float:
@@ -62,17 +63,6 @@ def timed(fn, repeat: int = 3) -> float:
         fn()
         out.append(time.perf_counter() - t)
     return min(out)
-
-
-def fresh_process(code: str, repeat: int = 3) -> float:
-    """Wall time of a new interpreter running ``code`` (median of ``repeat``)."""
-    compile_package()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run([PY, "-c", code], check=True, env=ENV, cwd=ROOT, capture_output=True)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def peak_rss_mib(args: list[str], stdin_path: Path) -> float:
@@ -134,10 +124,6 @@ def main() -> None:
     bs = 64
     raw.encode(texts[:64], batch_size=bs)
     mpath = resolve_model_path("all-MiniLM-L6-v2")
-    cold_raw = fresh_process(
-        "from sentence_transformers import SentenceTransformer; "
-        f"SentenceTransformer({mpath!r}, device='cpu').encode(['a fine film'])"
-    )
     ways = [(name, spec, model) for name, spec in BACKENDS.items()]
     ways += [(name, None, paths["sst2", fast]) for name, fast in SERVED_FAST.items()]
     loaded = []
@@ -157,21 +143,30 @@ def main() -> None:
     best = [min(ts) for ts in per_run]
     ratio = [statistics.median(r / t for r, t in zip(per_run[0], ts)) for ts in per_run]
     t_raw = best[0]
+    # cold start: a fresh process loads and predicts one text; the reference loads the raw model and
+    # encodes it. The rows take turns, nine times (one row's median of three moved 0.24-0.35 s between
+    # runs on a busy machine), and the import of promptclf alone with them
+    codes = {"reference": "from sentence_transformers import SentenceTransformer; "
+             f"SentenceTransformer({mpath!r}, device='cpu').encode(['a fine film'])",
+             "import": "import promptclf"}  # fmt: skip
+    for name, spec, path in ways:
+        off = "" if spec is None else "c.fast = False; "
+        codes[name] = (
+            f"import promptclf; c = promptclf.load({str(path)!r}, embedder={spec!r}); {off}c.predict(['a fine film'])"
+        )
+    cold = interleaved(codes, repeat=COLD_REPEATS)
+    cold_raw = cold["reference"]
     rows = [["raw `SentenceTransformer.encode` (reference)", f"{len(texts) / t_raw:.0f}", "1.00x", f"{cold_raw:.2f} s",
              "1.00x", "", ""]]  # fmt: skip
     for (name, spec, path), served, t, x in zip(ways, loaded, best[1:], ratio[1:]):
-        off = "" if spec is None else "c.fast = False; "
-        cold = fresh_process(
-            f"import promptclf; c = promptclf.load({str(path)!r}, embedder={spec!r}); {off}c.predict(['a fine film'])"
-        )
         cli = [PY, "-m", "promptclf", "predict", str(path), "-"] + (
             [] if spec is None else ["--embedder", spec, "--no-fast"]
         )
         rss = peak_rss_mib(cli, small)
         share = f"static head answered {answered_share(served, texts):.0%}" if spec is None else ""
-        rows.append([name, f"{len(texts) / t:.0f}", f"{x:.2f}x", f"{cold:.2f} s", f"{cold_raw / cold:.2f}x",
+        rows.append([name, f"{len(texts) / t:.0f}", f"{x:.2f}x", f"{cold[name]:.2f} s", f"{cold_raw / cold[name]:.2f}x",
                      f"{rss:.0f} MiB", share])  # fmt: skip
-    cold_import = fresh_process("import promptclf")
+    cold_import = cold["import"]
 
     # 2. macro-F1 of each way to serve the same trained model
     f1_rows = []
@@ -219,7 +214,8 @@ sst2 train split predicts those texts (embedding + head + bookkeeping) on each b
 off; then as it loads, with the fast path in front of ONNX int8 (the default, `fast="auto"`: its static
 head answers where it changes at most 1% of the answers on the training run's real texts); and a
 `.clf` trained with `fast=True` (2%). Cold start is a fresh process that loads a `.clf` and predicts
-one text, against one that loads the raw model and encodes one text; RSS is the peak of `promptclf
+one text, against one that loads the raw model and encodes one text (median of {COLD_REPEATS} fresh
+processes per row, the rows taking turns); RSS is the peak of `promptclf
 predict` over 1,000 lines. `import promptclf` alone takes {cold_import:.2f} s. `PromptClassifier.load`
 serves with ONNX int8 by default (and trains with fp32). The static model and the int8 file are made
 once per machine and cached, before these runs.
