@@ -11,6 +11,14 @@ texts. Generated examples and class descriptions are left out: the two heads agr
 them than on real text, so a threshold set on them promised a bound it did not keep (trec6 from the
 prompt alone: 80% of the generated rows answered against 55% of the test texts, 7.9 points lost;
 bench/fast_default.py). With fewer than ``MIN_REAL_TEXTS`` real texts the static head answers nothing.
+
+Where it is not sure, the static head can still vote: the texts left to the transformer get the mean of
+the two heads' probabilities, weighted by ``blend``. The two see different things (a fine-tuned or
+frozen sentence encoder; static token vectors with word pairs), so with your own labels their mean is
+often better than either. The weight is chosen on your labelled examples, out of fold (the log-loss of
+each weight in ``BLEND_WEIGHTS`` on the rows the static head would leave to the transformer); with fewer
+than ``MIN_REAL_TEXTS`` of them, or none but pseudo-labels (whose labels are the transformer's own
+answers, so they always favour it), the weight is 0: the transformer alone, as before.
 """
 
 from __future__ import annotations
@@ -38,6 +46,11 @@ AUTO_MAX_LOSS = 0.01
 # them and the bound says little.
 MIN_REAL_TEXTS = 100
 REAL_SOURCES = ("user", "pseudo", "llm")  # provenances of real texts; "prompt" and "generated" are not
+# Weights of the static head's probabilities in the texts it does not answer, tried out of fold on your
+# labelled examples. BENCHMARKS.md, "The static head's vote": with real labels a fixed 0.5 gained up to
+# 7.5 points of macro-F1 where the static head with word pairs is nearly as good or better (emotion6,
+# trec6) and lost 1.8 where it is much the weaker (sst2 with 50 labels per class): hence a choice.
+BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 # Word 1-2-gram TF-IDF columns beside the static vectors (promptclf.words): word pairs ("how many",
 # "who was") that mean-pooled token vectors blur. With the threshold training chooses (1%, the default
 # flow's models with 5,000 unlabeled texts; bench/fast_default.py) the static head answered 34 -> 38%,
@@ -52,7 +65,8 @@ class FastPath:
     """A fitted fast path: the static embedder's spec, its head, and the confidence it answers at.
 
     ``estimate``: on the training rows, the share the static head answered (``share``) and the
-    share of all rows where it disagreed with the main model (``disagreement``).
+    share of all rows where it disagreed with the main model (``disagreement``); with ``blend``, the
+    out-of-fold log-loss of the transformer alone and of the blend on your labelled rows.
     """
 
     embedder: dict[str, Any]
@@ -60,6 +74,7 @@ class FastPath:
     threshold: float
     estimate: dict[str, float] = field(default_factory=dict)
     words: WordColumns | None = None  # TF-IDF columns after the static vector's, if the head has them
+    blend: float = 0.0  # weight of the static head's probabilities in the texts the transformer answers
 
     @property
     def n_terms(self) -> int:
@@ -125,6 +140,22 @@ def threshold_for_cost(conf: np.ndarray, cost: np.ndarray, max_loss: float) -> t
     return float(ranked[k]), (k + 1) / n, float(spent[k])
 
 
+def choose_blend(
+    main: np.ndarray, static: np.ndarray, y_idx: np.ndarray, rows: np.ndarray
+) -> tuple[float, dict[str, float]]:
+    """The weight of ``BLEND_WEIGHTS`` whose mix of the two heads' out-of-fold probabilities has the
+    lowest log-loss on ``rows`` (the lowest weight on a tie), and what it measured; 0 and nothing
+    measured with fewer than ``MIN_REAL_TEXTS`` rows."""
+    n = int(np.count_nonzero(rows))
+    if n < MIN_REAL_TEXTS:
+        return 0.0, {}
+    at = np.arange(n), y_idx[rows]
+    pm, ps = main[rows][at], static[rows][at]
+    loss = {w: float(-np.log(np.maximum((1 - w) * pm + w * ps, 1e-12)).mean()) for w in BLEND_WEIGHTS}
+    best = min(BLEND_WEIGHTS, key=lambda w: (loss[w], w))
+    return best, {"blend_rows": n, "logloss_main": round(loss[0.0], 4), "logloss_blend": round(loss[best], 4)}
+
+
 def fit_fast_path(
     emb: Embedder,
     texts: list[str],
@@ -139,12 +170,18 @@ def fit_fast_path(
     cache: EmbeddingCache | None,
     random_state: int = 0,
     max_loss: float = MAX_LOSS,
+    main_oof: np.ndarray | None = None,
+    labelled: np.ndarray | None = None,
 ) -> FastPath:
-    """Fit the static head on the main head's training rows; choose its threshold (module docstring).
+    """Fit the static head on the main head's training rows; choose its threshold and its vote
+    (module docstring).
 
     ``main_pred``: the main model's answers on ``texts``; ``real``: which of ``texts`` are real texts.
     ``pool``: other real texts (unlabeled, not training rows), with the main model's answers ``pool_pred``.
     ``max_loss``: the share of the real texts whose answer the static head may change.
+    ``main_oof``: the main head's out-of-fold probabilities on ``texts`` (same folds: the same
+    ``random_state`` and labels), columns in sorted class order; ``labelled``: which rows a person
+    labelled, the rows the blend's weight is chosen on. Without them the weight is 0.
     """
     words = WordColumns.fit([*texts, *(pool or ())]) if WORDS else None
     if words is not None and not words.n_terms:
@@ -167,13 +204,19 @@ def fit_fast_path(
         threshold, share, dis = choose_threshold(np.concatenate(conf), np.concatenate(agree), max_loss)
     estimate = {"share": round(share, 4), "disagreement": round(dis, 4), "max_loss": max_loss, "rows": len(texts),
                 "real_texts": n}  # fmt: skip
-    return FastPath(emb.to_spec(), head, threshold, estimate, words)
+    blend = 0.0
+    if oof is not None and main_oof is not None and labelled is not None:
+        left = np.asarray(labelled, bool) & (oof.max(1) < threshold)  # the rows the blend would answer
+        blend, measured = choose_blend(main_oof, oof, np.searchsorted(head.classes_, y), left)
+        estimate.update(measured)
+    return FastPath(emb.to_spec(), head, threshold, estimate, words, blend)
 
 
 def cascade_proba(
     fast: FastPath, static: Embedder, texts: list[str], main: Any, *, long_texts: str = "chunk"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities per text: the static head's where it is sure, ``main(texts)`` for the rest.
+    """Probabilities per text: the static head's where it is sure, ``main(texts)`` for the rest (mixed
+    with the static head's by ``fast.blend``).
 
     Returns the probabilities and which rows the fast path answered.
     """
@@ -181,5 +224,6 @@ def cascade_proba(
     sure = P.max(1) >= fast.threshold
     rest = np.flatnonzero(~sure)
     if len(rest):
-        P[rest] = main([texts[i] for i in rest])
+        M = main([texts[i] for i in rest])
+        P[rest] = M if not fast.blend else (1 - fast.blend) * M + fast.blend * P[rest]
     return P, sure

@@ -894,11 +894,24 @@ class PromptClassifier(ParamsMixin):
             return None  # nothing to bound it on: no fast path, and no static model made for it
         static = get_embedder({"kind": "model2vec", "model": packaged["model"]})
         answer = lambda ts: self.classes_[self.head_.predict_proba(self._vectors(ts, progress=False)).argmax(1)]  # noqa: E731
+        # the static head's vote on the rest is weighed on your own labels, out of fold: the main
+        # head's out-of-fold probabilities on the same folds, only where there are enough of them
+        labelled = self._calibration_rows(np.asarray(texts), sources)
+        weights, main_oof = self._llm_weights(sources), None
+        if labelled.sum() >= MIN_REAL_TEXTS:
+            main_oof = out_of_fold_proba(
+                self._vectors(texts, progress=False),
+                y,
+                self.head_.C_,
+                weights,
+                prior=self._prior(np.unique(y)),
+                random_state=self.random_state,
+            )
         fast = fit_fast_path(
             static,
             texts,
             y,
-            self._llm_weights(sources),
+            weights,
             answer(texts),
             real=real,
             pool=pool,
@@ -907,6 +920,8 @@ class PromptClassifier(ParamsMixin):
             cache=self._cache,
             random_state=self.random_state,
             max_loss=AUTO_MAX_LOSS if auto else MAX_LOSS,
+            main_oof=main_oof,
+            labelled=labelled,
         )
         self.__dict__["_static"] = static
         if fast.estimate["real_texts"] < MIN_REAL_TEXTS:
@@ -1167,7 +1182,7 @@ class PromptClassifier(ParamsMixin):
         ``target_precision`` applies to this calibration only (kept in ``calibration_``); the
         constructor setting is not changed. Returns ``self``.
         """
-        head = self._check_fitted()
+        self._check_fitted()
         target = check_probability(target_precision, "target_precision")
         if target is not None and target == 0:
             raise InvalidInputError("target_precision must be over 0", argument="target_precision")
@@ -1175,7 +1190,8 @@ class PromptClassifier(ParamsMixin):
         if not texts:
             raise InvalidInputError("calibrate needs labelled texts, got none", argument="texts")
         y = self._label_array(labels, len(texts))
-        proba = head.predict_proba(self._embed(texts))
+        # the probabilities predict serves (the fast path's where it answers or votes), not the main head's
+        proba = self.predict_proba(texts)
         self._set_calibration(proba, y, target=target, source="labelled")
         return self
 
@@ -1614,5 +1630,6 @@ class PromptClassifier(ParamsMixin):
 def _fast_summary(fast: FastPath | None) -> dict[str, Any] | None:
     if fast is None:
         return None
-    summary = {"embedder": dict(fast.embedder), "threshold": round(fast.threshold, 4), "word_columns": fast.n_terms}
+    summary = {"embedder": dict(fast.embedder), "threshold": round(fast.threshold, 4), "word_columns": fast.n_terms,
+               "blend": fast.blend}  # fmt: skip
     return {**summary, **fast.estimate}

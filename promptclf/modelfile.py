@@ -169,7 +169,7 @@ def _check_summary(v: dict[str, Any]) -> dict[str, Any]:
 # schema_fingerprint() as of this code: markers of manifests that passed the schema are named with it,
 # so that loading need not build the schema to find them. tests/test_modelfile.py fails until it is
 # updated after a change of the schema (markers of the old rules are then ignored).
-SCHEMA_FINGERPRINT = "e4117b96e6e9a303"
+SCHEMA_FINGERPRINT = "4cec10f46b41db9e"
 
 
 def schema_fingerprint() -> str:
@@ -258,6 +258,8 @@ def _schema_definition() -> Any:
             "threshold": field(cs.float_schema(ge=0.0, le=1.01, allow_inf_nan=False)),
             "estimate": field(cs.dict_schema(cs.str_schema(), number), factory=dict),
             "words": field(optional(cs.int_schema(ge=1, le=MAX_TERMS)), None),  # word columns after the vector's
+            # the static head's weight where it does not answer; files before it: 0, the transformer alone
+            "blend": field(cs.float_schema(ge=0.0, le=1.0, allow_inf_nan=False), 0.0),
         }
     )
     member = obj(
@@ -345,6 +347,7 @@ def save(path: str | os.PathLike[str], state: ModelState) -> None:
         fast = {
             "embedder": {**state.fast.embedder, "dimension": int(state.fast.head.n_features_in_) - n_terms},
             "threshold": float(state.fast.threshold),
+            "blend": float(state.fast.blend),
             "estimate": state.fast.estimate,
             "words": n_terms or None,
         }
@@ -691,7 +694,8 @@ def _fast(r: _Reader, m: dict[str, Any], data: dict[str, bytes], classes: np.nda
     intercept = r.array(data["fast/intercept.npy"], "fast/intercept.npy", (rows,))
     head = LinearHead(classes, coef.astype(np.float32), intercept.astype(np.float32), float(m["head"]["C"]))
     spec = {"kind": fast["embedder"]["kind"], "model": fast["embedder"]["model"]}
-    return FastPath(spec, head, float(fast["threshold"]), dict(fast["estimate"]), _words(r, data, n_terms))
+    words = _words(r, data, n_terms)
+    return FastPath(spec, head, float(fast["threshold"]), dict(fast["estimate"]), words, float(fast["blend"]))
 
 
 def _words(r: _Reader, data: dict[str, bytes], n_terms: int) -> WordColumns | None:

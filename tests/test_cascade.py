@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 
 from promptclf import ModelFileError, PromptClassifier
-from promptclf.cascade import MAX_LOSS, FastPath, cascade_proba, choose_threshold, fit_fast_path
+from promptclf.cascade import (
+    BLEND_WEIGHTS,
+    MAX_LOSS,
+    MIN_REAL_TEXTS,
+    FastPath,
+    cascade_proba,
+    choose_blend,
+    choose_threshold,
+    fit_fast_path,
+)
 from promptclf.head import LinearHead
 from tests.conftest import FakeEmbedder, read_csv, run_without_torch
 
@@ -84,6 +93,86 @@ def test_fit_fast_path_and_cascade_route_only_unsure_texts_to_the_main_model():
     assert "film" in seen  # no sentiment word: unsure
     assert np.allclose(P[~sure], [0.3, 0.7]) and np.allclose(P.sum(1), 1)
     assert P[0].argmax() == 1 and P[2].argmax() == 0
+
+
+def test_choose_blend_gives_the_static_head_a_vote_only_where_it_helps_out_of_fold():
+    rng = np.random.default_rng(0)
+    n = 200
+    y = rng.integers(0, 3, n)
+    onehot = np.eye(3)[y]
+    sure_right = 0.9 * onehot + 0.1 / 3  # confident and right
+    uniform = np.full((n, 3), 1 / 3)
+    wrong = 0.9 * np.eye(3)[(y + 1) % 3] + 0.1 / 3  # confident and wrong
+    rows = np.ones(n, bool)
+    # a static head that says nothing, or is confidently wrong, gets no vote
+    assert choose_blend(sure_right, uniform, y, rows)[0] == 0.0
+    assert choose_blend(0.6 * onehot + 0.4 / 3, wrong, y, rows)[0] == 0.0
+    # a main head unsure where the static head is right: the static head votes, the measure says why
+    w, measured = choose_blend(uniform, sure_right, y, rows)
+    assert w == BLEND_WEIGHTS[-1] and measured["blend_rows"] == n
+    assert measured["logloss_blend"] < measured["logloss_main"]
+    # each right on half the rows: a mix beats either alone
+    half = np.arange(n) % 2 == 0
+    main = np.where(half[:, None], sure_right, wrong)
+    static = np.where(half[:, None], wrong, sure_right)
+    assert choose_blend(main, static, y, rows)[0] == 0.5
+    # only the rows asked about count, and too few of them choose nothing
+    assert choose_blend(uniform, sure_right, y, np.arange(n) < MIN_REAL_TEXTS - 1) == (0.0, {})
+
+
+def test_the_rest_gets_the_blend_of_both_heads_and_the_sure_texts_the_static_head_alone():
+    texts, y = _toy()
+    emb = FakeEmbedder()
+    fast = fit_fast_path(emb, texts, y, None, y.copy(), real=np.ones(len(y), bool), C=1.0, cache=None)
+    assert fast.blend == 0.0  # no labelled rows given: no vote
+    queries = ["great superb lovely film", "film", "awful dull boring film", "dull moving film"]
+    static = fast.proba(emb, queries)
+    main = lambda ts: np.tile([0.1, 0.9], (len(ts), 1))  # noqa: E731
+    fast.blend = 0.25
+    P, sure = cascade_proba(fast, emb, queries, main)
+    assert sure.any() and not sure.all()
+    assert np.allclose(P[sure], static[sure])
+    assert np.allclose(P[~sure], 0.75 * np.array([0.1, 0.9]) + 0.25 * static[~sure])
+    assert np.allclose(P.sum(1), 1)
+
+
+def test_your_labels_choose_the_static_heads_vote_and_pseudo_labels_never_do(monkeypatch):
+    """With a weak main embedder (4 hashed dimensions) and a strong static one, a person's labels give
+    the static head a vote on the rest. Pseudo-labels alone (unlabeled mode) never do: they are the
+    main model's own answers."""
+    emb = FakeEmbedder(dim=4)
+    _as_packaged(monkeypatch, emb)
+    clf = PromptClassifier(embedder=emb, finetune=False, progress=False, fast=True)
+    texts, y = _toy(400)
+    for t, c in zip(texts, y):
+        clf.add_data_to_class(str(c), t)
+    clf.train()
+    est = clf.fast_.estimate
+    assert clf.fast_.blend > 0 and est["blend_rows"] >= MIN_REAL_TEXTS
+    assert est["logloss_blend"] < est["logloss_main"]
+    assert clf.summary()["fast_path"]["blend"] == clf.fast_.blend
+    test, truth = _toy(600)
+    test, truth = test[400:], truth[400:]
+    blended = (np.asarray(clf.predict(test)) == truth).mean()
+    chosen, clf.fast_.blend = clf.fast_.blend, 0.0
+    alone = (np.asarray(clf.predict(test)) == truth).mean()
+    clf.fast_.blend = chosen
+    assert blended >= alone
+    # calibrate sets thresholds on what predict serves (the vote included), not on the main head alone
+    clf.calibrate(test[:100], list(truth[:100]))
+    assert np.allclose(clf._oof_proba_, clf.predict_proba(test[:100]))
+    assert not np.allclose(clf._oof_proba_, clf.head_.predict_proba(clf._embed(test[:100])))
+    # unlabeled mode: the same texts as a pool, the prompt's examples the only labels
+    from tests.test_generation import PROMPTS, topic_llm
+
+    emb = FakeEmbedder()
+    _as_packaged(monkeypatch, emb)
+    pooled = PromptClassifier(llm=topic_llm(), embedder=emb, examples_per_class=60, fast=True, finetune=False,
+                              progress=False)  # fmt: skip
+    pooled.prompt_train(PROMPTS)
+    pooled.train(unlabeled=_sarcastic_pool(300)[0])
+    assert pooled.fast_.estimate["real_texts"] >= MIN_REAL_TEXTS
+    assert pooled.fast_.blend == 0.0 and "blend_rows" not in pooled.fast_.estimate
 
 
 def test_a_static_model_of_another_dimension_is_refused_not_misread():
@@ -248,12 +337,12 @@ def test_model_file_keeps_the_fast_path_and_checks_it(tmp_path, monkeypatch):
     clf = _toy_classifier(120).train()
     head = LinearHead(clf.classes_, np.ones((1, 8), np.float32), np.zeros(1, np.float32), 1.0)
     clf.fast = True  # set after training: save keeps the fast path only when the setting is on
-    clf.fast_ = FastPath({"kind": "model2vec", "model": "all-MiniLM-L6-v2"}, head, 0.93, {"share": 0.5})
+    clf.fast_ = FastPath({"kind": "model2vec", "model": "all-MiniLM-L6-v2"}, head, 0.93, {"share": 0.5}, blend=0.25)
     path = tmp_path / "m.clf"
     clf.save(path)
     state = modelfile.read(path)
     assert state.fast is not None and state.fast.threshold == 0.93 and state.fast.head.coef_.shape == (1, 8)
-    assert state.fast.embedder == {"kind": "model2vec", "model": "all-MiniLM-L6-v2"}
+    assert state.fast.embedder == {"kind": "model2vec", "model": "all-MiniLM-L6-v2"} and state.fast.blend == 0.25
 
     def rewrite(edit) -> ModelFileError:
         with zipfile.ZipFile(path) as zf:
@@ -281,6 +370,28 @@ def test_model_file_keeps_the_fast_path_and_checks_it(tmp_path, monkeypatch):
         m["manifest.json"] = json.dumps(manifest).encode()
 
     assert "must be static" in str(rewrite(other_kind))
+
+    def blend(value):
+        def edit(m):
+            manifest = json.loads(m["manifest.json"])
+            if value is None:
+                del manifest["fast"]["blend"]
+            else:
+                manifest["fast"]["blend"] = value
+            m["manifest.json"] = json.dumps(manifest).encode()
+
+        return edit
+
+    assert "blend" in str(rewrite(blend(1.5))) and "blend" in str(rewrite(blend("half")))
+    # a file from before the blend: the transformer alone on the rest, as then
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    blend(None)(members)
+    old = tmp_path / "old.clf"
+    with zipfile.ZipFile(old, "w") as zf:
+        for n, b in members.items():
+            zf.writestr(n, b)
+    assert modelfile.read(old).fast.blend == 0.0
 
 
 @pytest.mark.integration
