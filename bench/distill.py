@@ -22,8 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import ROOT, answered_share, interleaved, machine, publish, read_rows, scores, table, test_sample
-from speed import ENV, F1_SETS, PY, timed
+from common import FRESH_ENV, ROOT, answered_share, interleaved, machine, publish, read_rows, scores, table, test_sample
+from speed import F1_SETS, PY, timed
 
 from promptclf import PromptClassifier
 from promptclf import distill as D
@@ -52,7 +52,7 @@ HEADER = ["dataset", "full", "distilled", "Δ pts", "train s (full / distilled)"
 
 def train(ds: str, distil: bool, path: Path, fast: bool, budget: float) -> dict:
     code = TRAIN.format(bench=str(ROOT / "bench"), distil=distil, fast=fast, budget=budget, ds=ds, path=str(path))
-    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=FRESH_ENV, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])

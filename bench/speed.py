@@ -53,7 +53,6 @@ F1_HEADER = [
     "fast=True − PyTorch (pts)", "static share (default)", "static share (fast=True)",
 ]  # fmt: skip
 GEN_HEADER = ["LLM", "kept", "LLM calls", "tokens", "tokens / kept example", "kept / minute", "kept / expand calls"]
-ENV = FRESH_ENV
 
 
 def timed(fn, repeat: int = 3) -> float:
@@ -83,7 +82,7 @@ def peak_rss_mib(args: list[str], stdin_path: Path) -> float:
     )
     with open(stdin_path, "rb") as f:
         out = subprocess.run(
-            [PY, "-c", code], stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=ROOT
+            [PY, "-c", code], stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=FRESH_ENV, cwd=ROOT
         )
     lines = [x for x in out.stderr.decode().splitlines() if x.startswith("RSS ")]
     if out.returncode != 0 or not lines:

@@ -18,8 +18,8 @@ import time
 import zipfile
 from pathlib import Path
 
-from common import ROOT, compile_package
-from speed import ENV, PY
+from common import FRESH_ENV, ROOT, compile_package
+from speed import PY
 
 from promptclf.modelfile import STORED
 
@@ -49,7 +49,7 @@ def main() -> None:
         for c in copies:
             t = time.perf_counter()
             code = f"import promptclf; promptclf.load({str(c)!r}).predict(['a fine film'])"
-            subprocess.run([PY, "-c", code], check=True, capture_output=True, env=ENV, cwd=ROOT)
+            subprocess.run([PY, "-c", code], check=True, capture_output=True, env=FRESH_ENV, cwd=ROOT)
             times[c].append(time.perf_counter() - t)
     print("| file | MB | cold start (median) |\n|---|---|---|")
     for c in copies:

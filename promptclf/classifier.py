@@ -562,11 +562,11 @@ class PromptClassifier(ParamsMixin):
         texts, y, sources = self._training_set()
         self._check_trainable(y)
         fit = self._fit_multi_label if self.multi_label else self._fit_single_label
-        n_examples, dropped, cv_accuracy, counts = fit(texts, y, sources)
+        n_examples, dropped, cv_accuracy, counts, head_oof = fit(texts, y, sources)
         self.classes_ = self.head_.classes_
         self.n_features_in_ = self.head_.n_features_in_
         self.embedder_spec_ = self._emb.space()
-        self.fast_ = self._fit_fast(texts, y, sources, unlabeled) if self.fast else None
+        self.fast_ = self._fit_fast(texts, y, sources, unlabeled, head_oof) if self.fast else None
         self.training_summary_ = {
             "trained_at": modelfile.utc_now(),
             "n_examples": n_examples,
@@ -618,7 +618,11 @@ class PromptClassifier(ParamsMixin):
         w = np.where(sources == "llm", LLM_WEIGHT, np.where(sources == "user", USER_WEIGHT, 1.0))
         return None if (w == 1.0).all() else w
 
-    def _fit_single_label(self, texts: list[str], y: np.ndarray, sources: np.ndarray) -> tuple[int, int, Any, Counter]:
+    def _fit_single_label(
+        self, texts: list[str], y: np.ndarray, sources: np.ndarray
+    ) -> tuple[int, int, Any, Counter, np.ndarray | None]:
+        """Fit the head; returns the rows kept, the rows dropped, the out-of-fold accuracy, the counts per
+        (class, source) and, when they cover every row, the head's out-of-fold probabilities."""
         X = self._vectors(texts)
         C = self._choose_C(X, y, sources == "user")
         prior = self._prior(np.unique(y))
@@ -656,7 +660,8 @@ class PromptClassifier(ParamsMixin):
         )
         self._set_calibration(oof, y_idx if oof is not None else None, real=real, real_proba=cal)
         cv = None if oof is None else float((oof.argmax(1) == y_idx).mean())
-        return int(keep.sum()), int((~keep).sum()), cv, Counter(zip(y[keep].tolist(), sources[keep].tolist()))
+        counts = Counter(zip(y[keep].tolist(), sources[keep].tolist()))
+        return int(keep.sum()), int((~keep).sum()), cv, counts, oof if keep.all() else None
 
     def _calibration_rows(self, texts: np.ndarray, sources: np.ndarray) -> np.ndarray:
         """Rows a person labelled that are a fair sample: your examples, but not reviewed texts that
@@ -689,7 +694,9 @@ class PromptClassifier(ParamsMixin):
         out[~pseudo] = held
         return out
 
-    def _fit_multi_label(self, texts: list[str], y: np.ndarray, sources: np.ndarray) -> tuple[int, int, Any, Counter]:
+    def _fit_multi_label(
+        self, texts: list[str], y: np.ndarray, sources: np.ndarray
+    ) -> tuple[int, int, Any, Counter, None]:
         from .multilabel import choose_ovr_C, clean, exclusive_classes, fit_ovr, label_sets, out_of_fold_ovr, subset
 
         classes = np.unique(y)
@@ -731,7 +738,7 @@ class PromptClassifier(ParamsMixin):
         )
         kept_texts = set(ls.texts)
         counts = Counter((str(c), str(src)) for t, c, src in zip(texts, y, sources) if t in kept_texts)
-        return len(ls.texts), int((~keep).sum()), None, counts
+        return len(ls.texts), int((~keep).sum()), None, counts, None
 
     def _description_vectors(self, emb: Embedder | None = None) -> dict[str, np.ndarray] | None:
         prompts = getattr(self, "prompts_", {})
@@ -870,10 +877,16 @@ class PromptClassifier(ParamsMixin):
         return base
 
     def _fit_fast(
-        self, texts: list[str], y: np.ndarray, sources: np.ndarray, unlabeled: list[str] | None
+        self,
+        texts: list[str],
+        y: np.ndarray,
+        sources: np.ndarray,
+        unlabeled: list[str] | None,
+        head_oof: np.ndarray | None = None,
     ) -> FastPath | None:
         """The static fast path, on the rows the head was trained on, its threshold set on the real
-        ones and this run's unlabeled texts (``promptclf.cascade``); ``None`` where "auto" leaves it out."""
+        ones and this run's unlabeled texts (``promptclf.cascade``); ``None`` where "auto" leaves it out.
+        ``head_oof``: the head's out-of-fold probabilities on every row, if fitting it made them."""
         from .cascade import AUTO_MAX_LOSS, MAX_LOSS, MIN_REAL_TEXTS, REAL_SOURCES, fit_fast_path
         from .embedders.onnx_backend import fast_equivalent
 
@@ -897,8 +910,8 @@ class PromptClassifier(ParamsMixin):
         # the static head's vote on the rest is weighed on your own labels, out of fold: the main
         # head's out-of-fold probabilities on the same folds, only where there are enough of them
         labelled = self._calibration_rows(np.asarray(texts), sources)
-        weights, main_oof = self._llm_weights(sources), None
-        if labelled.sum() >= MIN_REAL_TEXTS:
+        weights, main_oof = self._llm_weights(sources), head_oof
+        if labelled.sum() >= MIN_REAL_TEXTS and main_oof is None:  # rows were dropped from the head's folds
             main_oof = out_of_fold_proba(
                 self._vectors(texts, progress=False),
                 y,
