@@ -67,13 +67,13 @@ def refit_threshold(clf, *, real_only: bool, pool: list[str], max_loss: float):
     import promptclf.cascade as cascade
 
     texts, y, sources = clf._training_set()
-    answer = lambda ts: clf.classes_[clf.head_.predict_proba(clf._vectors(ts, progress=False)).argmax(1)]  # noqa: E731
+    proba = lambda ts: clf.head_.predict_proba(clf._vectors(ts, progress=False))  # noqa: E731
     rows = set(texts)
     pool = [t for t in dict.fromkeys(pool) if t not in rows] if real_only else []
     real = np.isin(sources, cascade.REAL_SOURCES) if real_only else np.ones(len(texts), bool)
     fit = cascade.fit_fast_path(
-        clf._static, texts, y, clf._llm_weights(sources), answer(texts), real=real, pool=pool,
-        pool_pred=answer(pool) if pool else None, C=clf.head_.C_, cache=clf._cache,
+        clf._static, texts, y, clf._llm_weights(sources), proba(texts), real=real, pool=pool,
+        pool_proba=proba(pool) if pool else None, C=clf.head_.C_, cache=clf._cache,
         random_state=clf.random_state, max_loss=max_loss,
     )  # fmt: skip
     return dataclasses.replace(clf.fast_, threshold=fit.threshold, estimate=fit.estimate)

@@ -906,7 +906,7 @@ class PromptClassifier(ParamsMixin):
         if auto and (self.multi_label or int(real.sum()) + len(pool) < MIN_REAL_TEXTS):
             return None  # nothing to bound it on: no fast path, and no static model made for it
         static = get_embedder({"kind": "model2vec", "model": packaged["model"]})
-        answer = lambda ts: self.classes_[self.head_.predict_proba(self._vectors(ts, progress=False)).argmax(1)]  # noqa: E731
+        proba = lambda ts: self.head_.predict_proba(self._vectors(ts, progress=False))  # noqa: E731
         # the static head's vote on the rest is weighed on your own labels, out of fold: the main
         # head's out-of-fold probabilities on the same folds, only where there are enough of them
         labelled = self._calibration_rows(np.asarray(texts), sources)
@@ -925,10 +925,10 @@ class PromptClassifier(ParamsMixin):
             texts,
             y,
             weights,
-            answer(texts),
+            proba(texts),
             real=real,
             pool=pool,
-            pool_pred=answer(pool) if pool else None,
+            pool_proba=proba(pool) if pool else None,
             C=self.head_.C_,
             cache=self._cache,
             random_state=self.random_state,

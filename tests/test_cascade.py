@@ -66,6 +66,11 @@ def _toy(n: int = 120):
     return texts, np.array(y)
 
 
+def _sure(y: np.ndarray) -> np.ndarray:
+    """A main model certain of the answers ``y``: its probabilities, columns in sorted class order."""
+    return np.eye(2)[np.searchsorted(["neg", "pos"], y)]
+
+
 def _toy_classifier(n: int, **settings) -> PromptClassifier:
     """A classifier on the fake embedder holding ``_toy(n)`` as the user's examples."""
     clf = PromptClassifier(embedder=FakeEmbedder(), progress=False, **settings)
@@ -78,7 +83,7 @@ def _toy_classifier(n: int, **settings) -> PromptClassifier:
 def test_fit_fast_path_and_cascade_route_only_unsure_texts_to_the_main_model():
     texts, y = _toy()
     emb = FakeEmbedder()
-    fast = fit_fast_path(emb, texts, y, None, y.copy(), real=np.ones(len(y), bool), C=1.0, cache=None)
+    fast = fit_fast_path(emb, texts, y, None, _sure(y), real=np.ones(len(y), bool), C=1.0, cache=None)
     assert fast.embedder == emb.to_spec() and list(fast.head.classes_) == ["neg", "pos"]
     assert fast.estimate["disagreement"] <= MAX_LOSS and fast.estimate["share"] > 0.5
     seen: list[str] = []
@@ -123,7 +128,7 @@ def test_choose_blend_gives_the_static_head_a_vote_only_where_it_helps_out_of_fo
 def test_the_rest_gets_the_blend_of_both_heads_and_the_sure_texts_the_static_head_alone():
     texts, y = _toy()
     emb = FakeEmbedder()
-    fast = fit_fast_path(emb, texts, y, None, y.copy(), real=np.ones(len(y), bool), C=1.0, cache=None)
+    fast = fit_fast_path(emb, texts, y, None, _sure(y), real=np.ones(len(y), bool), C=1.0, cache=None)
     assert fast.blend == 0.0  # no labelled rows given: no vote
     queries = ["great superb lovely film", "film", "awful dull boring film", "dull moving film"]
     static = fast.proba(emb, queries)
@@ -175,6 +180,48 @@ def test_your_labels_choose_the_static_heads_vote_and_pseudo_labels_never_do(mon
     assert pooled.fast_.blend == 0.0 and "blend_rows" not in pooled.fast_.estimate
 
 
+def test_with_a_vote_the_threshold_is_bounded_against_the_served_mix(monkeypatch):
+    """A main head that leans the wrong way, unsure, on a quarter of the rows disagrees there with a
+    static head that is sure and right: bounded against the main head, the static head answers little.
+    Where it votes, the model would otherwise serve the mix, which follows the sure static head: bounded
+    against the mix, it answers more, and still changes at most the bound's share of the mix's answers."""
+    import promptclf.cascade as cascade
+
+    texts, y = _toy(400)
+    emb = FakeEmbedder()
+    main = _sure(y)
+    lean = np.arange(len(y)) % 4 == 0
+    main[lean] = 0.45 * main[lean] + 0.55 * (1 - main[lean])  # 0.55 on the wrong class
+    fit = lambda: fit_fast_path(  # noqa: E731
+        emb, texts, y, None, main, real=np.ones(len(y), bool), C=1.0, cache=None, main_oof=main,
+        labelled=np.ones(len(y), bool),
+    )  # fmt: skip
+    monkeypatch.setattr(cascade, "BOUND_ON_SERVED", False)
+    before = fit()
+    monkeypatch.setattr(cascade, "BOUND_ON_SERVED", True)
+    now = fit()
+    assert now.blend == before.blend > 0
+    assert now.estimate["share_vs_main"] == before.estimate["share"] < 0.5 < now.estimate["share"]
+    assert now.threshold < before.threshold
+    # what the bound promises, checked against the mix on the same rows (the static head out of fold)
+    X = cascade.features(emb, texts, now.words, None)
+    S = cascade.out_of_fold_proba(X, y, 1.0, None, random_state=0)
+    mix = (1 - now.blend) * main + now.blend * S
+    answered = S.max(1) >= now.threshold
+    assert (answered & (S.argmax(1) != mix.argmax(1))).mean() <= MAX_LOSS
+    assert now.estimate["disagreement"] <= MAX_LOSS
+    # the default's tighter bound chooses the same weight (on the rows it leaves) and answers no more
+    tight = fit_fast_path(
+        emb, texts, y, None, main, real=np.ones(len(y), bool), C=1.0, cache=None, main_oof=main,
+        labelled=np.ones(len(y), bool), max_loss=cascade.AUTO_MAX_LOSS,
+    )  # fmt: skip
+    assert tight.blend == now.blend and tight.threshold >= now.threshold
+    # no vote (no labelled rows): the main head's answers are what is served, nothing changes
+    plain = fit_fast_path(emb, texts, y, None, main, real=np.ones(len(y), bool), C=1.0, cache=None)
+    assert plain.blend == 0 and "share_vs_main" not in plain.estimate
+    assert plain.threshold == before.threshold
+
+
 def test_a_static_model_of_another_dimension_is_refused_not_misread():
     """A fast path fit on static vectors of another size (another static model, or an edited file) raises
     a ConfigurationError naming the setting, with or without word columns, instead of numpy's error or
@@ -184,7 +231,7 @@ def test_a_static_model_of_another_dimension_is_refused_not_misread():
 
     texts, y = _toy()
     emb = FakeEmbedder()
-    fast = fit_fast_path(emb, texts, y, None, y.copy(), real=np.ones(len(y), bool), C=1.0, cache=None)
+    fast = fit_fast_path(emb, texts, y, None, _sure(y), real=np.ones(len(y), bool), C=1.0, cache=None)
     for words in (None, WordColumns.fit(texts)):
         n = 0 if words is None else words.n_terms
         head = LinearHead(fast.head.classes_, np.zeros((1, emb.dim + 3 + n), np.float32), np.zeros(1, np.float32), 1.0)
@@ -214,11 +261,11 @@ def test_the_threshold_is_set_on_real_texts_not_on_generated_ones():
         answered = P.max(1) >= fast.threshold
         return float((answered & (fast.head.classes_[P.argmax(1)] != pool_pred)).sum() / len(pool))
 
-    as_before = fit_fast_path(emb, texts, y, None, y.copy(), real=np.ones(len(y), bool), C=1.0, cache=None)
+    as_before = fit_fast_path(emb, texts, y, None, _sure(y), real=np.ones(len(y), bool), C=1.0, cache=None)
     assert as_before.estimate["share"] > 0.9 and disagreement_on_pool(as_before) > 0.3  # what it promised, broken
 
     fast = fit_fast_path(
-        emb, texts, y, None, y.copy(), real=generated, pool=pool, pool_pred=pool_pred, C=1.0, cache=None
+        emb, texts, y, None, _sure(y), real=generated, pool=pool, pool_proba=_sure(pool_pred), C=1.0, cache=None
     )
     assert fast.estimate["real_texts"] == len(pool) and fast.estimate["rows"] == len(texts)
     assert disagreement_on_pool(fast) <= MAX_LOSS
@@ -226,16 +273,16 @@ def test_the_threshold_is_set_on_real_texts_not_on_generated_ones():
     # real training rows (a person's examples) count as well, out of fold
     some_real = np.arange(len(y)) < 60
     mixed = fit_fast_path(
-        emb, texts, y, None, y.copy(), real=some_real, pool=pool, pool_pred=pool_pred, C=1.0, cache=None
+        emb, texts, y, None, _sure(y), real=some_real, pool=pool, pool_proba=_sure(pool_pred), C=1.0, cache=None
     )
     assert mixed.estimate["real_texts"] == 60 + len(pool)
 
     # no real texts at all (a model from the prompt alone): it answers nothing
-    none = fit_fast_path(emb, texts, y, None, y.copy(), real=generated, C=1.0, cache=None)
+    none = fit_fast_path(emb, texts, y, None, _sure(y), real=generated, C=1.0, cache=None)
     assert none.threshold > 1 and none.estimate["share"] == 0.0 and none.estimate["real_texts"] == 0
     _, sure = cascade_proba(none, emb, texts[:5], lambda ts: np.tile([0.5, 0.5], (len(ts), 1)))
     assert not sure.any()
-    few = fit_fast_path(emb, texts, y, None, y.copy(), real=generated, pool=pool[:99], pool_pred=pool_pred[:99],
+    few = fit_fast_path(emb, texts, y, None, _sure(y), real=generated, pool=pool[:99], pool_proba=_sure(pool_pred[:99]),
                         C=1.0, cache=None)  # fmt: skip
     assert few.threshold > 1 and few.estimate["real_texts"] == 99
 
