@@ -74,9 +74,11 @@ WORDS = True
 class FastPath:
     """A fitted fast path: the static embedder's spec, its head, and the confidence it answers at.
 
-    ``estimate``: on the training rows, the share the static head answered (``share``) and the
-    share of all rows where it disagreed with the main model (``disagreement``); with ``blend``, the
-    out-of-fold log-loss of the transformer alone and of the blend on your labelled rows.
+    ``estimate``: on the training run's real texts, the share the static head answered (``share``) and
+    the share of all of them where it disagreed with what the model serves without it (``disagreement``:
+    the main model's answers, or the mix's where the static head votes); with ``blend``, the out-of-fold
+    log-loss of the transformer alone and of the blend on your labelled rows, and the share it would
+    have answered bounded against the main model alone (``share_vs_main``).
     """
 
     embedder: dict[str, Any]
