@@ -21,7 +21,7 @@ import datetime as dt
 import time
 
 import numpy as np
-from common import machine, per_class_sample, publish, read_rows, scores, table, test_sample
+from common import embed_once, machine, per_class_sample, publish, read_rows, scores, table, test_sample
 
 from promptclf import PromptClassifier
 
@@ -49,17 +49,7 @@ def row(ds: str, per_class: int) -> list[object]:
     clf.train()
     train_s = time.perf_counter() - t
     texts, labels = test_sample(ds)
-    # the ways below differ only in how the two heads' probabilities mix: the transformer's vectors of
-    # the same texts are computed once (long posts take minutes per pass)
-    seen: dict[tuple[str, ...], np.ndarray] = {}
-    embed = clf._embed
-
-    def memo(ts: list[str]) -> np.ndarray:
-        if tuple(ts) not in seen:
-            seen[tuple(ts)] = embed(ts)
-        return seen[tuple(ts)]
-
-    clf._embed = memo
+    embed_once(clf, texts)  # the ways below differ only in how the two heads' probabilities mix
     f1 = lambda: scores(labels, list(clf.predict(texts)))["macro_f1"]  # noqa: E731
     clf.fast = False
     alone = f1()

@@ -18,8 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-import numpy as np
-from common import machine, per_class_sample, publish, read_rows, scores, table, test_sample
+from common import answered_share, embed_once, machine, per_class_sample, publish, read_rows, scores, table, test_sample
 
 import promptclf.cascade as cascade
 from promptclf import PromptClassifier
@@ -36,9 +35,7 @@ def rows_for(ds: str, per_class: int) -> list[list[object]]:
         clf.add_data_to_class(label, xs)
     clf.train()
     texts, labels = test_sample(ds)
-    vectors = clf._embed(texts)  # the transformer's vectors of the test texts, once for every way
-    at = {t: i for i, t in enumerate(texts)}
-    clf._embed = lambda ts: vectors[[at[t] for t in ts]]  # only ever asked for test texts here
+    embed_once(clf, texts)
     f1 = lambda: scores(labels, list(clf.predict(texts)))["macro_f1"]  # noqa: E731
     clf.fast = False
     alone = f1()
@@ -50,12 +47,11 @@ def rows_for(ds: str, per_class: int) -> list[list[object]]:
             cascade.BOUND_ON_SERVED = served
             clf.fast = fast
             clf.fast_ = clf._fit_fast(train_texts, y, sources, None)
-            S = clf.fast_.proba(clf._static, texts)
             now = f1()
             before = now if before is None else before
             out.append([ds, per_class or "all", "auto (1%)" if fast == "auto" else "True (2%)", f"{clf.fast_.blend:g}",
                         "served mix" if served else "main head", round(clf.fast_.threshold, 3),
-                        f"{clf.fast_.estimate['share']:.0%}", f"{np.mean(S.max(1) >= clf.fast_.threshold):.0%}", now,
+                        f"{clf.fast_.estimate['share']:.0%}", f"{answered_share(clf, texts):.0%}", now,
                         alone, f"{100 * (now - before):+.1f}"])  # fmt: skip
             print(out[-1], flush=True)
     cascade.BOUND_ON_SERVED = True

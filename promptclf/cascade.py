@@ -212,29 +212,27 @@ def fit_fast_path(
         main_p.append(np.asarray(pool_proba))
     n = sum(len(p) for p in static_p)
     estimate = {"max_loss": max_loss, "rows": len(texts), "real_texts": n}
-    if n < MIN_REAL_TEXTS:  # the fast path never answers
-        threshold = leaves = 1.01
-        share = dis = 0.0
-    else:
+    threshold, share, dis, blend = 1.01, 0.0, 0.0, 0.0  # under MIN_REAL_TEXTS: the fast path never answers
+    if n >= MIN_REAL_TEXTS:
         S, M = np.concatenate(static_p), np.concatenate(main_p)
-        agree = S.argmax(1) == M.argmax(1)
-        threshold, share, dis = choose_threshold(S.max(1), agree, max_loss)
-        # the vote's weight is chosen on the rows left at the default bound, whatever the bound asked:
-        # otherwise a looser bound (fast=True) leaves it only the static head's hardest rows, a lower
-        # weight, a mix that agrees with the static head less often, and answers fewer texts than the
-        # default (sst2 with every label: 63% against 73% of the test texts)
-        leaves = choose_threshold(S.max(1), agree, min(max_loss, AUTO_MAX_LOSS))[0]
-    blend = 0.0
-    if oof is not None and main_oof is not None and labelled is not None:
-        left = np.asarray(labelled, bool) & (oof.max(1) < leaves)  # the rows the blend would answer
-        blend, measured = choose_blend(main_oof, oof, np.searchsorted(head.classes_, y), left)
-        estimate.update(measured)
-    if blend and n >= MIN_REAL_TEXTS and BOUND_ON_SERVED:
-        # without the fast path the model would serve the mix everywhere: the static head's answers are
-        # bounded against that, which agrees with it more often than the main model alone does
-        served = (1 - blend) * M + blend * S
-        estimate["share_vs_main"] = round(share, 4)
-        threshold, share, dis = choose_threshold(S.max(1), S.argmax(1) == served.argmax(1), max_loss)
+        conf, said = S.max(1), S.argmax(1)
+        agree = said == M.argmax(1)
+        threshold, share, dis = choose_threshold(conf, agree, max_loss)
+        if oof is not None and main_oof is not None and labelled is not None:
+            # the weight is chosen on the rows left at the default bound, whatever the bound asked:
+            # otherwise a looser bound (fast=True) leaves it only the static head's hardest rows, a lower
+            # weight, a mix that agrees with the static head less often, and answers fewer texts than the
+            # default (sst2 with every label: 63% against 73% of the test texts)
+            leaves = threshold if max_loss <= AUTO_MAX_LOSS else choose_threshold(conf, agree, AUTO_MAX_LOSS)[0]
+            left = np.asarray(labelled, bool) & (oof.max(1) < leaves)  # the rows the blend would answer
+            blend, measured = choose_blend(main_oof, oof, np.searchsorted(head.classes_, y), left)
+            estimate.update(measured)
+        if blend and BOUND_ON_SERVED:
+            # without the fast path the model would serve the mix everywhere: the static head's answers
+            # are bounded against that, which agrees with it more often than the main model alone does
+            estimate["share_vs_main"] = round(share, 4)
+            served = (1 - blend) * M + blend * S
+            threshold, share, dis = choose_threshold(conf, said == served.argmax(1), max_loss)
     estimate.update(share=round(share, 4), disagreement=round(dis, 4))
     return FastPath(emb.to_spec(), head, threshold, estimate, words, blend)
 
