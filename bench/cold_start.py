@@ -70,6 +70,12 @@ ROWS = {
     "load + predict, the default, training members parsed at load (as before baeece5)": (
         "c = promptclf.load(P); c._store; c._cache; c.predict(['a fine film'])"
     ),
+    # before this row was added, load read and hashed the examples and cached vectors itself (now a second
+    # thread does, meanwhile): no training member left for the thread, every member read and hashed at once
+    "load + predict, the default, training members read and hashed at load (as before 2026-12-07, stop 58)": (
+        "from promptclf import modelfile; modelfile.TRAINING_MEMBERS = (); "
+        "c = promptclf.load(P); c.predict(['a fine film'])"
+    ),
     # before baeece5 the fast path read its 31 MB static table into memory (now memory-mapped)
     "load + predict, the default, static table read, not mapped (as before baeece5)": (
         "from safetensors.numpy import load_file; from promptclf.embedders import static; "

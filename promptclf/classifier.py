@@ -1560,10 +1560,11 @@ class PromptClassifier(ParamsMixin):
         Parameters
         ----------
         path : str or path
-            The model file. Every member's size and checksum, and everything prediction uses, is
-            checked here; the training examples and their cached vectors, which prediction never
-            needs, are parsed and checked when first used (training, saving, ``get_data``). Any
-            problem is a ``ModelFileError`` naming the member.
+            The model file. Every member's size, and everything prediction uses (checksums
+            included), is checked here; the training examples and their cached vectors, which
+            prediction never needs, are read on a second thread meanwhile and checked and parsed when
+            first used (training, saving, ``get_data``). Any problem is a ``ModelFileError`` naming
+            the member.
         embedder, llm : optional
             Backends to use instead of those the file names. A model trained with the packaged
             sentence-transformers MiniLM predicts through ONNX Runtime with int8 weights by default

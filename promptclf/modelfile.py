@@ -7,9 +7,11 @@ A model file is something people download and share, so load trusts nothing in i
 - the manifest is validated against a strict schema (pydantic-core), JSON is parsed with bounded nesting and
   numbers (``safejson``), ``.npy`` headers are checked (dtype, shape against the manifest and the
   bytes present) before anything is allocated, and every array must be finite;
-- everything else the classifier will use later (prompts, examples, calibration, cached vectors)
-  is checked here too, so a file that loads does not fail later in ``info``, ``train`` or
-  ``precision_recall_curves``.
+- everything else the classifier will use later (prompts, calibration) is checked here too, so a file
+  that loads does not fail later in ``info`` or ``precision_recall_curves``. The training members
+  (the examples and their cached vectors, ``TRAINING_MEMBERS``), which prediction never reads, are
+  read and hashed on a second thread during the load and checked like the rest when first used
+  (training, saving, ``get_data``).
 
 Every failure is a ``ModelFileError`` naming the file and the member.
 """
@@ -25,10 +27,11 @@ import math
 import os
 import threading
 import zipfile
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     from .cascade import FastPath
 
 log = logging.getLogger("promptclf")
+T = TypeVar("T")
 MAGIC = "promptclf-model"
 FORMAT_VERSION = 2  # see save: only files with an encoder graph are written as 2
 MANIFEST = "manifest.json"
@@ -79,6 +83,10 @@ MAX_DIMENSION = 65_536
 MAX_TERM = 1_000  # characters of one term of the fast path's word columns
 ARRAY_MEMBERS = {m for m in MEMBER_LIMITS if m.endswith(".npy")}
 HEAD_KINDS = {False: "logistic-regression", True: "one-vs-rest-logistic-regression"}
+# Members only training reads (the examples and their cached vectors): read and checksummed on a second
+# thread while load checks the rest, parsed on first use. A load then does not grow with the training set
+# (on a model of the 6,920 sst2 texts, reading them was about a tenth of a 0.3 s cold start)
+TRAINING_MEMBERS = ("examples.jsonl", "cache/texts.json", "cache/embeddings.npy")
 REQUIRED = {MANIFEST, "prompts.json", "examples.jsonl", "head/coef.npy", "head/intercept.npy"}
 
 
@@ -111,34 +119,57 @@ class ModelState:
 
 
 @dataclass
-class TrainingMembers:
-    """A read file's examples and cached vectors, parsed and checked when first asked for.
+class Archive:
+    """A model file's members as ``_Reader.members`` reads them: the training members
+    (``TRAINING_MEMBERS``) and the whole file's sha256 on second threads, the rest at once."""
 
-    Prediction needs neither: on a model trained on the 6,920 sst2 texts parsing them at load was
-    0.03 s of a 0.28 s cold start (bench/cold_start.py), and they grow with the training set. Their
-    sizes, the newline count of the examples and the checksums of both were checked at load with
-    every other member; a problem found when they are parsed is a ``ModelFileError`` naming the
-    member, as it would have been at load.
+    data: dict[str, bytes]  # every member but the training members
+    later: frozenset[str]  # the training members the file has
+    training: Future[dict[str, tuple[bytes, str]]]  # those, read: name -> (bytes, sha256)
+    digest: Future[str]
+
+
+@dataclass
+class TrainingMembers:
+    """A read file's examples and cached vectors: read beside the load, checked and parsed when first
+    asked for.
+
+    Prediction needs neither: on a model trained on the 6,920 sst2 texts reading them at load took
+    about 0.03 s of a 0.3 s cold start and parsing them 0.03 s more (bench/cold_start.py), and both
+    grow with the training set. Their sizes are checked at load with every other member; a problem
+    found when they are used (a checksum, the examples' line count, their content) is a
+    ``ModelFileError`` naming the member, as it would have been at load.
     """
 
     reader: _Reader
-    examples: bytes
-    cache: tuple[bytes, bytes] | None  # cache/texts.json, cache/embeddings.npy
+    members: Future[dict[str, tuple[bytes, str]]]  # as Archive.training
+    sha256: dict[str, str]  # what the manifest says each hashes to
     embedder: dict[str, str]  # the vector space of the cached vectors (the head's)
     dimension: int
 
+    def _bytes(self, name: str) -> bytes:
+        raw, digest = self.members.result()[name]
+        if digest != self.sha256[name]:
+            raise self.reader.fail("checksum mismatch; the file is damaged or was modified", name)
+        return raw
+
     def store(self) -> ExampleStore:
-        return _store(self.reader, self.examples)
+        raw = self._bytes("examples.jsonl")
+        # lines counted before anything decodes them: 512 MiB of newlines would become 512M empty strings
+        if raw.count(b"\n") > MAX_LINES:
+            raise self.reader.fail(f"has more than {MAX_LINES} lines", "examples.jsonl")
+        return _store(self.reader, raw)
 
     def cached(self) -> tuple[list[str], np.ndarray] | None:
         """The cached texts and their vectors in the head's space, if the file has them."""
-        if self.cache is None:
+        if "cache/texts.json" not in self.sha256:
             return None
-        r, (texts_raw, vectors_raw) = self.reader, self.cache
-        texts = r.json(texts_raw, "cache/texts.json")
+        r = self.reader
+        texts = r.json(self._bytes("cache/texts.json"), "cache/texts.json")
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or len(texts) > MAX_LINES:
             raise r.fail(f"is not a list of at most {MAX_LINES} strings", "cache/texts.json")
-        return texts, r.array(vectors_raw, "cache/embeddings.npy", (len(texts), self.dimension))
+        vectors = self._bytes("cache/embeddings.npy")
+        return texts, r.array(vectors, "cache/embeddings.npy", (len(texts), self.dimension))
 
 
 # ---------------------------------------------------------------------------------------- schema
@@ -392,23 +423,48 @@ def utc_now() -> str:
 
 
 # ---------------------------------------------------------------------------------------- read
-def _sha256_beside(raw: bytes) -> Future[str]:
-    """The sha256 of a file's bytes, hashed on a second thread beside the rest of ``read``.
+def _beside(work: Callable[[], T], name: str) -> Future[T]:
+    """``work()`` on a second thread beside the rest of ``read``: its result, or its error, where it is wanted.
 
-    hashlib lets go of the GIL over large buffers, so on a second core the whole-file digest costs no
-    wall time (it was a quarter of a distilled model's cold start: the bytes were hashed once for the
-    file and once more member by member).
+    hashlib, zlib and zlib's CRC let go of the GIL over large buffers, so on a second core the whole-file
+    digest and the training members cost no wall time.
     """
-    future: Future[str] = Future()
+    future: Future[T] = Future()
 
     def run() -> None:
         try:
-            future.set_result(hashlib.sha256(raw).hexdigest())
-        except BaseException as e:  # raised where the digest is wanted, not lost with the thread (a hang)
+            future.set_result(work())
+        except BaseException as e:  # raised where the result is wanted, not lost with the thread (a hang)
             future.set_exception(e)
 
-    threading.Thread(target=run, daemon=True, name="promptclf-sha256").start()
+    with _FORK_LOCK:
+        global _fork_hooked
+        if not _fork_hooked:
+            os.register_at_fork(before=_settle)
+            _fork_hooked = True
+        _IN_FLIGHT.add(future)
+    future.add_done_callback(_IN_FLIGHT.discard)
+    threading.Thread(target=run, daemon=True, name=f"promptclf-{name}").start()
     return future
+
+
+# Work ``_beside`` started and not finished. A thread does not survive a fork: a process forked while one
+# ran (a server's workers forked right after the parent loaded a model) would wait for its result for
+# ever. Before a fork, they are let finish (tens of milliseconds).
+_IN_FLIGHT: set[Future[Any]] = set()
+_FORK_LOCK = threading.Lock()
+_fork_hooked = False
+
+
+def _settle() -> None:
+    for future in list(_IN_FLIGHT):
+        future.exception()  # waits; the error, if any, stays for whoever asks for the result
+
+
+def _sha256_beside(raw: bytes) -> Future[str]:
+    """The sha256 of a file's bytes, hashed beside the rest of ``read`` (it was a quarter of a distilled
+    model's cold start: the bytes were hashed once for the file and once more member by member)."""
+    return _beside(lambda: hashlib.sha256(raw).hexdigest(), "sha256")
 
 
 class _Reader:
@@ -423,7 +479,7 @@ class _Reader:
         return ModelFileError(prefix + msg, path=self.where, member=member)
 
     # -- the archive ---------------------------------------------------------------------------
-    def members(self) -> tuple[dict[str, bytes], str]:
+    def members(self) -> Archive:
         p = Path(self.path)
         if not p.exists():
             raise ModelFileError(f"model file not found: {self.where}", path=self.where)
@@ -463,7 +519,16 @@ class _Reader:
                 raise self.fail(f"members declare {total} bytes in all, over the {TOTAL_LIMIT} limit")
             if MANIFEST not in infos:
                 raise ModelFileError(f"{self.where} is not a promptclf model file (no {MANIFEST})", path=self.where)
-            return {name: self._read(zf, info) for name, info in infos.items()}, digest.result()
+            later = {name: infos.pop(name) for name in TRAINING_MEMBERS if name in infos}
+            training = _beside(lambda: self._read_apart(raw, later), "training-members")
+            data = {name: self._read(zf, info) for name, info in infos.items()}
+            return Archive(data, frozenset(later), training, digest)
+
+    def _read_apart(self, raw: bytes, infos: dict[str, zipfile.ZipInfo]) -> dict[str, tuple[bytes, str]]:
+        """Members with their sha256, read through an archive of their own (a second thread's)."""
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            data = {name: self._read(zf, info) for name, info in infos.items()}
+        return {name: (d, hashlib.sha256(d).hexdigest()) for name, d in data.items()}
 
     def _read(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
         limit = MEMBER_LIMITS[info.filename]
@@ -546,21 +611,20 @@ class _Reader:
 def read(path: str | os.PathLike[str]) -> ModelState:
     """Read and check a ``.clf``; every problem is a ``ModelFileError``."""
     r = _Reader(path)
-    data, digest = r.members()
+    archive = r.members()
+    data, names = archive.data, set(archive.data) | archive.later
     m = r.manifest(data[MANIFEST])
     for name in REQUIRED - {MANIFEST}:
-        if name not in data:
+        if name not in names:
             raise r.fail("is missing", name)
-    for name, raw in data.items():
-        if name == MANIFEST:
-            continue
-        want = m["members"].get(name)
-        if want is None:
+    for name in names - {MANIFEST}:
+        if name not in m["members"]:
             raise r.fail("is not listed in the manifest", name)
-        if hashlib.sha256(raw).hexdigest() != want["sha256"]:
+    for name, raw in data.items():  # the training members' when they are used (TrainingMembers)
+        if name != MANIFEST and hashlib.sha256(raw).hexdigest() != m["members"][name]["sha256"]:
             raise r.fail("checksum mismatch; the file is damaged or was modified", name)
     for name in m["members"]:
-        if name not in data:
+        if name not in names:
             raise r.fail("is missing", name)
     _check_version(r, m["promptclf_version"])
 
@@ -605,14 +669,11 @@ def read(path: str | os.PathLike[str]) -> ModelState:
     except InvalidInputError as e:
         raise r.fail(str(e), "prompts.json") from None
 
-    # lines counted before anything decodes them: 512 MiB of newlines would become 512M empty strings
-    if data["examples.jsonl"].count(b"\n") > MAX_LINES:
-        raise r.fail(f"has more than {MAX_LINES} lines", "examples.jsonl")
-    if ("cache/texts.json" in data) != ("cache/embeddings.npy" in data):
+    if ("cache/texts.json" in names) != ("cache/embeddings.npy" in names):
         raise r.fail("the embedding cache needs both cache/texts.json and cache/embeddings.npy")
-    cache = (data["cache/texts.json"], data["cache/embeddings.npy"]) if "cache/texts.json" in data else None
     embedder = {"kind": m["embedder"]["kind"], "model": m["embedder"]["model"]}
-    training = TrainingMembers(r, data["examples.jsonl"], cache, embedder, dim)
+    sums = {name: m["members"][name]["sha256"] for name in archive.later}
+    training = TrainingMembers(r, archive.training, sums, embedder, dim)
 
     encoder, graph = None, None
     if ("encoder/model.onnx" in data) != (m["encoder"] is not None):
@@ -670,7 +731,7 @@ def read(path: str | os.PathLike[str]) -> ModelState:
         encoder_sha256=m["members"]["encoder/model.onnx"]["sha256"] if graph is not None else None,
         fast=fast,
         promptclf_version=m["promptclf_version"],
-        sha256=digest,
+        sha256=archive.digest.result(),
         training=training,
     )
 

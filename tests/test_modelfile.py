@@ -1,5 +1,7 @@
+import functools
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -210,6 +212,59 @@ def test_checksum_mismatch(saved, tmp_path):
 
     with pytest.raises(ModelFileError, match=r"head/coef\.npy: checksum mismatch"):
         PromptClassifier.load(rewrite(saved, tmp_path / "r.clf", tamper))
+
+
+def test_damaged_training_members_fail_at_first_use_and_prediction_goes_on(saved, tmp_path):
+    """The examples and cached vectors are read and hashed beside the load and checked when first used:
+    a wrong checksum or a damaged deflate stream there still loads and predicts, and training or saving
+    raises a ModelFileError naming the member (the file left whole)."""
+    tampered = rewrite(saved, tmp_path / "t.clf", lambda n, d: d + b"\n" if n == "examples.jsonl" else d)
+    raw = bytearray(saved.read_bytes())
+    with zipfile.ZipFile(saved) as z:
+        info = z.getinfo("cache/texts.json")
+        assert info.compress_type == zipfile.ZIP_DEFLATED
+    extra = int.from_bytes(raw[info.header_offset + 28 : info.header_offset + 30], "little")  # local header's
+    mid = info.header_offset + 30 + len(info.filename) + extra + info.compress_size // 2
+    raw[mid : mid + 8] = bytes(b ^ 0xFF for b in raw[mid : mid + 8])
+    corrupt = tmp_path / "c.clf"
+    corrupt.write_bytes(bytes(raw))
+    for path, member, match in (
+        (tampered, "examples.jsonl", "checksum mismatch"),
+        (corrupt, "cache/texts.json", "corrupt"),
+    ):
+        clf = promptclf.load(path)
+        assert clf.predict(["a wonderful film"])[0] in {"neg", "pos"}
+        before = path.read_bytes()
+        for use in (clf.train, functools.partial(clf.save, path)):
+            with pytest.raises(ModelFileError, match=match) as e:
+                use()
+            assert (e.value.path, e.value.member) == (str(path), member)
+        assert path.read_bytes() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_process_forked_right_after_load_can_train(saved, monkeypatch):
+    """The training members are read on a second thread, which a fork leaves behind: a fork waits for
+    it (a server's workers forked right after the parent loaded a model would otherwise wait for ever)."""
+    import multiprocessing
+    import time
+
+    from promptclf import modelfile
+
+    read_apart = modelfile._Reader._read_apart
+
+    def slow(self, raw, infos):
+        time.sleep(0.5)  # still reading when the fork comes
+        return read_apart(self, raw, infos)
+
+    monkeypatch.setattr(modelfile._Reader, "_read_apart", slow)
+    clf = promptclf.load(saved)
+    child = multiprocessing.get_context("fork").Process(target=lambda: os._exit(0 if clf.get_data() else 1))
+    child.start()
+    child.join(timeout=30)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0
 
 
 def test_newer_format_version(saved, tmp_path):

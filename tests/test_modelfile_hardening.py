@@ -106,10 +106,11 @@ def test_saved_hosted_specs_carry_no_address(fake_embedder, toy_data, tmp_path):
 
 # ------------------------------------------------------------------ resource bombs
 def test_newline_bomb_is_refused_fast(saved, tmp_path):
+    """Counted before anything splits them (the examples are read beside the load, checked at first use)."""
     bomb = b"\n" * (100 * (1 << 20))  # 100 MiB of newlines compresses to ~100 KB
     p = forge(saved, tmp_path / "b.clf", members={"examples.jsonl": bomb})
     assert p.stat().st_size < 1 << 20
-    load_fails(p, r"examples\.jsonl: has more than 2000000 lines")
+    training_fails(p, r"examples\.jsonl: has more than 2000000 lines", "examples.jsonl")
 
 
 def test_total_size_is_bounded(saved, tmp_path, monkeypatch):
