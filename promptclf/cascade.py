@@ -1,8 +1,8 @@
 """The static fast path (``fast=True``): a head on static token embeddings, with word 1-2-gram TF-IDF
 columns beside them (``promptclf.words``), answers the texts it is sure of, the transformer the rest.
 
-The static head is fit on the same training rows, labels and weights as the main head. Its
-confidence threshold is chosen without labels, on real texts only (a person's examples, pseudo- and
+The static head is fit on the same training rows, labels and weights as the main head, with a C of
+its own where a person labelled enough of them (``static_C``). Its confidence threshold is chosen without labels, on real texts only (a person's examples, pseudo- and
 LLM-labelled texts, out of fold; and the unlabeled texts of the training run): the lowest threshold
 at which the texts it would answer disagree with the main model on at most ``MAX_LOSS`` of them. Each
 disagreement can cost at most one correct answer, so the cascade's accuracy is at most that far below
@@ -37,7 +37,7 @@ import numpy as np
 
 from .embedders import Embedder, EmbeddingCache
 from .errors import ConfigurationError
-from .head import LinearHead, fit_head, out_of_fold_proba, scores_to_proba
+from .head import C_GRID, LinearHead, fit_head, out_of_fold_proba, scores_to_proba
 from .words import WordColumns
 
 # The most answers, as a share of all rows, the static head may change. A bound: where the two
@@ -61,6 +61,9 @@ BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75)
 # With a vote, the static head's threshold is bounded against the answers the model would serve without
 # the fast path (the mix), not against the main head's alone. A switch for the benchmarks.
 BOUND_ON_SERVED = True
+# The static head's own C, chosen on your labelled rows (``static_C``); off: the main head's C, as before.
+# A switch for the benchmarks.
+OWN_C = True
 # Word 1-2-gram TF-IDF columns beside the static vectors (promptclf.words): word pairs ("how many",
 # "who was") that mean-pooled token vectors blur. With the threshold training chooses (1%, the default
 # flow's models with 5,000 unlabeled texts; bench/fast_default.py) the static head answered 34 -> 38%,
@@ -78,7 +81,8 @@ class FastPath:
     the share of all of them where it disagreed with what the model serves without it (``disagreement``:
     the main model's answers, or the mix's where the static head votes); with ``blend``, the out-of-fold
     log-loss of the transformer alone and of the blend on your labelled rows, and the share it would
-    have answered bounded against the main model alone (``share_vs_main``).
+    have answered bounded against the main model alone (``share_vs_main``); where the static head's C
+    was chosen (``static_C``), that C and its out-of-fold log-loss against the main head's C's.
     """
 
     embedder: dict[str, Any]
@@ -168,6 +172,45 @@ def choose_blend(
     return best, {"blend_rows": n, "logloss_main": round(loss[0.0], 4), "logloss_blend": round(loss[best], 4)}
 
 
+def static_C(
+    X: Any,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    C: float,
+    rows: np.ndarray | None,
+    random_state: int = 0,
+) -> tuple[float, np.ndarray | None, dict[str, float]]:
+    """The static head's C, its out-of-fold probabilities at that C, and what was measured.
+
+    The main head's C was chosen for the transformer's vectors; the static head's columns (static
+    vectors and thousands of sparse word columns) are another scale. From the main head's C, a step
+    at a time along ``C_GRID`` (up first, down if up did not help), while the static head's out-of-fold
+    log-loss on ``rows`` (the rows a person labelled) falls. With fewer than ``MIN_REAL_TEXTS`` of them,
+    or without ``OWN_C``: the main head's C (generated examples and pseudo-labels are easy for it, a
+    lower log-loss there says nothing of real text).
+    """
+    oof = out_of_fold_proba(X, y, C, weights, random_state=random_state)
+    if oof is None or not OWN_C or rows is None or int(np.count_nonzero(rows)) < MIN_REAL_TEXTS:
+        return C, oof, {}
+    at = np.flatnonzero(rows), np.searchsorted(np.unique(y), y[rows])
+
+    def loss(P: np.ndarray) -> float:
+        return float(-np.log(np.maximum(P[at], 1e-12)).mean())
+
+    first = loss(oof)
+    best = (first, C, oof)
+    for side in (sorted(c for c in C_GRID if c > C), sorted((c for c in C_GRID if c < C), reverse=True)):
+        for c in side:
+            P = out_of_fold_proba(X, y, c, weights, random_state=random_state)
+            if P is None or (lost := loss(P)) >= best[0]:
+                break
+            best = (lost, c, P)
+        if best[1] != C:  # up helped: no need to look down
+            break
+    measured = {"C": best[1], "logloss_static_at_main_C": round(first, 4), "logloss_static": round(best[0], 4)}
+    return best[1], best[2], measured
+
+
 def fit_fast_path(
     emb: Embedder,
     texts: list[str],
@@ -200,10 +243,10 @@ def fit_fast_path(
     if words is not None and not words.n_terms:
         words = None
     X = features(emb, texts, words, cache)
+    C, oof, measured_C = static_C(X, y, weights, C, labelled, random_state)
     head = fit_head(X, y, weights, C=C, random_state=random_state)
     # per real text: the static head's probabilities (out of fold on training rows) and the main model's
     static_p, main_p = [], []
-    oof = out_of_fold_proba(X, y, C, weights, random_state=random_state)
     if oof is not None:  # too few rows for folds: the training rows say nothing
         static_p.append(oof[real])
         main_p.append(np.asarray(main_proba)[real])
@@ -211,7 +254,7 @@ def fit_fast_path(
         static_p.append(head.predict_proba(features(emb, pool, words, cache)))
         main_p.append(np.asarray(pool_proba))
     n = sum(len(p) for p in static_p)
-    estimate = {"max_loss": max_loss, "rows": len(texts), "real_texts": n}
+    estimate = {"max_loss": max_loss, "rows": len(texts), "real_texts": n, **measured_C}
     threshold, share, dis, blend = 1.01, 0.0, 0.0, 0.0  # under MIN_REAL_TEXTS: the fast path never answers
     if n >= MIN_REAL_TEXTS:
         S, M = np.concatenate(static_p), np.concatenate(main_p)

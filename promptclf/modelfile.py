@@ -753,7 +753,8 @@ def _fast(r: _Reader, m: dict[str, Any], data: dict[str, bytes], classes: np.nda
     dim, n_terms = fast["embedder"]["dimension"], fast.get("words") or 0
     coef = r.array(data["fast/coef.npy"], "fast/coef.npy", (rows, dim + n_terms))
     intercept = r.array(data["fast/intercept.npy"], "fast/intercept.npy", (rows,))
-    head = LinearHead(classes, coef.astype(np.float32), intercept.astype(np.float32), float(m["head"]["C"]))
+    C = float(fast["estimate"].get("C", m["head"]["C"]))  # the static head's own, where training chose one
+    head = LinearHead(classes, coef.astype(np.float32), intercept.astype(np.float32), C)
     spec = {"kind": fast["embedder"]["kind"], "model": fast["embedder"]["model"]}
     words = _words(r, data, n_terms)
     return FastPath(spec, head, float(fast["threshold"]), dict(fast["estimate"]), words, float(fast["blend"]))

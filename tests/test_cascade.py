@@ -21,6 +21,7 @@ from promptclf.cascade import (
     choose_blend,
     choose_threshold,
     fit_fast_path,
+    static_C,
 )
 from promptclf.head import LinearHead
 from tests.conftest import FakeEmbedder, read_csv, run_without_torch
@@ -187,6 +188,7 @@ def test_with_a_vote_the_threshold_is_bounded_against_the_served_mix(monkeypatch
     against the mix, it answers more, and still changes at most the bound's share of the mix's answers."""
     import promptclf.cascade as cascade
 
+    monkeypatch.setattr(cascade, "OWN_C", False)  # the C every fit here uses: 1.0
     texts, y = _toy(400)
     emb = FakeEmbedder()
     main = _sure(y)
@@ -220,6 +222,50 @@ def test_with_a_vote_the_threshold_is_bounded_against_the_served_mix(monkeypatch
     plain = fit_fast_path(emb, texts, y, None, main, real=np.ones(len(y), bool), C=1.0, cache=None)
     assert plain.blend == 0 and "share_vs_main" not in plain.estimate
     assert plain.threshold == before.threshold
+
+
+def test_the_static_head_chooses_its_own_C_on_the_labelled_rows(monkeypatch):
+    """The main head's C suits the transformer's vectors, not the static head's columns: from it, a step
+    at a time along the grid while the static head's out-of-fold log-loss on the labelled rows falls.
+    Separable rows take it up from a small C, noisy labels down from a large one; too few labelled rows,
+    or the switch off, keep the main head's C and its out-of-fold probabilities."""
+    import promptclf.cascade as cascade
+    from promptclf.head import C_GRID
+
+    rng = np.random.default_rng(0)
+    y = np.array(["neg", "pos"] * 150)
+    X = rng.normal(size=(300, 8)) + 2.0 * (y == "pos")[:, None]  # separable enough
+    idx = np.searchsorted(["neg", "pos"], y)
+    everyone = np.ones(300, bool)
+
+    def loss(P):
+        return -np.log(P[np.arange(300), idx]).mean()
+
+    C, oof, measured = static_C(X, y, None, 0.3, everyone)
+    assert C > 0.3 and C in C_GRID and measured["C"] == C
+    assert np.allclose(oof, cascade.out_of_fold_proba(X, y, C, None))
+    assert loss(oof) < loss(cascade.out_of_fold_proba(X, y, 0.3, None))
+    assert measured["logloss_static"] < measured["logloss_static_at_main_C"]
+    # it stopped where the next step up no longer helped
+    up = [c for c in C_GRID if c > C]
+    assert not up or loss(cascade.out_of_fold_proba(X, y, up[0], None)) >= loss(oof)
+    # noisy labels and many columns: a large C overfits, the walk goes down
+    noisy = rng.normal(size=(300, 60))
+    noisy[:, 0] += 0.6 * (y == "pos")
+    C_down, _, _ = static_C(noisy, y, None, 100.0, everyone)
+    assert C_down < 100.0
+    # too few labelled rows: the main head's C, nothing measured
+    few = np.arange(300) < MIN_REAL_TEXTS - 1
+    C_few, oof_few, measured_few = static_C(X, y, None, 0.3, few)
+    assert C_few == 0.3 and measured_few == {} and np.allclose(oof_few, cascade.out_of_fold_proba(X, y, 0.3, None))
+    monkeypatch.setattr(cascade, "OWN_C", False)
+    assert static_C(X, y, None, 0.3, everyone)[0] == 0.3
+    # fit_fast_path fits the head at that C and says so in the estimate
+    monkeypatch.setattr(cascade, "OWN_C", True)
+    texts, labels = _toy(200)
+    fast = fit_fast_path(FakeEmbedder(), texts, labels, None, _sure(labels), real=np.ones(200, bool), C=0.3,
+                         cache=None, labelled=np.ones(200, bool))  # fmt: skip
+    assert fast.estimate["C"] == fast.head.C_ != 0.3
 
 
 def test_a_static_model_of_another_dimension_is_refused_not_misread():
