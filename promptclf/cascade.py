@@ -2,8 +2,9 @@
 columns beside them (``promptclf.words``), answers the texts it is sure of, the transformer the rest.
 
 The static head is fit on the same training rows, labels and weights as the main head, with a C of
-its own where a person labelled enough of them (``static_C``). Its confidence threshold is chosen without labels, on real texts only (a person's examples, pseudo- and
-LLM-labelled texts, out of fold; and the unlabeled texts of the training run): the lowest threshold
+its own where a person labelled enough of them (``static_C``). Its confidence threshold is chosen
+without labels, on real texts only (a person's examples, pseudo- and LLM-labelled texts, out of fold;
+and the unlabeled texts of the training run): the lowest threshold
 at which the texts it would answer disagree with the main model on at most ``MAX_LOSS`` of them. Each
 disagreement can cost at most one correct answer, so the cascade's accuracy is at most that far below
 the main model's on texts like those; bench/speed.py and bench/fast_default.py measure it on real test

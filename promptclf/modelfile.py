@@ -84,8 +84,9 @@ MAX_TERM = 1_000  # characters of one term of the fast path's word columns
 ARRAY_MEMBERS = {m for m in MEMBER_LIMITS if m.endswith(".npy")}
 HEAD_KINDS = {False: "logistic-regression", True: "one-vs-rest-logistic-regression"}
 # Members only training reads (the examples and their cached vectors): read and checksummed on a second
-# thread while load checks the rest, parsed on first use. A load then does not grow with the training set
-# (on a model of the 6,920 sst2 texts, reading them was about a tenth of a 0.3 s cold start)
+# thread while load checks the rest, parsed on first use. A load grows less with the training set: the
+# cold start of a model carrying 69,000 cached vectors (109 MB) 0.52 s instead of 0.61, of one carrying
+# the 6,920 sst2 texts' 0.02 s less (bench/cold_start.py's noise is larger)
 TRAINING_MEMBERS = ("examples.jsonl", "cache/texts.json", "cache/embeddings.npy")
 REQUIRED = {MANIFEST, "prompts.json", "examples.jsonl", "head/coef.npy", "head/intercept.npy"}
 
@@ -134,9 +135,9 @@ class TrainingMembers:
     """A read file's examples and cached vectors: read beside the load, checked and parsed when first
     asked for.
 
-    Prediction needs neither: on a model trained on the 6,920 sst2 texts reading them at load took
-    about 0.03 s of a 0.3 s cold start and parsing them 0.03 s more (bench/cold_start.py), and both
-    grow with the training set. Their sizes are checked at load with every other member; a problem
+    Prediction needs neither, and both grow with the training set: on a model trained on the 6,920
+    sst2 texts parsing them at load took 0.03 s of a 0.3 s cold start (bench/cold_start.py) and reading
+    them about 0.02 s (``TRAINING_MEMBERS``). Their sizes are checked at load with every other member; a problem
     found when they are used (a checksum, the examples' line count, their content) is a
     ``ModelFileError`` naming the member, as it would have been at load.
     """
