@@ -136,10 +136,10 @@ class TrainingMembers:
     asked for.
 
     Prediction needs neither, and both grow with the training set: on a model trained on the 6,920
-    sst2 texts parsing them at load took 0.03 s of a 0.3 s cold start (bench/cold_start.py) and reading
-    them about 0.02 s (``TRAINING_MEMBERS``). Their sizes are checked at load with every other member; a problem
-    found when they are used (a checksum, the examples' line count, their content) is a
-    ``ModelFileError`` naming the member, as it would have been at load.
+    sst2 texts parsing them at load took 0.03 s of a 0.3 s cold start (bench/cold_start.py) and
+    reading them about 0.02 s (``TRAINING_MEMBERS``). Their sizes are checked at load with every other
+    member's; a problem found when they are used (a checksum, the examples' line count, their content)
+    is a ``ModelFileError`` naming the member, as it would have been at load.
     """
 
     reader: _Reader
@@ -424,31 +424,6 @@ def utc_now() -> str:
 
 
 # ---------------------------------------------------------------------------------------- read
-def _beside(work: Callable[[], T], name: str) -> Future[T]:
-    """``work()`` on a second thread beside the rest of ``read``: its result, or its error, where it is wanted.
-
-    hashlib, zlib and zlib's CRC let go of the GIL over large buffers, so on a second core the whole-file
-    digest and the training members cost no wall time.
-    """
-    future: Future[T] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(work())
-        except BaseException as e:  # raised where the result is wanted, not lost with the thread (a hang)
-            future.set_exception(e)
-
-    with _FORK_LOCK:
-        global _fork_hooked
-        if not _fork_hooked:
-            os.register_at_fork(before=_settle)
-            _fork_hooked = True
-        _IN_FLIGHT.add(future)
-    future.add_done_callback(_IN_FLIGHT.discard)
-    threading.Thread(target=run, daemon=True, name=f"promptclf-{name}").start()
-    return future
-
-
 # Work ``_beside`` started and not finished. A thread does not survive a fork: a process forked while one
 # ran (a server's workers forked right after the parent loaded a model) would wait for its result for
 # ever. Before a fork, they are let finish (tens of milliseconds).
@@ -460,6 +435,31 @@ _fork_hooked = False
 def _settle() -> None:
     for future in list(_IN_FLIGHT):
         future.exception()  # waits; the error, if any, stays for whoever asks for the result
+
+
+def _beside(work: Callable[[], T], name: str) -> Future[T]:
+    """``work()`` on a second thread beside the rest of ``read``: its result, or its error, where it is wanted.
+
+    hashlib, zlib and zlib's CRC let go of the GIL over large buffers, so on a second core the whole-file
+    digest and the training members cost little wall time.
+    """
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as e:  # raised where the result is wanted, not lost with the thread (a hang)
+            future.set_exception(e)
+
+    with _FORK_LOCK:
+        global _fork_hooked
+        if not _fork_hooked and hasattr(os, "register_at_fork"):  # POSIX: where there is no fork, no hook
+            os.register_at_fork(before=_settle)
+            _fork_hooked = True
+        _IN_FLIGHT.add(future)
+    future.add_done_callback(_IN_FLIGHT.discard)
+    threading.Thread(target=run, daemon=True, name=f"promptclf-{name}").start()
+    return future
 
 
 def _sha256_beside(raw: bytes) -> Future[str]:
