@@ -188,7 +188,9 @@ def static_C(
     at a time along ``C_GRID`` (up first, down if up did not help), while the static head's out-of-fold
     log-loss on ``rows`` (the rows a person labelled) falls. With fewer than ``MIN_REAL_TEXTS`` of them,
     or without ``OWN_C``: the main head's C (generated examples and pseudo-labels are easy for it, a
-    lower log-loss there says nothing of real text).
+    lower log-loss there says nothing of real text). Not ``head.choose_C``: it fits the whole grid and
+    returns no out-of-fold probabilities, which the threshold and the vote need at the chosen C anyway;
+    the walk costs one to three fits beyond those.
     """
     oof = out_of_fold_proba(X, y, C, weights, random_state=random_state)
     if oof is None or not OWN_C or rows is None or int(np.count_nonzero(rows)) < MIN_REAL_TEXTS:
