@@ -1563,8 +1563,9 @@ class PromptClassifier(ParamsMixin):
             The model file. Every member's size, and everything prediction uses (checksums
             included), is checked here; the training examples and their cached vectors, which
             prediction never needs, are read on a second thread meanwhile and checked and parsed when
-            first used (training, saving, ``get_data``). Any problem is a ``ModelFileError`` naming
-            the member.
+            first used (training, saving, ``get_data``). A fine-tuned or distilled encoder is run on
+            one text the first time its graph is loaded on this machine; after that its session is
+            made when a text first needs it. Any problem is a ``ModelFileError`` naming the member.
         embedder, llm : optional
             Backends to use instead of those the file names. A model trained with the packaged
             sentence-transformers MiniLM predicts through ONNX Runtime with int8 weights by default
@@ -1620,25 +1621,31 @@ class PromptClassifier(ParamsMixin):
                 state.encoder["name"],
                 quantized=getattr(clf._embedder, "kind", None) == "onnx-int8",
                 digest=state.encoder_sha256,
+                source=where,
             )
-            try:  # the session is needed for the first prediction anyway; a bad graph fails here
-                X = tuned.embed(["a"])
-            except Exception as e:  # onnxruntime's errors have no common base: any failure means a bad graph
-                raise ModelFileError(
-                    f"{where}: encoder/model.onnx: cannot run ({type(e).__name__}: {str(e)[:200]})",
-                    path=where,
-                    member="encoder/model.onnx",
-                ) from None
-            if X.shape[1] != state.dimension:
-                raise ModelFileError(
-                    f"{where}: encoder/model.onnx gives {X.shape[1]}-dimensional vectors, "
-                    f"the head wants {state.dimension}",
-                    path=where,
-                    member="encoder/model.onnx",
-                )
+            # a graph that ran here once (by its verified sha256, served the same way, with the head's
+            # width) is not run at load: its session is made when a text first needs it, and a fast
+            # path may answer without it (a distilled model's cold start: 0.18 s and the import of
+            # ONNX Runtime). A graph that then cannot run is still a ModelFileError (``source``).
+            modelfile.once(
+                lambda: _run_encoder(tuned, state.dimension, where),
+                "encoder runs", state.encoder_sha256, tuned.quantized, state.dimension,
+            )  # fmt: skip
             clf._tuned, clf.encoder_ = tuned, state.encoder
         clf.fast_ = state.fast
         return clf
+
+
+def _run_encoder(tuned: Any, dimension: int, where: str) -> None:
+    """Run a loaded file's tuned encoder on one text: a graph that cannot run, or whose vectors the
+    head cannot take, is a ``ModelFileError`` naming its member."""
+    X = tuned.embed(["a"])  # the embedder names the file and member where the graph cannot run
+    if X.shape[1] != dimension:
+        raise ModelFileError(
+            f"{where}: encoder/model.onnx gives {X.shape[1]}-dimensional vectors, the head wants {dimension}",
+            path=where,
+            member="encoder/model.onnx",
+        )
 
 
 def _fast_summary(fast: FastPath | None) -> dict[str, Any] | None:

@@ -845,10 +845,19 @@ def check_encoder_graph_once(graph: bytes, base: str, digest: str) -> None:
     tens of MB took a third of a distilled model's cold start). The marker is trusted as the int8
     copies beside it are: whoever can write the cache folder can replace those models outright.
     """
-    marker = _check_marker(CHECK_REVISION, digest, base, _base_parameters(base), sorted(ENCODER_OPS), ENCODER_INPUTS)
+    once(
+        lambda: check_encoder_graph(graph, base),
+        CHECK_REVISION, digest, base, _base_parameters(base), sorted(ENCODER_OPS), ENCODER_INPUTS,
+    )  # fmt: skip
+
+
+def once(check: Callable[[], None], *rules: Any) -> None:
+    """Run ``check`` unless a check under exactly these ``rules`` (the checked bytes' digest among
+    them) passed on this machine before; remember it when it passes (it raises when it does not)."""
+    marker = _check_marker(*rules)
     if marker.exists():
         return
-    check_encoder_graph(graph, base)
+    check()
     _remember(marker)
 
 

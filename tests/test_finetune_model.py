@@ -111,8 +111,8 @@ def test_a_passed_graph_check_is_remembered_for_that_graph_only(tuned, tmp_path,
     PromptClassifier.load(path)
     PromptClassifier.load(path)
     assert (
-        parsed == ["all-MiniLM-L6-v2"] and len(list((tmp_path / "cache" / "checked").iterdir())) == 2
-    )  # the graph's and the manifest's
+        parsed == ["all-MiniLM-L6-v2"] and len(list((tmp_path / "cache" / "checked").iterdir())) == 3
+    )  # the graph's check, its run, and the manifest's
     monkeypatch.setattr(mf, "CHECK_REVISION", mf.CHECK_REVISION + 1)
     mf.check_encoder_graph_once(graph, "all-MiniLM-L6-v2", digest)
     assert len(parsed) == 2
@@ -218,6 +218,40 @@ def test_tampered_truncated_and_misshapen_encoders_are_refused(tuned, tmp_path):
     w.CopyFrom(onnx.numpy_helper.from_array(arr.reshape(arr.shape[::-1]).copy(), name=w.name))
     with pytest.raises(ModelFileError, match=r"encoder/model\.onnx"):
         PromptClassifier.load(forge(path, tmp_path / "w.clf", m2.SerializeToString()))
+
+
+def test_a_graph_that_ran_here_is_not_run_at_load_and_one_that_cannot_run_fails_at_first_use(
+    tuned, tmp_path, monkeypatch
+):
+    """The first load of a graph runs it; later loads leave its session to the first text that needs
+    it (a fast path may answer without it). A graph that then cannot run is still a ModelFileError."""
+    import onnx
+
+    import promptclf.modelfile as mf
+
+    _, path = tuned
+    monkeypatch.setenv("PROMPTCLF_CACHE", str(tmp_path / "cache"))
+    first = PromptClassifier.load(path)
+    assert first._tuned._sessions  # run at load: its session made
+    again = PromptClassifier.load(path)
+    assert not again._tuned._sessions  # ran here before: nothing run yet
+    assert np.array_equal(again.predict_proba(TEXTS), first.predict_proba(TEXTS))
+    assert again._tuned._sessions
+    wide = PromptClassifier.load(path, embedder="onnx:all-MiniLM-L6-v2")  # served fp32: not run that way yet
+    assert wide._tuned._sessions
+    with zipfile.ZipFile(path) as z:
+        m = onnx.load_model_from_string(z.read("encoder/model.onnx"))
+    w = next(t for t in m.graph.initializer if len(t.dims) == 2 and t.dims[0] != t.dims[1])
+    arr = onnx.numpy_helper.to_array(w)
+    w.CopyFrom(onnx.numpy_helper.from_array(arr.reshape(arr.shape[::-1]).copy(), name=w.name))
+    bad = forge(path, tmp_path / "w.clf", m.SerializeToString())
+    with pytest.raises(ModelFileError, match=r"encoder/model\.onnx: cannot run"):
+        PromptClassifier.load(bad)
+    monkeypatch.setattr(mf, "once", lambda check, *rules: None)  # as if a marker said it ran here
+    lazy = PromptClassifier.load(bad)
+    with pytest.raises(ModelFileError, match=r"encoder/model\.onnx: cannot run") as e:
+        lazy.predict_proba(TEXTS)
+    assert e.value.member == "encoder/model.onnx" and e.value.path == str(bad)
 
 
 def test_encoder_member_far_over_its_bound(tuned, tmp_path):

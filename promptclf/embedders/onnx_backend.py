@@ -25,7 +25,7 @@ import numpy as np
 
 from .._cache import cache_dir
 from .._cpu import available_cpus
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ModelFileError, PromptClfError
 from .base import Embedder, register_embedder
 from .local import resolve_model_path
 
@@ -486,7 +486,10 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
 
     ``quantized``: predict with the graph quantised to int8 by the same recipe as the packaged model
     (made once per graph on this machine and cached); training still uses the fp32 graph
-    (``trainer``), as for ``OnnxInt8Embedder``.
+    (``trainer``), as for ``OnnxInt8Embedder``. ``source``: the model file the graph came from; where
+    given, a graph that cannot be made into a session or run is a ``ModelFileError`` naming that file
+    and its ``encoder/model.onnx`` member, whenever it first runs (a loaded file's session is made when
+    first needed, ``PromptClassifier.load``), not an error from inside ONNX Runtime.
     """
 
     kind = "finetuned"
@@ -501,11 +504,13 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
         max_tokens: int | None = ONNX_TOKENS,
         quantized: bool = False,
         digest: str | None = None,
+        source: str | None = None,
     ) -> None:
         super().__init__(base, batch_size=batch_size, max_tokens=max_tokens)
         self.base, self.name, self._graph = base, name, graph
         self.quantized = quantized
         self._digest = digest  # the graph's sha256 where the caller verified it already (a .clf's manifest)
+        self.source = source
         self._sessions: dict[int, Any] = {}  # by thread count
         self._fp32: FinetunedOnnxEmbedder | None = None
 
@@ -519,13 +524,27 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
                 self._sessions[threads] = session(source, threads)
             return self._sessions[threads]
 
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        if self.source is None:
+            return super().embed_batch(texts)
+        try:
+            return super().embed_batch(texts)
+        except (MemoryError, PromptClfError):  # the texts' size, or a problem already named
+            raise
+        except Exception as e:  # onnxruntime's errors have no common base: any other failure is the graph's
+            raise ModelFileError(
+                f"{self.source}: encoder/model.onnx: cannot run ({type(e).__name__}: {str(e)[:200]})",
+                path=self.source,
+                member="encoder/model.onnx",
+            ) from None
+
     def trainer(self) -> Embedder:
         if not self.quantized:
             return self
         if self._fp32 is None:
             self._fp32 = FinetunedOnnxEmbedder(
                 self.base, self._graph, self.name, batch_size=self.batch_size, max_tokens=self.max_tokens,
-                digest=self._digest,
+                digest=self._digest, source=self.source,
             )  # fmt: skip
         return self._fp32
 
