@@ -3,8 +3,9 @@
     .venv/bin/python bench/cold_start.py [--no-write]
 
 The models: 50 sst2 train examples per class, every setting the default: 100 real texts are what the
-fast path (``fast="auto"``) needs to be fitted, so the same file serves every row; and the whole sst2
-train split (6,920 texts: the speed table's model), whose examples and cached vectors are most of the file.
+fast path (``fast="auto"``) needs to be fitted, so the same file serves every row; the whole sst2
+train split (6,920 texts: the speed table's model), whose examples and cached vectors are most of the file;
+and the same with ``fast=True, distill=True`` (its encoder a distilled copy that travels in the file).
 Median of 9 fresh interpreters per row and model, taking turns; where the time goes is profiled in-process once.
 """
 
@@ -76,6 +77,14 @@ ROWS = {
         "from promptclf import modelfile; modelfile.TRAINING_MEMBERS = (); "
         "c = promptclf.load(P); c.predict(['a fine film'])"
     ),
+    # before this row was added, a loaded file's tuned or distilled encoder was read, hashed and run at every
+    # load, and load waited for the whole file's hash (now: read and hashed beside the load, run at the first
+    # load of that graph on this machine only, the file's hash waited for when asked for)
+    "load + predict, the default, encoder read, hashed and run at load (as before 2026-12-07, stop 59)": (
+        "from promptclf import modelfile; modelfile.ENCODER_BESIDE = False; once = modelfile.once; "
+        "modelfile.once = lambda check, *rules: check() if rules[0] == 'encoder runs' else once(check, *rules); "
+        "c = promptclf.load(P); c.model_sha256_; c.predict(['a fine film'])"
+    ),
     # before baeece5 the fast path read its 31 MB static table into memory (now memory-mapped)
     "load + predict, the default, static table read, not mapped (as before baeece5)": (
         "from safetensors.numpy import load_file; from promptclf.embedders import static; "
@@ -123,16 +132,19 @@ def main() -> None:
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp())
     paths = []
-    for name, per_class in (("small", 50), ("whole", 10**9)):
+    for name, per_class, settings in (("small", 50, {}), ("whole", 10**9, {}),
+                                      ("distilled", 10**9, {"fast": True, "distill": True})):  # fmt: skip
         paths.append(folder / f"{name}.clf")
-        clf = PromptClassifier(progress=False)
+        clf = PromptClassifier(progress=False, **settings)
         for label, xs in per_class_sample(read_rows("sst2", "train"), per_class).items():
             clf.add_data_to_class(label, xs)
         clf.train().save(paths[-1])
         if clf.fast_ is None:
             raise SystemExit(f"the default left the fast path out of the {name} model: the rows would not differ")
     path = paths[0]
-    fresh_seconds(on_model(ROWS[DEFAULT], path))  # make the cached files first
+    for p in paths:  # make the cached files first (int8 copies, checks passed), as a second load finds them
+        for row in (DEFAULT, "load + predict, ONNX fp32"):
+            fresh_seconds(on_model(ROWS[row], p))
     codes = {**ROWS, "`python -c 'import promptclf'`": "pass"}
     medians = interleaved({(name, p): on_model(code, p) for name, code in codes.items() for p in paths})
     rows = [[name, *(f"{medians[name, p]:.2f} s" for p in paths)] for name in codes]
@@ -142,10 +154,11 @@ def main() -> None:
 {dt.date.today().isoformat()}, {machine()}. Regenerate with `.venv/bin/python bench/cold_start.py`.
 A fresh interpreter loads a `.clf` (every setting the default: the fast path is fitted) and predicts
 one text; median of 9, the rows and models taking turns. The models: 50 sst2 train texts per class
-({sizes[0]}), and the whole sst2 train split ({sizes[1]}: the speed table's model; its examples and
-cached vectors are most of the file).
+({sizes[0]}), the whole sst2 train split ({sizes[1]}: the speed table's model; its examples and
+cached vectors are most of the file), and the same with `fast=True, distill=True` ({sizes[2]}: its
+distilled encoder travels in the file).
 
-{table(["what", "100 texts", "6,920 texts"], rows)}
+{table(["what", "100 texts", "6,920 texts", "6,920 texts, fast=True, distill=True"], rows)}
 
 Where load + one int8 prediction spends its time (cumulative, profiled in one process after imports):
 

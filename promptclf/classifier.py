@@ -1538,6 +1538,17 @@ class PromptClassifier(ParamsMixin):
         except Exception as e:  # a read-only or full cache folder: quantise at load instead
             log.debug("could not cache the int8 graph of the fine-tuned encoder (%s)", e)
 
+    @property
+    def model_sha256_(self) -> str:
+        """The sha256 of the whole file this model was loaded from (how the server names the model it
+        serves): hashed on a second thread while the file loads, waited for here."""
+        digest = self.__dict__.get("_sha256")
+        if digest is None:
+            raise AttributeError("model_sha256_: only a loaded model has one")
+        if not isinstance(digest, str):
+            digest = self._sha256 = digest.result()
+        return digest
+
     def _encoder_graph(self) -> bytes | None:
         """The fine-tuned encoder's ONNX graph as the ``.clf`` stores it (float16 weights): exported
         once from the in-memory model, or as loaded."""
@@ -1545,6 +1556,8 @@ class PromptClassifier(ParamsMixin):
         if tuned is None:
             return None
         graph = getattr(tuned, "_graph", None)
+        if callable(graph):  # a loaded file's, read beside the load: checked against its checksum here
+            graph = tuned.graph
         if graph is None:
             from .embedders.onnx_backend import export_model, half_graph
 
@@ -1609,7 +1622,7 @@ class PromptClassifier(ParamsMixin):
         clf.training_summary_ = state.training_summary
         clf.generation_report_ = state.generation_report
         clf.self_training_report_ = state.self_training_report
-        clf.model_sha256_ = state.sha256
+        clf._sha256 = state.sha256  # model_sha256_: hashed on a second thread, waited for when asked for
         clf._oof_proba_, clf._oof_labels_ = state.calibration_arrays or (None, None)
         if state.encoder is not None:
             from .embedders.onnx_backend import FinetunedOnnxEmbedder

@@ -88,6 +88,12 @@ HEAD_KINDS = {False: "logistic-regression", True: "one-vs-rest-logistic-regressi
 # cold start of a model carrying 69,000 cached vectors (109 MB) 0.52 s instead of 0.61, of one carrying
 # the 6,920 sst2 texts' 0.02 s less (bench/cold_start.py's noise is larger)
 TRAINING_MEMBERS = ("examples.jsonl", "cache/texts.json", "cache/embeddings.npy")
+# A fine-tuned or distilled encoder's graph (tens of MB): read and checksummed on a third thread, checked
+# (``check_encoder_graph``) at load only the first time this machine sees it, and otherwise asked for only
+# when its int8 copy must be made, it is served in fp32, trained or saved (``ENCODER_BESIDE``)
+ENCODER = "encoder/model.onnx"
+# Off: the graph is read and checksummed with the other members, as before (a switch for the benchmarks)
+ENCODER_BESIDE = True
 REQUIRED = {MANIFEST, "prompts.json", "examples.jsonl", "head/coef.npy", "head/intercept.npy"}
 
 
@@ -111,11 +117,13 @@ class ModelState:
     generation_report: dict[str, Any] | None = None
     self_training_report: dict[str, Any] | None = None
     encoder: dict[str, Any] | None = None  # base, name, report of a fine-tuned encoder
-    encoder_graph: bytes | None = None  # its ONNX graph, checked against the base architecture
-    encoder_sha256: str | None = None  # the graph's sha256, verified against the manifest
+    # its ONNX graph, checked against the base architecture; as read, a function giving its bytes (read
+    # beside the load, checked against encoder_sha256 when first asked for)
+    encoder_graph: bytes | Callable[[], bytes] | None = None
+    encoder_sha256: str | None = None  # the graph's sha256: verified, or as read the manifest's (see above)
     fast: FastPath | None = None  # the static fast path: embedder spec, head, threshold
     promptclf_version: str = __version__
-    sha256: str = ""  # of the whole file, as read
+    sha256: str | Future[str] = ""  # of the whole file; as read, hashed on a second thread (``Archive.digest``)
     training: TrainingMembers | None = None  # as read: the examples and cached vectors, parsed when asked for
 
 
@@ -124,14 +132,30 @@ class Archive:
     """A model file's members as ``_Reader.members`` reads them: the training members
     (``TRAINING_MEMBERS``) and the whole file's sha256 on second threads, the rest at once."""
 
-    data: dict[str, bytes]  # every member but the training members
-    later: frozenset[str]  # the training members the file has
-    training: Future[dict[str, tuple[bytes, str]]]  # those, read: name -> (bytes, sha256)
+    data: dict[str, bytes]  # every member but those read beside (``later``)
+    later: frozenset[str]  # the members read beside: the training members and the encoder the file has
+    training: Future[dict[str, tuple[bytes, str]]]  # the training members, read: name -> (bytes, sha256)
+    encoder: Future[dict[str, tuple[bytes, str]]] | None  # the encoder's graph, read (the same future)
     digest: Future[str]
 
 
 @dataclass
-class TrainingMembers:
+class Beside:
+    """Members read on another thread, each checked against the manifest's checksum when first asked for."""
+
+    reader: _Reader
+    members: Future[dict[str, tuple[bytes, str]]]  # as Archive.training
+    sha256: dict[str, str]  # what the manifest says each hashes to
+
+    def checked(self, name: str) -> bytes:
+        raw, digest = self.members.result()[name]
+        if digest != self.sha256[name]:
+            raise self.reader.fail("checksum mismatch; the file is damaged or was modified", name)
+        return raw
+
+
+@dataclass
+class TrainingMembers(Beside):
     """A read file's examples and cached vectors: read beside the load, checked and parsed when first
     asked for.
 
@@ -142,20 +166,11 @@ class TrainingMembers:
     is a ``ModelFileError`` naming the member, as it would have been at load.
     """
 
-    reader: _Reader
-    members: Future[dict[str, tuple[bytes, str]]]  # as Archive.training
-    sha256: dict[str, str]  # what the manifest says each hashes to
     embedder: dict[str, str]  # the vector space of the cached vectors (the head's)
     dimension: int
 
-    def _bytes(self, name: str) -> bytes:
-        raw, digest = self.members.result()[name]
-        if digest != self.sha256[name]:
-            raise self.reader.fail("checksum mismatch; the file is damaged or was modified", name)
-        return raw
-
     def store(self) -> ExampleStore:
-        raw = self._bytes("examples.jsonl")
+        raw = self.checked("examples.jsonl")
         # lines counted before anything decodes them: 512 MiB of newlines would become 512M empty strings
         if raw.count(b"\n") > MAX_LINES:
             raise self.reader.fail(f"has more than {MAX_LINES} lines", "examples.jsonl")
@@ -166,10 +181,10 @@ class TrainingMembers:
         if "cache/texts.json" not in self.sha256:
             return None
         r = self.reader
-        texts = r.json(self._bytes("cache/texts.json"), "cache/texts.json")
+        texts = r.json(self.checked("cache/texts.json"), "cache/texts.json")
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or len(texts) > MAX_LINES:
             raise r.fail(f"is not a list of at most {MAX_LINES} strings", "cache/texts.json")
-        vectors = self._bytes("cache/embeddings.npy")
+        vectors = self.checked("cache/embeddings.npy")
         return texts, r.array(vectors, "cache/embeddings.npy", (len(texts), self.dimension))
 
 
@@ -520,10 +535,13 @@ class _Reader:
                 raise self.fail(f"members declare {total} bytes in all, over the {TOTAL_LIMIT} limit")
             if MANIFEST not in infos:
                 raise ModelFileError(f"{self.where} is not a promptclf model file (no {MANIFEST})", path=self.where)
-            later = {name: infos.pop(name) for name in TRAINING_MEMBERS if name in infos}
-            training = _beside(lambda: self._read_apart(raw, later), "training-members")
+            # one thread for both (the encoder first): a thread start waits for a core, and on two cores
+            # busy with the file's hash and this thread a third start cost about 10 ms
+            beside = ((ENCODER,) if ENCODER_BESIDE else ()) + TRAINING_MEMBERS
+            later = {name: infos.pop(name) for name in beside if name in infos}
+            read = _beside(lambda: self._read_apart(raw, later), "members")
             data = {name: self._read(zf, info) for name, info in infos.items()}
-            return Archive(data, frozenset(later), training, digest)
+            return Archive(data, frozenset(later), read, read if ENCODER in later else None, digest)
 
     def _read_apart(self, raw: bytes, infos: dict[str, zipfile.ZipInfo]) -> dict[str, tuple[bytes, str]]:
         """Members with their sha256, read through an archive of their own (a second thread's)."""
@@ -673,11 +691,11 @@ def read(path: str | os.PathLike[str]) -> ModelState:
     if ("cache/texts.json" in names) != ("cache/embeddings.npy" in names):
         raise r.fail("the embedding cache needs both cache/texts.json and cache/embeddings.npy")
     embedder = {"kind": m["embedder"]["kind"], "model": m["embedder"]["model"]}
-    sums = {name: m["members"][name]["sha256"] for name in archive.later}
+    sums = {name: m["members"][name]["sha256"] for name in archive.later if name in TRAINING_MEMBERS}
     training = TrainingMembers(r, archive.training, sums, embedder, dim)
 
     encoder, graph = None, None
-    if ("encoder/model.onnx" in data) != (m["encoder"] is not None):
+    if (ENCODER in names) != (m["encoder"] is not None):
         raise r.fail("a fine-tuned encoder needs both its manifest entry and encoder/model.onnx")
     if m["encoder"] is not None:
         if m["embedder"]["kind"] != "finetuned" or m["embedder"]["model"] != m["encoder"]["name"]:
@@ -686,9 +704,13 @@ def read(path: str | os.PathLike[str]) -> ModelState:
             raise r.fail(
                 f"encoder base must be a sentence-transformers model, got {m['encoder']['base']['kind']}", MANIFEST
             )
-        graph = data["encoder/model.onnx"]
+        digest = m["members"][ENCODER]["sha256"]
+        if archive.encoder is None:  # read with the rest (ENCODER_BESIDE off): checksummed above
+            graph = data[ENCODER]
+        else:
+            graph = functools.partial(Beside(r, archive.encoder, {ENCODER: digest}).checked, ENCODER)
         try:
-            check_encoder_graph_once(graph, m["encoder"]["base"]["model"], m["members"]["encoder/model.onnx"]["sha256"])
+            check_encoder_graph_once(graph, m["encoder"]["base"]["model"], digest)
         except ValueError as e:
             raise r.fail(str(e), "encoder/model.onnx") from None
         encoder = m["encoder"]
@@ -729,10 +751,10 @@ def read(path: str | os.PathLike[str]) -> ModelState:
         self_training_report=m["self_training_report"],
         encoder=encoder,
         encoder_graph=graph,
-        encoder_sha256=m["members"]["encoder/model.onnx"]["sha256"] if graph is not None else None,
+        encoder_sha256=m["members"][ENCODER]["sha256"] if graph is not None else None,
         fast=fast,
         promptclf_version=m["promptclf_version"],
-        sha256=archive.digest.result(),
+        sha256=archive.digest,
         training=training,
     )
 
@@ -836,17 +858,19 @@ def check_encoder_graph(graph: bytes, base: str) -> None:
 CHECK_REVISION = 2  # 2: float16 weights allowed
 
 
-def check_encoder_graph_once(graph: bytes, base: str, digest: str) -> None:
+def check_encoder_graph_once(graph: bytes | Callable[[], bytes], base: str, digest: str) -> None:
     """``check_encoder_graph``, remembered per graph on this machine.
 
-    ``digest`` is the graph's sha256, verified against these bytes by the caller. A graph that passed
-    leaves an empty marker in the cache folder named by that digest, the base model, its weight count
-    and the rules; the next load of the same graph skips the parse (importing ``onnx`` and parsing
-    tens of MB took a third of a distilled model's cold start). The marker is trusted as the int8
-    copies beside it are: whoever can write the cache folder can replace those models outright.
+    ``digest`` is the graph's sha256, verified against these bytes by the caller, or by ``graph`` when
+    that is a function giving them (a loaded file's, read beside the load; called only where the graph
+    was not checked here before). A graph that passed leaves an empty marker in the cache folder named
+    by that digest, the base model, its weight count and the rules; the next load of the same graph
+    skips the parse (importing ``onnx`` and parsing tens of MB took a third of a distilled model's cold
+    start). The marker is trusted as the int8 copies beside it are: whoever can write the cache folder
+    can replace those models outright.
     """
     once(
-        lambda: check_encoder_graph(graph, base),
+        lambda: check_encoder_graph(graph() if callable(graph) else graph, base),
         CHECK_REVISION, digest, base, _base_parameters(base), sorted(ENCODER_OPS), ENCODER_INPUTS,
     )  # fmt: skip
 

@@ -191,7 +191,7 @@ def forge(src, dst, graph, version=None):
     return dst
 
 
-def test_tampered_truncated_and_misshapen_encoders_are_refused(tuned, tmp_path):
+def test_tampered_truncated_and_misshapen_encoders_are_refused(tuned, tmp_path, monkeypatch):
     import onnx
 
     _, path = tuned
@@ -200,9 +200,23 @@ def test_tampered_truncated_and_misshapen_encoders_are_refused(tuned, tmp_path):
     raw = bytearray(path.read_bytes())  # tampered: checksum
     i = raw.find(b"encoder/model.onnx") + 200
     raw[i] ^= 0xFF
-    (tmp_path / "t.clf").write_bytes(bytes(raw))
-    with pytest.raises(ModelFileError):
-        PromptClassifier.load(tmp_path / "t.clf")
+    tampered = tmp_path / "t.clf"
+    tampered.write_bytes(bytes(raw))
+    monkeypatch.setenv("PROMPTCLF_CACHE", str(tmp_path / "cache"))  # a machine that has not seen this graph
+    with pytest.raises(ModelFileError) as e:
+        PromptClassifier.load(tampered)
+    assert e.value.member == "encoder/model.onnx"
+    # where the graph the manifest names was checked and run here before (its int8 copy made), serving
+    # needs none of the damaged bytes: they are read beside the load, and whatever needs them fails
+    served = PromptClassifier.load(path).predict_proba(TEXTS)
+    loaded = PromptClassifier.load(tampered)
+    assert np.array_equal(loaded.predict_proba(TEXTS), served)
+    fp32 = lambda: PromptClassifier.load(tampered, embedder="onnx:all-MiniLM-L6-v2").predict(TEXTS)  # noqa: E731
+    for use in (lambda: loaded.save(tmp_path / "u.clf"), fp32):
+        with pytest.raises(ModelFileError, match=r"encoder/model\.onnx") as e:
+            use()
+        assert e.value.member == "encoder/model.onnx"
+    assert not (tmp_path / "u.clf").exists()
     with pytest.raises(ModelFileError, match="not a valid ONNX model") as e:  # truncated, checksum made to match
         PromptClassifier.load(forge(path, tmp_path / "c.clf", graph[: len(graph) // 2]))
     assert e.value.member == "encoder/model.onnx"

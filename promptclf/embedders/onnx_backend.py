@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -497,7 +497,7 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
     def __init__(
         self,
         base: str,
-        graph: bytes,
+        graph: bytes | Callable[[], bytes],
         name: str,
         *,
         batch_size: int = ONNX_BATCH,
@@ -509,7 +509,9 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
         super().__init__(base, batch_size=batch_size, max_tokens=max_tokens)
         self.base, self.name, self._graph = base, name, graph
         self.quantized = quantized
-        self._digest = digest  # the graph's sha256 where the caller verified it already (a .clf's manifest)
+        # the graph's sha256 where the caller knows it: verified, or (``graph`` a function) what a .clf's
+        # manifest says, which that function checks the bytes against when called
+        self._digest = digest
         self.source = source
         self._sessions: dict[int, Any] = {}  # by thread count
         self._fp32: FinetunedOnnxEmbedder | None = None
@@ -520,9 +522,19 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
     def _session(self, threads: int) -> Any:
         with _LOCK:
             if threads not in self._sessions:
-                source = str(tuned_int8_file(self._graph, self._digest)) if self.quantized else float_graph(self._graph)
+                if self.quantized:  # the graph's bytes are asked for only if its int8 copy is not made yet
+                    source: str | bytes = str(tuned_int8_file(lambda: self.graph, self._digest))
+                else:
+                    source = float_graph(self.graph)
                 self._sessions[threads] = session(source, threads)
             return self._sessions[threads]
+
+    @property
+    def graph(self) -> bytes:
+        """The ONNX graph as a ``.clf`` stores it (float16 weights)."""
+        if callable(self._graph):  # a loaded file's: read beside the load, checked when first asked for
+            self._graph = self._graph()
+        return self._graph
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         if self.source is None:
@@ -555,19 +567,23 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
         return self.space()
 
 
-def tuned_int8_file(graph: bytes, digest: str | None = None) -> Path:
+def tuned_int8_file(graph: bytes | Callable[[], bytes], digest: str | None = None) -> Path:
     """The int8 quantisation of a fine-tuned graph (as stored: float16 weights are restored first),
     made once per graph (keyed by the hash of the stored bytes) and cached.
 
-    ``digest``: the graph's sha256 hex digest where it is known already (a loaded ``.clf`` verified
-    it): hashing tens of MB again would cost every cold start.
+    ``digest``: the graph's sha256 hex digest where it is known already (a loaded ``.clf``'s manifest):
+    hashing tens of MB again would cost every cold start. ``graph`` may be a function giving the bytes
+    (checking them against ``digest``), called only when the int8 copy is not made yet.
     """
-    out = cache_dir() / "finetuned" / (digest or hashlib.sha256(graph).hexdigest())[:16]
+    if digest is None:
+        graph = graph() if callable(graph) else graph
+        digest = hashlib.sha256(graph).hexdigest()
+    out = cache_dir() / "finetuned" / digest[:16]
     int8 = out / f"model-{INT8_RECIPE}.onnx"
     if not int8.exists():
         out.mkdir(parents=True, exist_ok=True)
         fp32 = out / f".model.{os.getpid()}.onnx"  # quantize_dynamic reads a file
-        fp32.write_bytes(float_graph(graph))
+        fp32.write_bytes(float_graph(graph() if callable(graph) else graph))
         try:
             quantize(fp32, int8)
         finally:
