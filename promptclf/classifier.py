@@ -33,6 +33,7 @@ from .errors import (
     InvalidInputError,
     ModelFileError,
     NotFittedError,
+    PromptClfError,
     UncalibratedThresholdsWarning,
 )
 from .head import (
@@ -1652,7 +1653,12 @@ class PromptClassifier(ParamsMixin):
 def _run_encoder(tuned: Any, dimension: int, where: str) -> None:
     """Run a loaded file's tuned encoder on one text: a graph that cannot run, or whose vectors the
     head cannot take, is a ``ModelFileError`` naming its member."""
-    X = tuned.embed(["a"])  # the embedder names the file and member where the graph cannot run
+    try:
+        X = tuned.embed(["a"])  # the embedder names the file and member where the graph cannot run
+    except ModelFileError:
+        raise
+    except PromptClfError as e:  # what it gives is not vectors (NaN, another shape): the graph's fault too
+        raise ModelFileError(f"{where}: encoder/model.onnx: {e}", path=where, member="encoder/model.onnx") from None
     if X.shape[1] != dimension:
         raise ModelFileError(
             f"{where}: encoder/model.onnx gives {X.shape[1]}-dimensional vectors, the head wants {dimension}",

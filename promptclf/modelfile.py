@@ -88,9 +88,9 @@ HEAD_KINDS = {False: "logistic-regression", True: "one-vs-rest-logistic-regressi
 # cold start of a model carrying 69,000 cached vectors (109 MB) 0.52 s instead of 0.61, of one carrying
 # the 6,920 sst2 texts' 0.02 s less (bench/cold_start.py's noise is larger)
 TRAINING_MEMBERS = ("examples.jsonl", "cache/texts.json", "cache/embeddings.npy")
-# A fine-tuned or distilled encoder's graph (tens of MB): read and checksummed on a third thread, checked
-# (``check_encoder_graph``) at load only the first time this machine sees it, and otherwise asked for only
-# when its int8 copy must be made, it is served in fp32, trained or saved (``ENCODER_BESIDE``)
+# A fine-tuned or distilled encoder's graph (tens of MB): read and checksummed on the training members'
+# thread (first), checked (``check_encoder_graph``) at load only the first time this machine sees it, and
+# otherwise asked for only when its int8 copy must be made, it is served in fp32, trained or saved
 ENCODER = "encoder/model.onnx"
 # Off: the graph is read and checksummed with the other members, as before (a switch for the benchmarks)
 ENCODER_BESIDE = True

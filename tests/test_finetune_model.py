@@ -232,6 +232,14 @@ def test_tampered_truncated_and_misshapen_encoders_are_refused(tuned, tmp_path, 
     w.CopyFrom(onnx.numpy_helper.from_array(arr.reshape(arr.shape[::-1]).copy(), name=w.name))
     with pytest.raises(ModelFileError, match=r"encoder/model\.onnx"):
         PromptClassifier.load(forge(path, tmp_path / "w.clf", m2.SerializeToString()))
+    m3 = onnx.load_model_from_string(graph)  # weights of NaN: int8 cannot quantise them, fp32 gives no vectors
+    w = next(t for t in m3.graph.initializer if t.name == big.name)
+    w.CopyFrom(onnx.numpy_helper.from_array(np.full_like(onnx.numpy_helper.to_array(w), np.nan), name=w.name))
+    nan = forge(path, tmp_path / "n.clf", m3.SerializeToString())
+    for served, says in ((None, "cannot run"), ("onnx:all-MiniLM-L6-v2", "NaN")):
+        with pytest.raises(ModelFileError, match=rf"encoder/model\.onnx: .*{says}") as e:
+            PromptClassifier.load(nan, embedder=served)
+        assert e.value.member == "encoder/model.onnx"
 
 
 def test_a_graph_that_ran_here_is_not_run_at_load_and_one_that_cannot_run_fails_at_first_use(
