@@ -11,7 +11,9 @@ A model file is something people download and share, so load trusts nothing in i
   that loads does not fail later in ``info`` or ``precision_recall_curves``. The training members
   (the examples and their cached vectors, ``TRAINING_MEMBERS``), which prediction never reads, are
   read and hashed on a second thread during the load and checked like the rest when first used
-  (training, saving, ``get_data``).
+  (training, saving, ``get_data``); so is a fine-tuned or distilled encoder's graph (``ENCODER``),
+  which prediction needs only the first time this machine sees it (its structural check and int8 copy
+  are then remembered in the cache, by its sha256).
 
 Every failure is a ``ModelFileError`` naming the file and the member.
 """
@@ -129,8 +131,10 @@ class ModelState:
 
 @dataclass
 class Archive:
-    """A model file's members as ``_Reader.members`` reads them: the training members
-    (``TRAINING_MEMBERS``) and the whole file's sha256 on second threads, the rest at once."""
+    """A model file's members as ``_Reader.members`` reads them: the encoder's graph and the training
+    members (``TRAINING_MEMBERS``) on a second thread, the whole file's sha256 on a third, the rest at
+    once. A member read beside that cannot be read (a damaged stream, a bad CRC) fails the others with
+    it: each of their uses raises the error naming that member."""
 
     data: dict[str, bytes]  # every member but those read beside (``later``)
     later: frozenset[str]  # the members read beside: the training members and the encoder the file has
