@@ -1642,7 +1642,7 @@ class PromptClassifier(ParamsMixin):
             # path may answer without it (a distilled model's cold start: 0.18 s and the import of
             # ONNX Runtime). A graph that then cannot run is still a ModelFileError (``source``).
             modelfile.once(
-                lambda: _run_encoder(tuned, state.dimension, where),
+                lambda: _run_encoder(tuned, state.dimension),
                 "encoder runs", state.encoder_sha256, tuned.quantized, state.dimension,
             )  # fmt: skip
             clf._tuned, clf.encoder_ = tuned, state.encoder
@@ -1650,7 +1650,7 @@ class PromptClassifier(ParamsMixin):
         return clf
 
 
-def _run_encoder(tuned: Any, dimension: int, where: str) -> None:
+def _run_encoder(tuned: Any, dimension: int) -> None:
     """Run a loaded file's tuned encoder on one text: a graph that cannot run, or whose vectors the
     head cannot take, is a ``ModelFileError`` naming its member."""
     try:
@@ -1658,13 +1658,9 @@ def _run_encoder(tuned: Any, dimension: int, where: str) -> None:
     except ModelFileError:
         raise
     except PromptClfError as e:  # what it gives is not vectors (NaN, another shape): the graph's fault too
-        raise ModelFileError(f"{where}: encoder/model.onnx: {e}", path=where, member="encoder/model.onnx") from None
+        raise tuned.fault(str(e)) from None
     if X.shape[1] != dimension:
-        raise ModelFileError(
-            f"{where}: encoder/model.onnx gives {X.shape[1]}-dimensional vectors, the head wants {dimension}",
-            path=where,
-            member="encoder/model.onnx",
-        )
+        raise tuned.fault(f"gives {X.shape[1]}-dimensional vectors, the head wants {dimension}")
 
 
 def _fast_summary(fast: FastPath | None) -> dict[str, Any] | None:

@@ -138,8 +138,7 @@ class Archive:
 
     data: dict[str, bytes]  # every member but those read beside (``later``)
     later: frozenset[str]  # the members read beside: the training members and the encoder the file has
-    training: Future[dict[str, tuple[bytes, str]]]  # the training members, read: name -> (bytes, sha256)
-    encoder: Future[dict[str, tuple[bytes, str]]] | None  # the encoder's graph, read (the same future)
+    beside: Future[dict[str, tuple[bytes, str]]]  # those, read: name -> (bytes, sha256)
     digest: Future[str]
 
 
@@ -148,7 +147,7 @@ class Beside:
     """Members read on another thread, each checked against the manifest's checksum when first asked for."""
 
     reader: _Reader
-    members: Future[dict[str, tuple[bytes, str]]]  # as Archive.training
+    members: Future[dict[str, tuple[bytes, str]]]  # as Archive.beside
     sha256: dict[str, str]  # what the manifest says each hashes to
 
     def checked(self, name: str) -> bytes:
@@ -545,7 +544,7 @@ class _Reader:
             later = {name: infos.pop(name) for name in beside if name in infos}
             read = _beside(lambda: self._read_apart(raw, later), "members")
             data = {name: self._read(zf, info) for name, info in infos.items()}
-            return Archive(data, frozenset(later), read, read if ENCODER in later else None, digest)
+            return Archive(data, frozenset(later), read, digest)
 
     def _read_apart(self, raw: bytes, infos: dict[str, zipfile.ZipInfo]) -> dict[str, tuple[bytes, str]]:
         """Members with their sha256, read through an archive of their own (a second thread's)."""
@@ -696,7 +695,7 @@ def read(path: str | os.PathLike[str]) -> ModelState:
         raise r.fail("the embedding cache needs both cache/texts.json and cache/embeddings.npy")
     embedder = {"kind": m["embedder"]["kind"], "model": m["embedder"]["model"]}
     sums = {name: m["members"][name]["sha256"] for name in archive.later if name in TRAINING_MEMBERS}
-    training = TrainingMembers(r, archive.training, sums, embedder, dim)
+    training = TrainingMembers(r, archive.beside, sums, embedder, dim)
 
     encoder, graph = None, None
     if (ENCODER in names) != (m["encoder"] is not None):
@@ -709,10 +708,10 @@ def read(path: str | os.PathLike[str]) -> ModelState:
                 f"encoder base must be a sentence-transformers model, got {m['encoder']['base']['kind']}", MANIFEST
             )
         digest = m["members"][ENCODER]["sha256"]
-        if archive.encoder is None:  # read with the rest (ENCODER_BESIDE off): checksummed above
+        if ENCODER in archive.later:
+            graph = functools.partial(Beside(r, archive.beside, {ENCODER: digest}).checked, ENCODER)
+        else:  # read with the rest (ENCODER_BESIDE off): checksummed above
             graph = data[ENCODER]
-        else:
-            graph = functools.partial(Beside(r, archive.encoder, {ENCODER: digest}).checked, ENCODER)
         try:
             check_encoder_graph_once(graph, m["encoder"]["base"]["model"], digest)
         except ValueError as e:

@@ -537,18 +537,20 @@ class FinetunedOnnxEmbedder(OnnxEmbedder):
         return self._graph
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
-        if self.source is None:
-            return super().embed_batch(texts)
         try:
             return super().embed_batch(texts)
         except (MemoryError, PromptClfError):  # the texts' size, or a problem already named
             raise
         except Exception as e:  # onnxruntime's errors have no common base: any other failure is the graph's
-            raise ModelFileError(
-                f"{self.source}: encoder/model.onnx: cannot run ({type(e).__name__}: {str(e)[:200]})",
-                path=self.source,
-                member="encoder/model.onnx",
-            ) from None
+            if self.source is None:
+                raise
+            raise self.fault(f"cannot run ({type(e).__name__}: {str(e)[:200]})") from None
+
+    def fault(self, problem: str) -> ModelFileError:
+        """The error for a ``problem`` of the graph, naming the file it came from and its member."""
+        return ModelFileError(
+            f"{self.source}: encoder/model.onnx: {problem}", path=self.source, member="encoder/model.onnx"
+        )
 
     def trainer(self) -> Embedder:
         if not self.quantized:
@@ -575,15 +577,13 @@ def tuned_int8_file(graph: bytes | Callable[[], bytes], digest: str | None = Non
     hashing tens of MB again would cost every cold start. ``graph`` may be a function giving the bytes
     (checking them against ``digest``), called only when the int8 copy is not made yet.
     """
-    if digest is None:
-        graph = graph() if callable(graph) else graph
-        digest = hashlib.sha256(graph).hexdigest()
-    out = cache_dir() / "finetuned" / digest[:16]
+    stored = graph if callable(graph) else lambda: graph
+    out = cache_dir() / "finetuned" / (digest or hashlib.sha256(stored()).hexdigest())[:16]
     int8 = out / f"model-{INT8_RECIPE}.onnx"
     if not int8.exists():
         out.mkdir(parents=True, exist_ok=True)
         fp32 = out / f".model.{os.getpid()}.onnx"  # quantize_dynamic reads a file
-        fp32.write_bytes(float_graph(graph() if callable(graph) else graph))
+        fp32.write_bytes(float_graph(stored()))
         try:
             quantize(fp32, int8)
         finally:
