@@ -315,8 +315,8 @@ Macro-F1 on a fixed sample of at most 1,000 test rows per dataset; every column 
 all-MiniLM-L6-v2. *zero-shot*: nearest class description. *probe-8* / *probe-full*: the same head on 8
 real labelled examples per class / on the whole train split (the ceiling for this embedder, frozen).
 *prompt*: `PromptClassifier(examples_per_class={args.examples_per_class!r}).prompt_train(descriptions)` with the
-default local LLMs ("auto": for sst2's two classes SmolLM2-135M and Gemma 3 270M write 96 examples per class
-each; from four classes on SmolLM2 writes 32 per class),
+default local LLMs ("auto": SmolLM2-135M and Gemma 3 270M each write 96 examples per class for sst2's two
+classes and 32 for ag_news's four; from five classes on SmolLM2 alone writes 32 per class),
 no labelled rows, every other setting the default: `finetune="auto"` tunes the
 encoder on the descriptions and generated examples. *+ unlabeled*: then `train(unlabeled=texts)` with up to
 {args.unlabeled:,} train-split texts, labels hidden (the default fine-tunes again, from the base encoder, with the

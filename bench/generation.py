@@ -129,7 +129,7 @@ def batches_body(args, rows: list[list[object]]) -> str:
 
 {dt.date.today().isoformat()}, {machine()}. Regenerate with `.venv/bin/python bench/generation.py --batches
 --datasets {" ".join(args.datasets)} --examples-per-class {args.examples_per_class}`.
-The default local LLMs (SmolLM2-135M; for two and three classes Gemma 3 270M beside it, each writing
+The default local LLMs (SmolLM2-135M; for two to four classes Gemma 3 270M beside it, each writing
 half), {args.examples_per_class} examples per class, `strategy="direct"`, plain text, every quality filter on;
 both modes generate fresh, in this run, from the same descriptions. *one at a time*: each request decoded alone
 (llama-cpp-python's `create_completion`, the prompt's cached prefix reused); *in batches*: the

@@ -16,8 +16,8 @@ sample, against the zero-shot description match with the same embedder. The goal
 cut from that set: only those classes' descriptions and test rows (files named
 ``<set>-<class>-<class>-direct-...``).
 
-Variants: *default*: the product's default (on a task of two or three classes SmolLM2 and Gemma 3 270M
-each write "auto"'s count, 96 or 64 per class, ``llms.base.default_more_writers``; from four classes on
+Variants: *default*: the product's default (on a task of two to four classes SmolLM2 and Gemma 3 270M
+each write "auto"'s count, 96, 64 or 32 per class, ``llms.base.default_more_writers``; from five classes on
 SmolLM2 alone);
 *smollm2-alone*: SmolLM2-135M writes every example, "auto"'s count for one writer (the default before two
 writers; every variant but *default* and the *two-writers* ones writes this way, and the TRAINING ones train
@@ -37,7 +37,7 @@ model), writes half of each class's examples beside SmolLM2-135M, as many in all
 (``llms.base.DEFAULT_MORE_WRITERS``, for any number of classes); *two-writers-n192*: the same at 192 per
 class, *two-writers*' sample topped up (so each writer adds as many again; for two classes this is what the
 default now does, in one run); *two-writers-auto*: "auto"'s count from each of the two writers (what the default
-does for two and three classes, for any number), *smollm2-alone*'s sample topped up by Gemma (a paired comparison: the
+does for two to four classes, for any number), *smollm2-alone*'s sample topped up by Gemma (a paired comparison: the
 same SmolLM2 examples with and without Gemma's); *gemma3-270m*: ``llm="llama-cpp:gemma3-270m"``, so Gemma 3
 270M writes every example.
 
@@ -218,7 +218,7 @@ def main() -> None:
         "*two-writers-n192*: the same at 192 per class, its sample topped up. *two-writers-auto*: 'auto''s count "
         "from each writer, *smollm2-alone*'s sample topped up by Gemma. *gemma3-270m*: Gemma 3 270M writes "
         "every example. "
-        "*smollm2-alone*: SmolLM2 writes every example (on two or three classes the default writes with Gemma too). "
+        "*smollm2-alone*: SmolLM2 writes every example (on two to four classes the default writes with Gemma too). "
         "*prompt_train s*: generation and training, wall.\n\n" + table(header, rows)
     )
     publish("prompt-seeds", body, not args.no_write)

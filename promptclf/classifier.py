@@ -113,7 +113,7 @@ class PromptClassifier(ParamsMixin):
     Parameters
     ----------
     llm : str, dict, LLM or None
-        ``None`` for the local default (SmolLM2-135M via llama.cpp; on a task of two or three classes
+        ``None`` for the local default (SmolLM2-135M via llama.cpp; on a task of two to four classes
         the packaged Gemma 3 270M writes as many examples beside it), a spec string such as
         ``"llama-cpp:gemma3-270m"`` or ``"openai:gpt-4o-mini"``, or an ``LLM`` object. A base
         model (a GGUF without a chat template, such as the packaged Gemma 3 270M) is asked for
@@ -122,8 +122,9 @@ class PromptClassifier(ParamsMixin):
         ``None`` for the packaged all-MiniLM-L6-v2, a spec string, or an ``Embedder`` object.
     examples_per_class : int or "auto", default "auto"
         How many synthetic examples ``prompt_train`` keeps per class (1 to 10,000), shared evenly when
-        two LLMs write. "auto": 96 for a two-class task and 64 for three, from each of the two default
-        LLMs (192 and 128 in all), 32 for more (few classes gain from more examples; BENCHMARKS.md).
+        two LLMs write. "auto": 96 for a two-class task, 64 for three and 32 for four, from each of the two
+        default LLMs (192, 128 and 64 in all), 32 for more (few classes gain from more examples;
+        BENCHMARKS.md).
     saved_examples_path : str or path, optional
         JSONL file backing the example store. Every example is appended as it is made, so an
         interrupted ``prompt_train`` resumes. ``None`` keeps examples in memory (and in the ``.clf``).

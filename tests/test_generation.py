@@ -471,19 +471,20 @@ def test_two_writers_share_each_class_and_a_base_model_continues_a_list(fake_emb
 
 
 def test_a_second_writer_beside_the_default_llm_on_few_class_tasks(fake_embedder, tmp_path):
-    """With ``llm=None`` Gemma 3 270M writes beside SmolLM2 on a task of two or three classes (resolving
+    """With ``llm=None`` Gemma 3 270M writes beside SmolLM2 on a task of two to four classes (resolving
     it loads nothing) and "auto" asks each writer for what one would write; a number you set is shared
-    out; four classes, a named LLM or summaries: one writer. A saved model keeps ``llm=None``, so a loaded copy
+    out; five classes, a named LLM or summaries: one writer. A saved model keeps ``llm=None``, so a loaded copy
     writes with the same LLMs."""
     from promptclf.generation import examples_per_class_for
 
     clf = PromptClassifier(embedder=fake_embedder)
-    assert [w.id for w in clf._more_writers(2)] == [w.id for w in clf._more_writers(3)] == ["llama-cpp:gemma3-270m"]
-    assert clf._more_writers(4) == ()
+    assert [[w.id for w in clf._more_writers(k)] for k in (2, 3, 4)] == [["llama-cpp:gemma3-270m"]] * 3
+    assert clf._more_writers(5) == clf._more_writers(6) == ()
     assert PromptClassifier(llm="llama-cpp:smollm2")._more_writers(2) == ()
     assert PromptClassifier(strategy="summaries")._more_writers(2) == ()
     assert examples_per_class_for("auto", 2, writers=2) == 2 * examples_per_class_for("auto", 2) == 192
     assert examples_per_class_for("auto", 3, writers=2) == 2 * examples_per_class_for("auto", 3) == 128
+    assert examples_per_class_for("auto", 4, writers=2) == 2 * examples_per_class_for("auto", 4) == 64
     assert examples_per_class_for("auto", 4) == 32 and examples_per_class_for(50, 2, writers=2) == 50
     trained = make(fake_embedder, None, examples_per_class=1)
     trained.prompt_train(PROMPTS, generate=False)

@@ -76,7 +76,7 @@ TEXT_SCHEMA = {
 # elsewhere) 32 -> 64: +0.0 to +2.1 (bench/finetune_pairs.py --first; BENCHMARKS.md, "How many examples
 # for few classes"). From four classes on, more pairs do what more examples would (same section).
 # Generation of two or three classes then takes about what four to six classes take at 32. The counts
-# are per writer: where a second LLM writes too (two or three classes, llms.base.default_more_writers) each
+# are per writer: where a second LLM writes too (two to four classes, llms.base.default_more_writers) each
 # writes that many, since a second writer's worth is in the distinct examples it adds.
 AUTO_EXAMPLES_PER_CLASS = 32
 AUTO_EXAMPLES_FEW_CLASSES = {2: 96, 3: 64}
