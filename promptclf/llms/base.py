@@ -295,7 +295,7 @@ DEFAULT_LLM = "llama-cpp:smollm2"
 # (128 from it alone: sst2 -0.5), the base-model Gemma writes other, plainer texts. Four classes, 32 from
 # SmolLM2 -> 32 from each (paired the same way): ag_news +1.2 / +1.3 / +0.3, and six samples of two
 # four-class tasks cut from the held-back sets +0.9 to +5.8. From five classes on one writer: half each at the
-# same count cost trec6 (six classes) 0.9 points, and a second writer's full share there is not measured
+# same count cost trec6 (six classes) 0.9 points, a full share on top of SmolLM2's +1.5 / -2.7 on two samples
 # (BENCHMARKS.md, "Two small LLMs write the examples", "Two writers for two classes", "Two writers for
 # three classes", "Two writers for four classes").
 DEFAULT_MORE_WRITERS: tuple[str, ...] = ("llama-cpp:gemma3-270m",)
