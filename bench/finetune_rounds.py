@@ -3,16 +3,19 @@ the result?
 
     .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
         [triplet:m0.5:e1 confident2 distill distill150 student:lr1e-4:e3:d90 llm500:p0.9 wise50 knn30 knnafter30]
+        [basefirst tunedfirst]
         [--per-class 32 | --examples FILE]
         [--save DIR]
 
-One dataset, one child process per variant (each its own fresh state). Each variant: the head on the
-cached generated examples (bench/accuracy.py makes them) with the encoder frozen, then
-`train(unlabeled=...)` on the accuracy run's pool (5,000 train texts, labels hidden) with the default
-`finetune="auto"`, which fine-tunes. Variants: *default*; *budgetN*: `finetune_budget_s=N`; *rounds2*:
-`classifier.OUTER_ROUNDS = 2` (tune, relabel the pool, tune again from the base on the new labels,
-relabel); *keepNN*: self-training keeps the most confident NN% of each class's pool texts
-(`selftrain.KEEP_FRACTION`, default 50); *minpairs0*: no per-pair-of-classes minimum
+One dataset, one child process per variant (each its own fresh state). Each variant: the model on the
+cached generated examples (bench/accuracy.py makes them) with the encoder tuned on them, as
+`prompt_train` tunes by default, then `train(unlabeled=...)` on the accuracy run's pool (5,000 train texts,
+labels hidden) with the default `finetune="auto"`, which fine-tunes again from the base encoder. (Rows
+before 2026-12-07's "The pool's first labels" started from the encoder frozen: the same thing then, since
+the base encoder labelled the pool first whatever the prompt had tuned.) Variants: *default*;
+*budgetN*: `finetune_budget_s=N`; *rounds2*: `classifier.OUTER_ROUNDS = 2` (tune, relabel the pool, tune
+again from the base on the new labels, relabel); *keepNN*: self-training keeps the most confident NN%
+of each class's pool texts (`selftrain.KEEP_FRACTION`, default 50); *minpairs0*: no per-pair-of-classes minimum
 (`finetune.MIN_PAIRS_PER_CLASS_PAIR = 0`); *triplet*: `finetune.LOSS = "triplet"` (BatchAllTripletLoss),
 with options `:mX` (margin X, default `TRIPLET_MARGIN`) and `:eN` (N epochs, default `TRIPLET_EPOCHS`);
 *confident2*: pseudo-labels at or over their class's median confidence anchor twice as many pairs;
@@ -25,11 +28,15 @@ tuned (WiSE-FT, Wortsman et al. 2022: interpolating fine-tuned and base weights 
 the text to predict differs from the text tuned on; `interpolate_with_the_base`); *knnN*: in every
 self-training round, each pool text's probabilities averaged over its N nearest pool texts before the
 confident ones are picked (`selftrain.NEIGHBOURS = N`); *knnafterN*: the same only in the labelling of the
-pool after fine-tuning (with the tuned encoder's vectors), not in the first one (the base encoder's).
+pool after fine-tuning (with the tuned encoder's vectors), not in the first one (the base encoder's);
+*basefirst*: the pool's first labelling on the base encoder's vectors alone (`classifier.FIRST_LABELS =
+"base"`, the default before), *tunedfirst*: on the prompt-tuned encoder's alone (`"tuned"`; the default,
+`"both"`, puts the two side by side).
 ``--save DIR`` keeps each variant's model as ``DIR/<dataset>-<variant>.clf``; ``--examples FILE`` starts from that
 file of generated examples in bench/out/ (e.g. another sample's, bench/prompt_seeds.py makes them).
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
-report (pairs, steps, seconds, whether the budget stopped it) and self-training's rounds.
+report (pairs, steps, seconds, whether the budget stopped it), self-training's rounds, the share of the
+pseudo-labels that are right (the pool's hidden labels) and the prompt-tuned model's macro-F1 before `train`.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import interpolate_with_the_base, pool_rows, prompt_model, read_rows, scores, test_sample
+from common import interpolate_with_the_base, pool_rows, prompt_model, prompts, read_rows, scores, test_sample
 
 POOL = 5000
 
@@ -136,7 +143,7 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
     import promptclf.selftrain as S
     from promptclf.embedders import EmbeddingCache, get_embedder
 
-    named = ("default", "rounds2", "minpairs0", "confident2", "distill")
+    named = ("default", "rounds2", "minpairs0", "confident2", "distill", "basefirst", "tunedfirst")
     head = variant.split(":")[0]
     known = variant in named or head in ("triplet", "student") or (head.startswith("llm") and head[3:].isdigit())
     numbered = ("budget", "keep", "distill", "wise", "knnafter", "knn")
@@ -147,8 +154,11 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
     train = read_rows(name, "train")
     pool = [r["text"] for r in pool_rows(train, POOL)]
     clf = prompt_model(name, per_class, cache, examples, embedder=emb)
-    clf.set_params(finetune="auto")
-    if variant.startswith("budget"):
+    clf.set_params(finetune="auto").prompt_train(prompts()[name], generate=False)  # tunes, as by default
+    prompt_only = scores(labels, clf.predict(texts))["macro_f1"]
+    if variant in ("basefirst", "tunedfirst"):
+        K.FIRST_LABELS = variant.removesuffix("first")
+    elif variant.startswith("budget"):
         clf.set_params(finetune_budget_s=float(variant.removeprefix("budget")))
     elif variant == "rounds2":
         K.OUTER_ROUNDS = 2
@@ -197,6 +207,8 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
     st = clf.self_training_report_
     if save is not None:  # for looking at the model afterwards (head-side experiments on its vectors)
         clf.save(save / f"{name}-{variant}.clf")
+    truth = {r["text"]: r["label"] for r in train}
+    pseudo = list(clf._store.examples(("pseudo",)))
     return {
         "variant": variant,
         "macro_f1": round(scores(labels, clf.predict(texts))["macro_f1"], 4),
@@ -204,6 +216,8 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
         "finetune": {k: v for k, v in clf.encoder_["report"].items() if k != "settings"},
         "self_training_rounds": st.get("rounds"),
         "pseudo_labels": st.get("pseudo_labels"),
+        "pseudo_correct": round(float(np.mean([truth.get(e.text) == e.class_name for e in pseudo] or [0.0])), 3),
+        "prompt_only": round(prompt_only, 4),
         **({"llm": st["llm"]} if st.get("llm") else {}),
     }
 

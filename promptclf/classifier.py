@@ -67,6 +67,10 @@ AUTO_FINETUNE_MIN_PER_CLASS = 16
 # again from the base on those labels. bench/finetune_rounds.py: the second round lost 2.4 points on
 # ag_news (0.826 against 0.850; why was not measured)
 OUTER_ROUNDS = 1
+# with unlabeled texts and fine-tuning, what labels the pool first where the encoder was tuned on no pool
+# text (from the prompt or your labels): "both" (the base's and the tuned encoder's vectors side by side),
+# "tuned" or "base" (before). A switch for the benchmarks; _first_labeller says why "both".
+FIRST_LABELS = "both"
 # calibrate on your examples with out-of-fold probabilities from folds without pseudo-labels
 # (settled by bench/learning.py: see _without_pseudo)
 CALIBRATE_WITHOUT_PSEUDO = True
@@ -552,8 +556,8 @@ class PromptClassifier(ParamsMixin):
         if unlabeled is not None:  # checked once, used twice when fine-tuning
             unlabeled = check_texts(unlabeled, "unlabeled")
         tune = self._tunes(0 if unlabeled is None else len(set(unlabeled)), from_prompt=from_prompt)
-        if unlabeled is not None:  # for tuning, pseudo-labels come from the base encoder
-            self._pseudo_label(unlabeled, self._embedder if tune else self._emb)
+        if unlabeled is not None:
+            self._pseudo_label(unlabeled, self._first_labeller() if tune else self._emb)
         if tune:
             for _ in range(OUTER_ROUNDS if unlabeled is not None else 1):
                 self._finetune()  # replaces the tuned encoder only once done: an interruption changes nothing
@@ -788,6 +792,24 @@ class PromptClassifier(ParamsMixin):
             log.info("finetune='auto': not fine-tuning the encoder (%s not installed)", ", ".join(missing))
         return not missing
 
+    def _first_labeller(self) -> Embedder:
+        """What labels the pool before the encoder is tuned on it.
+
+        Where this model's encoder was tuned on no pool text (from the prompt, or on your labels): the
+        base encoder's vectors and the tuned one's side by side. The tuned encoder has learned the
+        classes from the examples, where MiniLM blurs the cue (trec6's question types) it labels the
+        pool far better than the base, and with the base beside it the labels lose nothing where the
+        base's geometry is the better one (sst2; BENCHMARKS.md, "The pool's first labels"). Otherwise
+        the base: an encoder tuned on a pool has learned that pool's pseudo-labels, errors included,
+        and tuning again on the labels it gives lost 2.4 points on ag_news (``OUTER_ROUNDS``). A file
+        saved before the tuning report counted its pool texts counts as tuned on a pool.
+        """
+        from .embedders.base import Joined
+
+        if FIRST_LABELS == "base" or self._encoder_report().get("pool_texts") != 0:
+            return self._embedder
+        return self._emb if FIRST_LABELS == "tuned" else Joined(self._embedder, self._emb)
+
     def _fewest_examples(self) -> int:
         """Examples of the class with the fewest (descriptions and pseudo-labels not counted)."""
         _, y, sources = self._training_set()
@@ -812,7 +834,9 @@ class PromptClassifier(ParamsMixin):
             seed=self.random_state,
             progress=self.progress,
         )
-        self._adopt_encoder(model, base, report.as_dict())
+        # how many pool texts it learned from (the store's pseudo-labels, the LLM's too): _first_labeller reads it
+        pool_texts = len(self._store.examples(("pseudo",)))
+        self._adopt_encoder(model, base, {**report.as_dict(), "pool_texts": pool_texts})
 
     def _adopt_encoder(self, model: Any, base: dict[str, Any], report: dict[str, Any]) -> None:
         """Make an in-memory sentence-transformers model this classifier's encoder (named by its weights)."""

@@ -342,6 +342,46 @@ def test_auto_tunes_in_prompt_train_when_every_class_has_enough_examples(monkeyp
     assert "encoder_" not in frozen.__dict__
 
 
+def test_the_pool_is_first_labelled_beside_an_encoder_tuned_on_no_pool_text(tuned, monkeypatch):
+    """With a pool to tune on, the pool's first labels come from the base encoder's vectors and those of
+    the encoder tuned from the prompt (it has seen no pool text) side by side; from the base alone where
+    the encoder was tuned on a pool: one that learned that pool's pseudo-labels would confirm its own
+    errors. A file without the count is the latter."""
+    _, path = tuned
+    loaded = PromptClassifier.load(path)
+    assert loaded.encoder_["report"]["pool_texts"] == 0
+    first = loaded._first_labeller()  # the tuned encoder as loaded, beside the base
+    assert first.parts == (loaded._embedder, loaded._tuned)
+    pool = [f"{w} film, {v}" for w in ("a lovely", "a boring", "an awful", "a great") for v in ("truly", "I think")]
+    clf = PromptClassifier(finetune=True, finetune_budget_s=5, progress=False)
+    clf.add_data_to_class("pos", POS).add_data_to_class("neg", NEG)
+    clf.prompt_train({"pos": "A review that praises the film.", "neg": "A review that pans the film."}, generate=False)
+    labellers = []
+    plain = clf._pseudo_label
+
+    def spy(unlabeled, emb, check=True):
+        labellers.append((emb.id, check))
+        return plain(unlabeled, emb, check=check)
+
+    monkeypatch.setattr(clf, "_pseudo_label", spy)
+    prompt_tuned = clf._tuned.id
+    clf.train(unlabeled=pool)
+    pool_tuned = clf._tuned.id
+    # first the base and the prompt-tuned encoder label the pool; after tuning on it, the pool-tuned one
+    both = f"joined:{clf._embedder.id}+{prompt_tuned}"
+    assert labellers == [(both, True), (pool_tuned, False)]
+    assert clf.encoder_["report"]["pool_texts"] > 0  # the pseudo-labels it was tuned on
+    labellers.clear()
+    clf.train(unlabeled=pool)  # tuned on a pool now: the base labels it first
+    assert labellers[0] == (clf._embedder.id, True)
+    monkeypatch.delitem(clf.encoder_["report"], "pool_texts")  # a file saved before the count
+    assert clf._first_labeller() is clf._embedder
+    monkeypatch.setattr("promptclf.classifier.FIRST_LABELS", "tuned")
+    assert loaded._first_labeller() is loaded._tuned
+    monkeypatch.setattr("promptclf.classifier.FIRST_LABELS", "base")
+    assert loaded._first_labeller() is loaded._embedder
+
+
 def test_multi_label_fine_tunes_saves_and_predicts_lists(tmp_path):
     """finetune=True with multi_label: a text in two classes is never a negative of either, the tuned
     file loads and predicts the same label lists."""

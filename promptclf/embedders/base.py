@@ -147,6 +147,43 @@ class Embedder(Backend, ABC):
         return vecs / np.maximum(norms, 1e-12)
 
 
+class Joined(Embedder):
+    """Several embedders' vectors side by side, each part unit length (so the row is too): one space in
+    which a head sees what each of them sees. Training only (``PromptClassifier._first_labeller``), never
+    a model's serving embedder; each part embeds through the cache under its own identity."""
+
+    kind = "joined"
+
+    def __init__(self, *parts: Embedder) -> None:
+        super().__init__("+".join(p.id for p in parts))
+        self.parts = parts
+
+    def trainer(self) -> Embedder:
+        return Joined(*(p.trainer() for p in self.parts))
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        cache: EmbeddingCache | None = None,
+        progress: bool = False,
+        chunk_size: int = 2048,
+        long_texts: str = "chunk",
+    ) -> np.ndarray:
+        texts = list(texts)
+        vecs = [
+            p.embed(texts, cache=cache, progress=progress, chunk_size=chunk_size, long_texts=long_texts)
+            for p in self.parts
+        ]
+        return np.hstack(vecs) / np.float32(np.sqrt(len(self.parts)))
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        return self.embed(texts)
+
+    def dimension_hint(self) -> int:
+        return sum(p.dimension_hint() for p in self.parts)
+
+
 class EmbeddingCache:
     """Vectors keyed by (embedder id, text): retraining embeds only what is new."""
 
