@@ -161,20 +161,10 @@ class Joined(Embedder):
     def trainer(self) -> Embedder:
         return Joined(*(p.trainer() for p in self.parts))
 
-    def embed(
-        self,
-        texts: Sequence[str],
-        *,
-        cache: EmbeddingCache | None = None,
-        progress: bool = False,
-        chunk_size: int = 2048,
-        long_texts: str = "chunk",
-    ) -> np.ndarray:
+    def embed(self, texts: Sequence[str], **options: Any) -> np.ndarray:
+        """``Embedder.embed``'s options go to each part (the cache, the long-text mode...)."""
         texts = list(texts)
-        vecs = [
-            p.embed(texts, cache=cache, progress=progress, chunk_size=chunk_size, long_texts=long_texts)
-            for p in self.parts
-        ]
+        vecs = [p.embed(texts, **options) for p in self.parts]
         return np.hstack(vecs) / np.float32(np.sqrt(len(self.parts)))
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
