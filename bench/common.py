@@ -120,11 +120,11 @@ def pool_rows(rows: list[dict[str, str]], n: int) -> list[dict[str, str]]:
 def prompt_model(name: str, per_class: int, cache=None, examples: str | None = None, **settings):
     """Where the unlabeled-mode benchmarks start: the product's model on the set's descriptions and its
     cached generated examples (``OUT/<name>-direct-n<per_class>.jsonl``, bench/accuracy.py makes them, or
-    the file ``OUT/<examples>``), nothing generated, the encoder frozen; ``settings`` go to
-    ``PromptClassifier``."""
+    the file ``OUT/<examples>``), nothing generated, the encoder frozen unless ``settings`` (which go to
+    ``PromptClassifier``) say ``finetune``."""
     from promptclf import PromptClassifier
 
-    clf = PromptClassifier(progress=False, finetune=False, **settings)
+    clf = PromptClassifier(**{"progress": False, "finetune": False, **settings})
     if cache is not None:
         clf.use_embedding_cache(cache)
     clf.load_examples(OUT / (examples or f"{name}-direct-n{per_class}.jsonl"), include_pseudo=False)

@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import interpolate_with_the_base, pool_rows, prompt_model, prompts, read_rows, scores, test_sample
+from common import interpolate_with_the_base, pool_rows, prompt_model, read_rows, scores, test_sample
 
 POOL = 5000
 
@@ -153,8 +153,7 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
     texts, labels = test_sample(name)
     train = read_rows(name, "train")
     pool = [r["text"] for r in pool_rows(train, POOL)]
-    clf = prompt_model(name, per_class, cache, examples, embedder=emb)
-    clf.set_params(finetune="auto").prompt_train(prompts()[name], generate=False)  # tunes, as by default
+    clf = prompt_model(name, per_class, cache, examples, embedder=emb, finetune="auto")  # tunes, as by default
     prompt_only = scores(labels, clf.predict(texts))["macro_f1"]
     if variant in ("basefirst", "tunedfirst"):
         K.FIRST_LABELS = variant.removesuffix("first")

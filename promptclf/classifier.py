@@ -28,6 +28,7 @@ from ._validation import (
 )
 from .calibration import MIN_REAL_PER_CLASS, cross_validated_estimate, label_issues, pr_curves, thresholds_for_precision
 from .embedders import Embedder, EmbeddingCache, get_embedder
+from .embedders.base import Joined
 from .errors import (
     ConfigurationError,
     InvalidInputError,
@@ -804,8 +805,6 @@ class PromptClassifier(ParamsMixin):
         and tuning again on the labels it gives lost 2.4 points on ag_news (``OUTER_ROUNDS``). A file
         saved before the tuning report counted its pool texts counts as tuned on a pool.
         """
-        from .embedders.base import Joined
-
         if FIRST_LABELS == "base" or self._encoder_report().get("pool_texts") != 0:
             return self._embedder
         return self._emb if FIRST_LABELS == "tuned" else Joined(self._embedder, self._emb)
