@@ -3,7 +3,7 @@ the result?
 
     .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
         [triplet:m0.5:e1 confident2 distill distill150 student:lr1e-4:e3:d90 llm500:p0.9 wise50 knn30 knnafter30]
-        [basefirst tunedfirst]
+        [basefirst tunedfirst onecall onecallbase]
         [--per-class 32 | --examples FILE]
         [--save DIR]
 
@@ -31,7 +31,11 @@ confident ones are picked (`selftrain.NEIGHBOURS = N`); *knnafterN*: the same on
 pool after fine-tuning (with the tuned encoder's vectors), not in the first one (the base encoder's);
 *basefirst*: the pool's first labelling on the base encoder's vectors alone (`classifier.FIRST_LABELS =
 "base"`, the default before), *tunedfirst*: on the prompt-tuned encoder's alone (`"tuned"`; the default,
-`"both"`, puts the two side by side).
+`"both"`, puts the two side by side); *onecall*: no model before, one `prompt_train(descriptions,
+unlabeled=pool)` on the cached examples (nothing generated), timed whole: it tunes on the examples, labels
+the pool with both encoders, tunes on the pool (`tunings` lists each tuning); *onecallbase*: the same with
+`FIRST_LABELS = "base"`, which is the one call as it was before 2026-12-07 (one tuning, on the pool labelled
+by the base encoder).
 ``--save DIR`` keeps each variant's model as ``DIR/<dataset>-<variant>.clf``; ``--examples FILE`` starts from that
 file of generated examples in bench/out/ (e.g. another sample's, bench/prompt_seeds.py makes them).
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
@@ -49,7 +53,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import interpolate_with_the_base, pool_rows, prompt_model, read_rows, scores, test_sample
+from common import OUT, interpolate_with_the_base, pool_rows, prompt_model, prompts, read_rows, scores, test_sample
 
 POOL = 5000
 
@@ -141,9 +145,20 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
     import promptclf.classifier as K
     import promptclf.finetune as F
     import promptclf.selftrain as S
+    from promptclf import PromptClassifier
     from promptclf.embedders import EmbeddingCache, get_embedder
 
-    named = ("default", "rounds2", "minpairs0", "confident2", "distill", "basefirst", "tunedfirst")
+    named = (
+        "default",
+        "rounds2",
+        "minpairs0",
+        "confident2",
+        "distill",
+        "basefirst",
+        "tunedfirst",
+        "onecall",
+        "onecallbase",
+    )
     head = variant.split(":")[0]
     known = variant in named or head in ("triplet", "student") or (head.startswith("llm") and head[3:].isdigit())
     numbered = ("budget", "keep", "distill", "wise", "knnafter", "knn")
@@ -153,8 +168,13 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
     texts, labels = test_sample(name)
     train = read_rows(name, "train")
     pool = [r["text"] for r in pool_rows(train, POOL)]
-    clf = prompt_model(name, per_class, cache, examples, embedder=emb, finetune="auto")  # tunes, as by default
-    prompt_only = scores(labels, clf.predict(texts))["macro_f1"]
+    if variant.startswith("onecall"):  # one prompt_train(descriptions, unlabeled=pool): timed whole, below
+        clf, prompt_only = PromptClassifier(progress=False, embedder=emb).use_embedding_cache(cache), None
+        clf.load_examples(OUT / (examples or f"{name}-direct-n{per_class}.jsonl"), include_pseudo=False)
+        K.FIRST_LABELS = "base" if variant == "onecallbase" else K.FIRST_LABELS
+    else:
+        clf = prompt_model(name, per_class, cache, examples, embedder=emb, finetune="auto")  # tunes, as by default
+        prompt_only = scores(labels, clf.predict(texts))["macro_f1"]
     if variant in ("basefirst", "tunedfirst"):
         K.FIRST_LABELS = variant.removesuffix("first")
     elif variant.startswith("budget"):
@@ -202,7 +222,18 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
         seconds, full = float(variant.removeprefix("distill")), D.distill
         D.distill = lambda *a, budget_s, **k: full(*a, budget_s=min(budget_s, seconds), **k)
     t0 = time.perf_counter()
-    clf.train(unlabeled=pool)
+    if variant.startswith("onecall"):
+        tunings = []
+        plain_tune = clf._finetune
+
+        def counted(include=None):
+            plain_tune(include)
+            tunings.append({k: clf.encoder_["report"][k] for k in ("steps", "seconds", "pool_texts")})
+
+        clf._finetune = counted
+        clf.prompt_train(prompts()[name], unlabeled=pool, generate=False)
+    else:
+        clf.train(unlabeled=pool)
     st = clf.self_training_report_
     if save is not None:  # for looking at the model afterwards (head-side experiments on its vectors)
         clf.save(save / f"{name}-{variant}.clf")
@@ -216,7 +247,8 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
         "self_training_rounds": st.get("rounds"),
         "pseudo_labels": st.get("pseudo_labels"),
         "pseudo_correct": round(float(np.mean([truth.get(e.text) == e.class_name for e in pseudo] or [0.0])), 3),
-        "prompt_only": round(prompt_only, 4),
+        "prompt_only": None if prompt_only is None else round(prompt_only, 4),
+        **({"tunings": tunings} if variant.startswith("onecall") else {}),
         **({"llm": st["llm"]} if st.get("llm") else {}),
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -9,7 +10,7 @@ import logging
 import os
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,8 @@ OUTER_ROUNDS = 1
 # text (from the prompt or your labels): "both" (the base's and the tuned encoder's vectors side by side),
 # "tuned" or "base" (before). A switch for the benchmarks; _first_labeller says why "both".
 FIRST_LABELS = "both"
+# what self-training labels a pool from: every kind of stored example but an earlier pool's pseudo-labels
+ANCHORS = ("user", "generated", "llm")
 # calibrate on your examples with out-of-fold probabilities from folds without pseudo-labels
 # (settled by bench/learning.py: see _without_pseudo)
 CALIBRATE_WITHOUT_PSEUDO = True
@@ -446,7 +449,9 @@ class PromptClassifier(ParamsMixin):
         prompts : dict
             Class name -> description.
         unlabeled : iterable of str, optional
-            Your unlabeled texts, pseudo-labelled during training (see ``train``).
+            Your unlabeled texts, pseudo-labelled during training (see ``train``). Where the encoder is
+            fine-tuned, the same as ``prompt_train(prompts)`` then ``train(unlabeled=...)``: tuned on the
+            examples first, so that encoder helps label the pool, then tuned on the pool's labels.
         generate : bool, default True
             ``False`` trains from the descriptions (and stored examples) alone, without the LLM.
         regenerate : bool, default False
@@ -547,7 +552,7 @@ class PromptClassifier(ParamsMixin):
         texts also judge the generated examples (``promptclf.crosscheck``): where self-training from
         the descriptions without them labels the texts more coherently, they are set aside (kept in
         the store) until the next run on unlabeled texts; ``summary()["generated_examples"]`` says
-        which. Returns ``self``.
+        which. An interruption (Ctrl-C) or an error leaves the fitted model as it was. Returns ``self``.
         """
         return self._train(unlabeled, from_prompt=False)
 
@@ -556,8 +561,42 @@ class PromptClassifier(ParamsMixin):
         self._validate_settings()
         if unlabeled is not None:  # checked once, used twice when fine-tuning
             unlabeled = check_texts(unlabeled, "unlabeled")
+        with self._all_or_nothing():
+            return self._fit(unlabeled, from_prompt=from_prompt)
+
+    @contextlib.contextmanager
+    def _all_or_nothing(self) -> Iterator[None]:
+        """Training replaces the fitted state whole or not at all.
+
+        It changes the encoder before it refits the head on the encoder's vectors, and the pool's
+        pseudo-labels before either: an interruption (Ctrl-C) or an error between the two would leave
+        a head reading vectors of an encoder it was not fitted on. On any exception the fitted
+        attributes, the tuned encoder and the pool's pseudo-labels are put back as they were; examples
+        generated on the way (``prompt_train``) are kept.
+        """
+
+        def fitted() -> dict[str, Any]:
+            return {k: v for k, v in self.__dict__.items() if k.endswith("_") or k in ("_tuned", "_prior_used")}
+
+        before, pseudo = fitted(), self._store.examples(("pseudo",))
+        try:
+            yield
+        except BaseException:
+            for k in fitted().keys() - before.keys():
+                del self.__dict__[k]
+            self.__dict__.update(before)
+            now = self._store.examples(("pseudo",))  # compared by identity: equal Examples may differ in meta
+            if len(now) != len(pseudo) or any(a is not b for a, b in zip(now, pseudo)):
+                self._store.remove(lambda e: e.source == "pseudo")
+                self._store.extend(pseudo)
+            raise
+
+    def _fit(self, unlabeled: list[str] | None, *, from_prompt: bool) -> PromptClassifier:
+        """``_train`` on checked texts."""
         tune = self._tunes(0 if unlabeled is None else len(set(unlabeled)), from_prompt=from_prompt)
         if unlabeled is not None:
+            if tune and self._tunes_on_the_prompt_first(from_prompt):  # as prompt_train without a pool would,
+                self._finetune(ANCHORS)  # on what labels the pool (not an earlier pool's labels, replaced next)
             self._pseudo_label(unlabeled, self._first_labeller() if tune else self._emb)
         if tune:
             for _ in range(OUTER_ROUNDS if unlabeled is not None else 1):
@@ -809,6 +848,13 @@ class PromptClassifier(ParamsMixin):
             return self._embedder
         return self._emb if FIRST_LABELS == "tuned" else Joined(self._embedder, self._emb)
 
+    def _tunes_on_the_prompt_first(self, from_prompt: bool) -> bool:
+        """Whether a ``prompt_train`` given a pool first tunes the encoder without it, as one given none
+        would, so that its first labels of the pool have the prompt-tuned encoder beside the base
+        (``_first_labeller``): one call then does what ``prompt_train`` and ``train(unlabeled=...)``
+        do, for one more tuning."""
+        return from_prompt and FIRST_LABELS != "base" and self._tunes(0, from_prompt=True)
+
     def _fewest_examples(self) -> int:
         """Examples of the class with the fewest (descriptions and pseudo-labels not counted)."""
         _, y, sources = self._training_set()
@@ -816,25 +862,26 @@ class PromptClassifier(ParamsMixin):
         classes = set(getattr(self, "prompts_", {})) | set(y.tolist())
         return min((int((own == c).sum()) for c in classes), default=0)
 
-    def _finetune(self) -> None:
-        """Fine-tune a copy of the base encoder on the training set; an interruption changes nothing."""
+    def _finetune(self, include: tuple[str, ...] | None = None) -> None:
+        """Fine-tune a copy of the base encoder on the training set (``include``: its kinds of stored
+        example, as ``_training_set``); an interruption changes nothing."""
         from .embedders.local import resolve_model_path
         from .finetune import finetune
 
         base = self._local_base("finetune")
-        texts, labels, sources = self.training_data()
-        self._check_trainable(np.asarray(labels))
+        texts, y, sources = self._training_set(include)
+        self._check_trainable(y)
         model, report = finetune(
             resolve_model_path(base["model"]),
             texts,
-            labels,
-            sources,
+            y.tolist(),
+            sources.tolist(),
             budget_s=float(self.finetune_budget_s),
             seed=self.random_state,
             progress=self.progress,
         )
         # how many pool texts it learned from (the store's pseudo-labels, the LLM's too): _first_labeller reads it
-        pool_texts = len(self._store.examples(("pseudo",)))
+        pool_texts = len(self._store.examples(("pseudo",))) if include is None or "pseudo" in include else 0
         self._adopt_encoder(model, base, {**report.as_dict(), "pool_texts": pool_texts})
 
     def _adopt_encoder(self, model: Any, base: dict[str, Any], report: dict[str, Any]) -> None:
@@ -997,7 +1044,7 @@ class PromptClassifier(ParamsMixin):
         from .selftrain import PoolLabeler, SelfTrainResult, TextView, self_train
         from .store import Example
 
-        texts, y, src = self._training_set(("user", "generated", "llm"))
+        texts, y, src = self._training_set(ANCHORS)
         self._check_trainable(y)
         known = set(texts)
         pool = [t for t in dict.fromkeys(unlabeled) if t.strip() and t not in known]

@@ -382,6 +382,73 @@ def test_the_pool_is_first_labelled_beside_an_encoder_tuned_on_no_pool_text(tune
     assert loaded._first_labeller() is loaded._embedder
 
 
+def test_one_prompt_train_with_a_pool_tunes_on_the_prompt_first(monkeypatch):
+    """prompt_train(descriptions, unlabeled=pool) does what prompt_train then train(unlabeled=pool) do:
+    it tunes on the prompt's examples first (as without a pool), so the base and that encoder label the
+    pool first, then tunes on the pool and relabels it. The first tuning leaves out an earlier pool's
+    pseudo-labels (the store has them from the first call; the pool is labelled anew)."""
+    pool = [f"{w} film, {v}" for w in ("a lovely", "a boring", "an awful", "a great") for v in ("truly", "I think")]
+    descs = {"pos": "A review that praises the film.", "neg": "A review that pans the film."}
+    clf = PromptClassifier(finetune=True, finetune_budget_s=1, progress=False)  # a step or two each
+    clf.add_data_to_class("pos", POS).add_data_to_class("neg", NEG)
+    steps = []
+    plain_label, plain_tune = clf._pseudo_label, clf._finetune
+
+    def label(unlabeled, emb, check=True):
+        steps.append(("label", emb.id))
+        return plain_label(unlabeled, emb, check=check)
+
+    def tune(include=None):
+        plain_tune(include)
+        steps.append(("tune", clf._tuned.id, clf.encoder_["report"]["pool_texts"]))
+
+    monkeypatch.setattr(clf, "_pseudo_label", label)
+    monkeypatch.setattr(clf, "_finetune", tune)
+    clf.prompt_train(descs, generate=False, unlabeled=pool)
+    (_, prompt_tuned, seen), (_, both), (_, pool_tuned, learned), last = steps
+    assert seen == 0 and learned > 0
+    assert both == f"joined:{clf._embedder.id}+{prompt_tuned}" and last == ("label", pool_tuned)
+    steps.clear()
+    assert clf._store.examples(("pseudo",))  # this pool's labels, from the first call
+    clf.prompt_train(descs, generate=False, unlabeled=pool)
+    (_, prompt_tuned, seen), (_, both), *_ = steps
+    assert seen == 0 and both == f"joined:{clf._embedder.id}+{prompt_tuned}" and len(steps) == 4
+    assert clf._tunes_on_the_prompt_first(True) and not clf._tunes_on_the_prompt_first(False)  # train(): no
+    monkeypatch.setattr("promptclf.classifier.FIRST_LABELS", "base")  # the switch turns it off too
+    assert not clf._tunes_on_the_prompt_first(True)
+
+
+def test_an_interruption_after_the_encoder_is_tuned_restores_the_model(tuned, monkeypatch):
+    """train() tunes the encoder, then relabels the pool and refits the head on the new vectors: a
+    Ctrl-C in between puts back the encoder, the head, the thresholds and the pool's pseudo-labels,
+    so the model predicts as before (not a head reading vectors it was not fitted on)."""
+    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_POOL", 8)
+    _, path = tuned
+    clf = PromptClassifier.load(path).set_params(finetune_budget_s=5, progress=False)
+    pool = [f"{w} film, {v}" for w in ("a lovely", "a boring", "an awful", "a great") for v in ("truly", "I think")]
+    clf.train(unlabeled=pool)
+    state = {k: clf.__dict__[k] for k in ("head_", "thresholds_", "encoder_", "_tuned", "self_training_report_")}
+    pseudo = clf._store.examples(("pseudo",))
+    before = clf.predict_proba(TEXTS)
+    plain = clf._pseudo_label
+    calls = []
+
+    def interrupt_the_relabelling(unlabeled, emb, check=True):
+        calls.append(emb.id)
+        if len(calls) == 2:  # after the pool tuning adopted its encoder
+            raise KeyboardInterrupt
+        return plain(unlabeled, emb, check=check)
+
+    monkeypatch.setattr(clf, "_pseudo_label", interrupt_the_relabelling)
+    with pytest.raises(KeyboardInterrupt):
+        clf.train(unlabeled=pool[::-1])
+    assert len(calls) == 2  # the relabelling with the newly adopted encoder was interrupted
+    assert all(clf.__dict__[k] is v for k, v in state.items())
+    again = clf._store.examples(("pseudo",))  # the same Example objects: their confidences too
+    assert len(again) == len(pseudo) and all(a is b for a, b in zip(again, pseudo))
+    assert np.allclose(clf.predict_proba(TEXTS), before)
+
+
 def test_multi_label_fine_tunes_saves_and_predicts_lists(tmp_path):
     """finetune=True with multi_label: a text in two classes is never a negative of either, the tuned
     file loads and predicts the same label lists."""
