@@ -3,7 +3,7 @@ the result?
 
     .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
         [triplet:m0.5:e1 confident2 distill distill150 student:lr1e-4:e3:d90 llm500:p0.9 wise50 knn30 knnafter30]
-        [basefirst tunedfirst onecall onecallbase]
+        [basefirst tunedfirst onecall onecallbase warm]
         [--per-class 32 | --examples FILE]
         [--save DIR]
 
@@ -35,7 +35,8 @@ pool after fine-tuning (with the tuned encoder's vectors), not in the first one 
 unlabeled=pool)` on the cached examples (nothing generated), timed whole: it tunes on the examples, labels
 the pool with both encoders, tunes on the pool (`tunings` lists each tuning); *onecallbase*: the same with
 `FIRST_LABELS = "base"`, which is the one call as it was before 2026-12-07 (one tuning, on the pool labelled
-by the base encoder).
+by the base encoder); *warm*: the pool's tuning starts from the prompt-tuned encoder's weights, not the
+base's (`start_from_the_prompt_tuned`).
 ``--save DIR`` keeps each variant's model as ``DIR/<dataset>-<variant>.clf``; ``--examples FILE`` starts from that
 file of generated examples in bench/out/ (e.g. another sample's, bench/prompt_seeds.py makes them).
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
@@ -78,6 +79,16 @@ def weigh_confident_pseudo_labels(clf, F) -> None:
         return plain(model_path, texts, list(labels), sources, **kw)
 
     F.finetune = weighted
+
+
+def start_from_the_prompt_tuned(clf, F) -> None:
+    """*warm*: the pool's tuning starts from a copy of the prompt-tuned encoder's weights instead of the
+    base's (the model was just tuned in this process, so its PyTorch weights are at hand). Wraps
+    `finetune.load_model`, which `finetune.finetune` loads its starting model with."""
+    import copy
+
+    start = copy.deepcopy(clf._tuned.torch_model)
+    F.load_model = lambda path: copy.deepcopy(start)
 
 
 def tune_the_student(F, options: list[str]) -> None:
@@ -158,6 +169,7 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
         "tunedfirst",
         "onecall",
         "onecallbase",
+        "warm",
     )
     head = variant.split(":")[0]
     known = variant in named or head in ("triplet", "student") or (head.startswith("llm") and head[3:].isdigit())
@@ -194,6 +206,8 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
                 F.TRIPLET_EPOCHS = int(opt[1:])
     elif variant == "confident2":
         weigh_confident_pseudo_labels(clf, F)
+    elif variant == "warm":
+        start_from_the_prompt_tuned(clf, F)
     elif variant == "distill":
         clf.set_params(distill=True)
     elif head.startswith("llm"):
