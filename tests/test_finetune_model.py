@@ -387,12 +387,14 @@ def test_one_prompt_train_with_a_pool_tunes_on_the_prompt_first(monkeypatch):
     it tunes on the prompt's examples first (as without a pool), so the base and that encoder label the
     pool first, then tunes on the pool and relabels it. The first tuning leaves out an earlier pool's
     pseudo-labels (the store has them from the first call; the pool is labelled anew)."""
+    import promptclf.finetune as F
+
     pool = [f"{w} film, {v}" for w in ("a lovely", "a boring", "an awful", "a great") for v in ("truly", "I think")]
     descs = {"pos": "A review that praises the film.", "neg": "A review that pans the film."}
     clf = PromptClassifier(finetune=True, finetune_budget_s=1, progress=False)  # a step or two each
     clf.add_data_to_class("pos", POS).add_data_to_class("neg", NEG)
-    steps = []
-    plain_label, plain_tune = clf._pseudo_label, clf._finetune
+    steps, tuned_on = [], []
+    plain_label, plain_tune, plain_finetune = clf._pseudo_label, clf._finetune, F.finetune
 
     def label(unlabeled, emb, check=True):
         steps.append(("label", emb.id))
@@ -402,17 +404,24 @@ def test_one_prompt_train_with_a_pool_tunes_on_the_prompt_first(monkeypatch):
         plain_tune(include)
         steps.append(("tune", clf._tuned.id, clf.encoder_["report"]["pool_texts"]))
 
+    def finetune(model_path, texts, *args, **kw):
+        tuned_on.append(set(texts))
+        return plain_finetune(model_path, texts, *args, **kw)
+
     monkeypatch.setattr(clf, "_pseudo_label", label)
     monkeypatch.setattr(clf, "_finetune", tune)
+    monkeypatch.setattr(F, "finetune", finetune)
     clf.prompt_train(descs, generate=False, unlabeled=pool)
     (_, prompt_tuned, seen), (_, both), (_, pool_tuned, learned), last = steps
-    assert seen == 0 and learned > 0
+    assert seen == 0 and learned > 0 and not tuned_on[0] & set(pool) and tuned_on[1] & set(pool)
     assert both == f"joined:{clf._embedder.id}+{prompt_tuned}" and last == ("label", pool_tuned)
     steps.clear()
+    tuned_on.clear()
     assert clf._store.examples(("pseudo",))  # this pool's labels, from the first call
     clf.prompt_train(descs, generate=False, unlabeled=pool)
     (_, prompt_tuned, seen), (_, both), *_ = steps
     assert seen == 0 and both == f"joined:{clf._embedder.id}+{prompt_tuned}" and len(steps) == 4
+    assert not tuned_on[0] & set(pool)  # the earlier labels of the pool are not what it tunes on first
     assert clf._tunes_on_the_prompt_first(True) and not clf._tunes_on_the_prompt_first(False)  # train(): no
     monkeypatch.setattr("promptclf.classifier.FIRST_LABELS", "base")  # the switch turns it off too
     assert not clf._tunes_on_the_prompt_first(True)
