@@ -3,7 +3,7 @@ the result?
 
     .venv/bin/python bench/finetune_rounds.py ag_news [default budget600 rounds2 keep70 minpairs0 triplet]
         [triplet:m0.5:e1 confident2 distill distill150 student:lr1e-4:e3:d90 llm500:p0.9 wise50 knn30 knnafter30]
-        [basefirst tunedfirst onecall onecallbase warm]
+        [basefirst tunedfirst onecall onecallbase warm prompttuned]
         [--per-class 32 | --examples FILE]
         [--save DIR]
 
@@ -36,7 +36,8 @@ unlabeled=pool)` on the cached examples (nothing generated), timed whole: it tun
 the pool with both encoders, tunes on the pool (`tunings` lists each tuning); *onecallbase*: the same with
 `FIRST_LABELS = "base"`, which is the one call as it was before 2026-12-07 (one tuning, on the pool labelled
 by the base encoder); *warm*: the pool's tuning starts from the prompt-tuned encoder's weights, not the
-base's (`start_from_the_prompt_tuned`).
+base's (`start_from_the_prompt_tuned`); *prompttuned*: `train(unlabeled=...)` with `finetune=False`: the
+prompt-tuned encoder labels the pool and stays, the head is refit on its vectors with the pseudo-labels.
 ``--save DIR`` keeps each variant's model as ``DIR/<dataset>-<variant>.clf``; ``--examples FILE`` starts from that
 file of generated examples in bench/out/ (e.g. another sample's, bench/prompt_seeds.py makes them).
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
@@ -170,6 +171,7 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
         "onecall",
         "onecallbase",
         "warm",
+        "prompttuned",
     )
     head = variant.split(":")[0]
     known = variant in named or head in ("triplet", "student") or (head.startswith("llm") and head[3:].isdigit())
@@ -208,6 +210,8 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
         weigh_confident_pseudo_labels(clf, F)
     elif variant == "warm":
         start_from_the_prompt_tuned(clf, F)
+    elif variant == "prompttuned":  # no tuning on the pool: the prompt-tuned encoder labels it and stays
+        clf.set_params(finetune=False)
     elif variant == "distill":
         clf.set_params(distill=True)
     elif head.startswith("llm"):
@@ -257,7 +261,7 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
         "variant": variant,
         "macro_f1": round(scores(labels, clf.predict(texts))["macro_f1"], 4),
         "train_s": round(time.perf_counter() - t0),
-        "finetune": {k: v for k, v in clf.encoder_["report"].items() if k != "settings"},
+        "finetune": {k: v for k, v in clf.encoder_["report"].items() if k != "settings"},  # the last tuning
         "self_training_rounds": st.get("rounds"),
         "pseudo_labels": st.get("pseudo_labels"),
         "pseudo_correct": round(float(np.mean([truth.get(e.text) == e.class_name for e in pseudo] or [0.0])), 3),
