@@ -320,10 +320,11 @@ classes and 32 for ag_news's four; from five classes on SmolLM2 alone writes 32 
 no labelled rows, every other setting the default: `finetune="auto"` tunes the
 encoder on the descriptions and generated examples. *+ unlabeled*: then `train(unlabeled=texts)` with up to
 {args.unlabeled:,} train-split texts, labels hidden (the default labels the pool with the base and the prompt-tuned
-encoder's vectors side by side, then fine-tunes again, from the base encoder, with the pool's pseudo-labels;
-one `prompt_train(descriptions, unlabeled=texts)` does the same). *train s*: wall seconds of the
-`prompt_train` (generation, where the row's examples were made in the run, and fine-tuning) and of the
-`train`; *.clf MB*: the saved file of each. Goal: +5 points over zero-shot on every set.
+encoder's vectors side by side, then, where those labels agree with the examples' on less than 94% of the
+pool, fine-tunes again, from the base encoder, with the pool's pseudo-labels; elsewhere the prompt-tuned
+encoder stays and the head learns them; one `prompt_train(descriptions, unlabeled=texts)` does the same).
+*train s*: wall seconds of the `prompt_train` (generation, where the row's examples were made in the run, and
+fine-tuning) and of the `train`; *.clf MB*: the saved file of each. Goal: +5 points over zero-shot on every set.
 
 {table(ACC_HEADER, acc_rows)}
 

@@ -38,6 +38,10 @@ the pool with both encoders, tunes on the pool (`tunings` lists each tuning); *o
 by the base encoder); *warm*: the pool's tuning starts from the prompt-tuned encoder's weights, not the
 base's (`start_from_the_prompt_tuned`); *prompttuned*: `train(unlabeled=...)` with `finetune=False`: the
 prompt-tuned encoder labels the pool and stays, the head is refit on its vectors with the pseudo-labels.
+Since "Tuning on the pool, or not" (2026-12-07) the default tunes on the pool only where the pool's
+first labels agree with the examples on less than `classifier.POOL_TUNING_MAX_AGREEMENT` of it: *default*
+and *onecall* follow it, every other variant tunes on the pool whatever the agreement, as when its rows
+were measured.
 ``--save DIR`` keeps each variant's model as ``DIR/<dataset>-<variant>.clf``; ``--examples FILE`` starts from that
 file of generated examples in bench/out/ (e.g. another sample's, bench/prompt_seeds.py makes them).
 Prints per variant: macro-F1 on the accuracy table's test sample, wall seconds of `train`, the tuning
@@ -178,6 +182,10 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
     numbered = ("budget", "keep", "distill", "wise", "knnafter", "knn")
     if not (known or any(variant.startswith(p) and variant.removeprefix(p).isdigit() for p in numbered)):
         raise SystemExit(f"unknown variant {variant!r}")
+    if variant not in ("default", "onecall", "prompttuned"):
+        # the other variants study the pool's tuning (their tables were measured when the pool was always
+        # tuned on): tuned whatever the pool's first labels agree with the examples (classifier._pool_tuning)
+        K.POOL_TUNING_MAX_AGREEMENT = 1.01
     emb, cache = get_embedder(None), EmbeddingCache()
     texts, labels = test_sample(name)
     train = read_rows(name, "train")

@@ -73,6 +73,11 @@ OUTER_ROUNDS = 1
 # text (from the prompt or your labels): "both" (the base's and the tuned encoder's vectors side by side),
 # "tuned" or "base" (before). A switch for the benchmarks; _first_labeller says why "both".
 FIRST_LABELS = "both"
+# finetune="auto" with a pool and an encoder tuned on the prompt: tune again on the pool only where its
+# first labels agree with what the examples alone say on less than this share of it (a pool that moves
+# the model little teaches the encoder little beyond the prompt, and its tuning costs minutes). Halfway
+# between the five sets bench/pool_choice.py measured: tuning paid at 0.865-0.925, cost at 0.954-0.968
+POOL_TUNING_MAX_AGREEMENT = 0.94
 # what self-training labels a pool from: every kind of stored example but an earlier pool's pseudo-labels
 ANCHORS = ("user", "generated", "llm")
 # calibrate on your examples with out-of-fold probabilities from folds without pseudo-labels
@@ -167,8 +172,10 @@ class PromptClassifier(ParamsMixin):
         (about 85 MB), served without PyTorch. ``"auto"`` tunes where BENCHMARKS.md measures the
         gain and the embedder and PyTorch allow it: in ``prompt_train`` when every class has at
         least 16 examples (generated or yours), and in ``train`` given at least 500 unlabeled
-        texts; a ``train`` otherwise keeps the encoder it has. ``True`` always tunes (an error
-        where it cannot), ``False`` never.
+        texts; a ``train`` otherwise keeps the encoder it has. Given a pool, an encoder already
+        tuned on the prompt is tuned again on the pool only where the pool's first labels agree
+        with the examples' on less than 94% of it (``training_summary_["pool_tuning"]``). ``True``
+        always tunes (an error where it cannot), ``False`` never.
     finetune_budget_s : float, default 300
         Most seconds fine-tuning may take, and distilling (``distill``) too; training stops there and
         keeps what it learnt.
@@ -593,11 +600,14 @@ class PromptClassifier(ParamsMixin):
 
     def _fit(self, unlabeled: list[str] | None, *, from_prompt: bool) -> PromptClassifier:
         """``_train`` on checked texts."""
+        pool_tuning: dict[str, Any] | None = None
         tune = self._tunes(0 if unlabeled is None else len(set(unlabeled)), from_prompt=from_prompt)
         if unlabeled is not None:
             if tune and self._tunes_on_the_prompt_first(from_prompt):  # as prompt_train without a pool would,
                 self._finetune(ANCHORS)  # on what labels the pool (not an earlier pool's labels, replaced next)
             self._pseudo_label(unlabeled, self._first_labeller() if tune else self._emb)
+            pool_tuning = self._pool_tuning(tune)
+            tune = pool_tuning["tuned"]
         if tune:
             for _ in range(OUTER_ROUNDS if unlabeled is not None else 1):
                 self._finetune()  # replaces the tuned encoder only once done: an interruption changes nothing
@@ -629,6 +639,7 @@ class PromptClassifier(ParamsMixin):
             "prior_weight": self.prior_weight if self._prior_used else 0.0,
             "cv_accuracy": cv_accuracy,
             "multi_label": bool(self.multi_label),
+            "pool_tuning": pool_tuning,
             "long_texts": {
                 "mode": self.long_texts,
                 "n": self._emb.count_long(texts + (unlabeled or [])),
@@ -847,6 +858,29 @@ class PromptClassifier(ParamsMixin):
         if FIRST_LABELS == "base" or self._encoder_report().get("pool_texts") != 0:
             return self._embedder
         return self._emb if FIRST_LABELS == "tuned" else Joined(self._embedder, self._emb)
+
+    def _pool_tuning(self, tune: bool) -> dict[str, Any]:
+        """Whether to tune the encoder on the pool just labelled, and why (``training_summary_``).
+
+        With ``finetune="auto"`` and an encoder tuned on the prompt (on no pool text), only where the
+        pool's first labels agree with what the examples alone say on less than
+        ``POOL_TUNING_MAX_AGREEMENT`` of it (``agreement_with_anchors`` in self-training's report).
+        Where they agree more (the topic sets: ag_news 0.968, newsgroups_long 0.954), the pool confirms
+        what the encoder learnt from the examples: tuning on it taught little, cost the test texts 0.8
+        and 1.2 points, and made ``train`` 2-3 times as long. Where the pool relabels more of what the examples
+        said (trec6 0.894, sst2 0.925, emotion6 0.865) tuning on it was worth +7.5, +1.7 and +1.9
+        (BENCHMARKS.md, "Tuning on the pool, or not").
+        """
+        agreement = (getattr(self, "self_training_report_", None) or {}).get("agreement_with_anchors")
+        out = {
+            "tuned": tune,
+            "chosen_by": "settings",  # finetune True or False, "auto" without an encoder tuned on the prompt
+            "agreement_with_anchors": agreement,
+            "max_agreement": POOL_TUNING_MAX_AGREEMENT,
+        }
+        if tune and self.finetune == "auto" and self._encoder_report().get("pool_texts") == 0 and agreement is not None:
+            out.update(tuned=agreement < POOL_TUNING_MAX_AGREEMENT, chosen_by="agreement")
+        return out
 
     def _tunes_on_the_prompt_first(self, from_prompt: bool) -> bool:
         """Whether a ``prompt_train`` given a pool first tunes the encoder without it, as one given none
@@ -1520,6 +1554,7 @@ class PromptClassifier(ParamsMixin):
             "settings": {k: params[k] for k in SAVED},
             "cv_accuracy": s.get("cv_accuracy"),
             "long_texts": s.get("long_texts"),
+            "pool_tuning": s.get("pool_tuning"),
             "C": s.get("C"),
             "trained_at": s.get("trained_at"),
             "generated_examples": self._generated_verdict(),

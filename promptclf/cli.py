@@ -159,16 +159,23 @@ def train(
     clf.save(output)
     s = clf.training_summary_
     tuned = clf.__dict__.get("encoder_")
-    cut = ""
+    notes = ""
     if tuned is not None and tuned is not before and tuned["report"].get("stopped_by_budget"):
         # a slower CPU gets fewer steps in the same budget: say so rather than let it pass unseen
-        cut = (
+        notes = (
             f"; fine-tuning stopped at its {finetune_budget:g} s budget after {tuned['report']['steps']} steps"
             " (--finetune-budget raises it)"
         )
+    choice = s.get("pool_tuning") or {}
+    if choice.get("chosen_by") == "agreement" and not choice["tuned"]:
+        # say why a pool of texts did not tune the encoder (a user may expect it to have)
+        notes += (
+            f"; the encoder tuned on the prompt was kept: the pool's labels agree with the examples' on "
+            f"{choice['agreement_with_anchors']:.0%} of it (tuning on it pays under {choice['max_agreement']:.0%})"
+        )
     typer.echo(
         f"wrote {output}: {len(clf.classes_)} classes, {s['n_examples']} examples "
-        f"({time.perf_counter() - start:.0f} s){cut}",
+        f"({time.perf_counter() - start:.0f} s){notes}",
         err=True,
     )
 

@@ -277,6 +277,9 @@ def self_train(
         "dropped_by_confident_learning": dropped_cl,
         "llm": llm_report,
         "guard": guard,
+        # how much the pool moved the model: the share of it the final model labels as the anchors alone
+        # did (the classifier tunes the encoder on the pool only where this leaves enough to learn)
+        "agreement_with_anchors": round(float(np.mean(classes[proba0.argmax(1)] == pool_labels)), 4),
     }
     if guard["fallback"]:
         log.warning("self-training looked harmful (%s): training without pseudo-labels", guard["reason"])

@@ -363,6 +363,28 @@ def test_train_says_when_the_budget_stopped_fine_tuning(tmp_path, monkeypatch, c
     assert report["stopped_by_budget"] and f"stopped at its 0.01 s budget after {report['steps']} steps" in err
 
 
+@pytest.mark.integration
+def test_train_says_when_the_pool_did_not_tune_the_encoder(tmp_path, monkeypatch, capsys):
+    """finetune "auto" keeps the prompt-tuned encoder where the pool agrees with the examples (forced
+    here by a zero POOL_TUNING_MAX_AGREEMENT, small minimums to keep it short): the command says so."""
+    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_PER_CLASS", 4)
+    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_POOL", 8)
+    monkeypatch.setattr("promptclf.classifier.POOL_TUNING_MAX_AGREEMENT", 0.0)
+    prompts = tmp_path / "p.json"
+    prompts.write_text(json.dumps({"pos": "Reviews that praise.", "neg": "Reviews that criticise."}))
+    pool = tmp_path / "pool.txt"
+    pool.write_text("".join(f"{w} film number {i}\n" for i in range(6) for w in ("a lovely", "a dreadful")))
+    args = ["train", prompts, "--llm", "fake-topic:x", "--examples-per-class", "4", "--no-quick-first"]
+    code, _, err = run(
+        monkeypatch, capsys, *args, "--unlabeled", pool, "--finetune-budget", "1", "-o", tmp_path / "a.clf"
+    )
+    assert code == 0, err
+    choice = PromptClassifier.load(tmp_path / "a.clf").summary()["pool_tuning"]
+    assert choice["tuned"] is False and choice["chosen_by"] == "agreement"
+    said = f"the pool's labels agree with the examples' on {choice['agreement_with_anchors']:.0%}"
+    assert "the encoder tuned on the prompt was kept" in err and said in err
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [

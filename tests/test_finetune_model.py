@@ -427,6 +427,33 @@ def test_one_prompt_train_with_a_pool_tunes_on_the_prompt_first(monkeypatch):
     assert not clf._tunes_on_the_prompt_first(True)
 
 
+def test_auto_tunes_on_the_pool_only_where_it_moves_the_prompt_tuned_model(monkeypatch):
+    """finetune="auto" with a pool and an encoder tuned on the prompt tunes again on the pool only where
+    the pool's first labels agree with the examples' alone on less than POOL_TUNING_MAX_AGREEMENT of it
+    (set here to force each side); otherwise the prompt-tuned encoder stays and the head learns the
+    pool's labels. training_summary_ says which and why; finetune=True always tunes."""
+    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_POOL", 8)
+    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_PER_CLASS", 5)
+    pool = [f"{w} film, {v}" for w in ("a lovely", "a boring", "an awful", "a great") for v in ("truly", "I think")]
+    descs = {"pos": "A review that praises the film.", "neg": "A review that pans the film."}
+    clf = PromptClassifier(finetune_budget_s=1, progress=False)
+    clf.add_data_to_class("pos", POS).add_data_to_class("neg", NEG)
+
+    def trained(max_agreement: float) -> dict:
+        monkeypatch.setattr("promptclf.classifier.POOL_TUNING_MAX_AGREEMENT", max_agreement)
+        clf.prompt_train(descs, generate=False, unlabeled=pool)
+        assert clf._store.examples(("pseudo",)) and clf.embedder_spec_["model"] == clf.encoder_["name"]
+        return clf.training_summary_["pool_tuning"]
+
+    kept = trained(0.0)  # any pool agrees enough: the prompt-tuned encoder stays
+    assert kept["tuned"] is False and kept["chosen_by"] == "agreement" and 0 <= kept["agreement_with_anchors"] <= 1
+    assert clf.encoder_["report"]["pool_texts"] == 0 and clf.summary()["pool_tuning"] == kept
+    assert trained(1.01)["tuned"] is True and clf.encoder_["report"]["pool_texts"] > 0  # none does: tuned
+    clf.set_params(finetune=True)
+    assert trained(0.0)["chosen_by"] == "settings" and clf.encoder_["report"]["pool_texts"] > 0  # asked for: always
+    assert clf.train().training_summary_["pool_tuning"] is None  # no pool, nothing to choose
+
+
 def test_an_interruption_after_the_encoder_is_tuned_restores_the_model(tuned, monkeypatch):
     """train() tunes the encoder, then relabels the pool and refits the head on the new vectors: a
     Ctrl-C in between puts back the encoder, the head, the thresholds and the pool's pseudo-labels,

@@ -288,3 +288,21 @@ def test_neighbour_smoothing_repairs_a_noisy_start(monkeypatch):
     res = self_train(X, ya, XU, C=1.0)
     assert res.report["neighbours"] == 15
     assert all(lab == "AB"[y[i]] for i, lab in zip(res.index, res.labels))
+
+
+def test_the_report_says_how_much_the_pool_moved_the_model():
+    """agreement_with_anchors: the share of the pool the final model labels as the anchors alone did.
+    Anchors of B lie far right of B's texts, so the anchors alone cut B's cluster in two; the pool's
+    labels repair it, and a quarter of the pool changes class."""
+    from promptclf.selftrain import self_train
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1], 100)
+    XU = np.c_[np.where(truth == 0, -1.0, 1.0) + rng.normal(0, 0.3, 200), rng.normal(0, 0.3, 200)]
+    X = np.c_[[-1, -1.1, -0.9, 3, 3.1, 2.9], [0, 0.1, -0.1, 0, 0.1, -0.1]]
+    ya = np.array(["A"] * 3 + ["B"] * 3)
+    res = self_train(X, ya, XU, C=1.0)
+    assert (res.pool_labels == np.array(["A", "B"])[truth]).all()
+    assert 0.6 < res.report["agreement_with_anchors"] < 0.9
+    near = np.r_[X[:3], X[:3] * -1]  # B's anchors at B's texts: the pool moves nothing
+    assert self_train(near, ya, XU, C=1.0).report["agreement_with_anchors"] > 0.99
