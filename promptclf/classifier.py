@@ -852,12 +852,17 @@ class PromptClassifier(ParamsMixin):
         pool far better than the base, and with the base beside it the labels lose nothing where the
         base's geometry is the better one (sst2; BENCHMARKS.md, "The pool's first labels"). Otherwise
         the base: an encoder tuned on a pool has learned that pool's pseudo-labels, errors included,
-        and tuning again on the labels it gives lost 2.4 points on ag_news (``OUTER_ROUNDS``). A file
-        saved before the tuning report counted its pool texts counts as tuned on a pool.
+        and tuning again on the labels it gives lost 2.4 points on ag_news (``OUTER_ROUNDS``).
         """
-        if FIRST_LABELS == "base" or self._encoder_report().get("pool_texts") != 0:
+        if FIRST_LABELS == "base" or not self._tuned_on_no_pool():
             return self._embedder
         return self._emb if FIRST_LABELS == "tuned" else Joined(self._embedder, self._emb)
+
+    def _tuned_on_no_pool(self) -> bool:
+        """Whether the encoder in use was tuned (from the prompt, or your labels) on no pool text: what
+        labels a pool first beside the base (``_first_labeller``) and what the pool's tuning may keep
+        (``_pool_tuning``). A file saved before the tuning report counted pool texts: tuned on a pool."""
+        return self._encoder_report().get("pool_texts") == 0
 
     def _pool_tuning(self, tune: bool) -> dict[str, Any]:
         """Whether to tune the encoder on the pool just labelled, and why (``training_summary_``).
@@ -871,14 +876,14 @@ class PromptClassifier(ParamsMixin):
         said (trec6 0.894, sst2 0.925, emotion6 0.865) tuning on it was worth +7.5, +1.7 and +1.9
         (BENCHMARKS.md, "Tuning on the pool, or not").
         """
-        agreement = (getattr(self, "self_training_report_", None) or {}).get("agreement_with_anchors")
+        agreement = self.self_training_report_.get("agreement_with_anchors")  # of the labelling just done
         out = {
             "tuned": tune,
             "chosen_by": "settings",  # finetune True or False, "auto" without an encoder tuned on the prompt
             "agreement_with_anchors": agreement,
             "max_agreement": POOL_TUNING_MAX_AGREEMENT,
         }
-        if tune and self.finetune == "auto" and self._encoder_report().get("pool_texts") == 0 and agreement is not None:
+        if tune and self.finetune == "auto" and self._tuned_on_no_pool() and agreement is not None:
             out.update(tuned=agreement < POOL_TUNING_MAX_AGREEMENT, chosen_by="agreement")
         return out
 
