@@ -174,8 +174,8 @@ class PromptClassifier(ParamsMixin):
         least 16 examples (generated or yours), and in ``train`` given at least 500 unlabeled
         texts; a ``train`` otherwise keeps the encoder it has. Given a pool, an encoder already
         tuned on the prompt is tuned again on the pool only where the pool's first labels agree
-        with the examples' on less than 94% of it (``training_summary_["pool_tuning"]``). ``True``
-        always tunes (an error where it cannot), ``False`` never.
+        with the examples' on less than 94% of it and self-training kept some of its labels
+        (``training_summary_["pool_tuning"]``). ``True`` always tunes (an error where it cannot), ``False`` never.
     finetune_budget_s : float, default 300
         Most seconds fine-tuning may take, and distilling (``distill``) too; training stops there and
         keeps what it learnt.
@@ -874,16 +874,24 @@ class PromptClassifier(ParamsMixin):
         what the encoder learnt from the examples: tuning on it taught little, cost the test texts 0.8
         and 1.2 points, and made ``train`` 2-3 times as long. Where the pool relabels more of what the examples
         said (trec6 0.894, sst2 0.925, emotion6 0.865) tuning on it was worth +7.5, +1.7 and +1.9
-        (BENCHMARKS.md, "Tuning on the pool, or not").
+        (BENCHMARKS.md, "Tuning on the pool, or not"). Nor where self-training's guard found the pool's
+        labels harmful and kept none (``chosen_by="guard"``): the model is then the prompt's.
         """
-        agreement = self.self_training_report_.get("agreement_with_anchors")  # of the labelling just done
+        report = self.self_training_report_  # of the labelling just done
+        agreement = report.get("agreement_with_anchors")
         out = {
             "tuned": tune,
             "chosen_by": "settings",  # finetune True or False, "auto" without an encoder tuned on the prompt
             "agreement_with_anchors": agreement,
             "max_agreement": POOL_TUNING_MAX_AGREEMENT,
         }
-        if tune and self.finetune == "auto" and self._tuned_on_no_pool() and agreement is not None:
+        if not (tune and self.finetune == "auto" and self._tuned_on_no_pool()):
+            return out
+        if report.get("guard", {}).get("fallback"):
+            # self-training kept no pseudo-labels: tuning now would learn the same anchors the encoder was
+            # just tuned on (minutes for the same model); the agreement is of the model the guard rejected
+            out.update(tuned=False, chosen_by="guard")
+        elif agreement is not None:
             out.update(tuned=agreement < POOL_TUNING_MAX_AGREEMENT, chosen_by="agreement")
         return out
 

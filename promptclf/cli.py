@@ -173,6 +173,9 @@ def train(
             f"; the encoder tuned on the prompt was kept: the pool's labels agree with the examples' on "
             f"{choice['agreement_with_anchors']:.0%} of it (tuning on it pays under {choice['max_agreement']:.0%})"
         )
+    elif choice.get("chosen_by") == "guard":
+        reason = clf.self_training_report_["guard"]["reason"]
+        notes += f"; the encoder tuned on the prompt was kept: self-training found the pool's labels harmful ({reason})"
     typer.echo(
         f"wrote {output}: {len(clf.classes_)} classes, {s['n_examples']} examples "
         f"({time.perf_counter() - start:.0f} s){notes}",

@@ -364,12 +364,18 @@ def test_train_says_when_the_budget_stopped_fine_tuning(tmp_path, monkeypatch, c
 
 
 @pytest.mark.integration
-def test_train_says_when_the_pool_did_not_tune_the_encoder(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("why", ["agreement", "guard"])
+def test_train_says_when_the_pool_did_not_tune_the_encoder(tmp_path, monkeypatch, capsys, why):
     """finetune "auto" keeps the prompt-tuned encoder where the pool agrees with the examples (forced
-    here by a zero POOL_TUNING_MAX_AGREEMENT, small minimums to keep it short): the command says so."""
+    here by a zero POOL_TUNING_MAX_AGREEMENT), or where self-training's guard kept none of the pool's
+    labels (forced by a negative GUARD_MARGIN; small minimums keep it short): the command says which."""
     monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_PER_CLASS", 4)
     monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_POOL", 8)
-    monkeypatch.setattr("promptclf.classifier.POOL_TUNING_MAX_AGREEMENT", 0.0)
+    if why == "agreement":
+        monkeypatch.setattr("promptclf.classifier.POOL_TUNING_MAX_AGREEMENT", 0.0)
+    else:  # the agreement alone would tune
+        monkeypatch.setattr("promptclf.classifier.POOL_TUNING_MAX_AGREEMENT", 1.01)
+        monkeypatch.setattr("promptclf.selftrain.GUARD_MARGIN", -2.0)
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps({"pos": "Reviews that praise.", "neg": "Reviews that criticise."}))
     pool = tmp_path / "pool.txt"
@@ -379,9 +385,13 @@ def test_train_says_when_the_pool_did_not_tune_the_encoder(tmp_path, monkeypatch
         monkeypatch, capsys, *args, "--unlabeled", pool, "--finetune-budget", "1", "-o", tmp_path / "a.clf"
     )
     assert code == 0, err
-    choice = PromptClassifier.load(tmp_path / "a.clf").summary()["pool_tuning"]
-    assert choice["tuned"] is False and choice["chosen_by"] == "agreement"
-    said = f"the pool's labels agree with the examples' on {choice['agreement_with_anchors']:.0%}"
+    loaded = PromptClassifier.load(tmp_path / "a.clf")
+    choice = loaded.summary()["pool_tuning"]
+    assert choice["tuned"] is False and choice["chosen_by"] == why
+    if why == "agreement":
+        said = f"the pool's labels agree with the examples' on {choice['agreement_with_anchors']:.0%}"
+    else:
+        said = f"self-training found the pool's labels harmful ({loaded.self_training_report_['guard']['reason']})"
     assert "the encoder tuned on the prompt was kept" in err and said in err
 
 

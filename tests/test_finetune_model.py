@@ -431,7 +431,9 @@ def test_auto_tunes_on_the_pool_only_where_it_moves_the_prompt_tuned_model(monke
     """finetune="auto" with a pool and an encoder tuned on the prompt tunes again on the pool only where
     the pool's first labels agree with the examples' alone on less than POOL_TUNING_MAX_AGREEMENT of it
     (set here to force each side); otherwise the prompt-tuned encoder stays and the head learns the
-    pool's labels. training_summary_ says which and why; finetune=True always tunes."""
+    pool's labels. Nor where self-training's guard kept none of the pool's labels (forced by a negative
+    GUARD_MARGIN): the only tuning is the prompt's. training_summary_ says which and why; finetune=True
+    always tunes."""
     monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_POOL", 8)
     monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_PER_CLASS", 5)
     pool = [f"{w} film, {v}" for w in ("a lovely", "a boring", "an awful", "a great") for v in ("truly", "I think")]
@@ -449,6 +451,16 @@ def test_auto_tunes_on_the_pool_only_where_it_moves_the_prompt_tuned_model(monke
     assert kept["tuned"] is False and kept["chosen_by"] == "agreement" and 0 <= kept["agreement_with_anchors"] <= 1
     assert clf.encoder_["report"]["pool_texts"] == 0 and clf.summary()["pool_tuning"] == kept
     assert trained(1.01)["tuned"] is True and clf.encoder_["report"]["pool_texts"] > 0  # none does: tuned
+    monkeypatch.setattr("promptclf.selftrain.GUARD_MARGIN", -2.0)  # the guard keeps none of the pool's labels
+    tunings, tune = [], clf._finetune
+    monkeypatch.setattr(clf, "_finetune", lambda *a, **k: tunings.append(a) or tune(*a, **k))
+    clf.prompt_train(descs, generate=False, unlabeled=pool)  # the agreement would tune: nothing new to tune on
+    rejected = clf.training_summary_["pool_tuning"]
+    assert rejected["tuned"] is False and rejected["chosen_by"] == "guard" and len(tunings) == 1  # the prompt's
+    assert clf.self_training_report_["guard"]["fallback"] and not clf._store.examples(("pseudo",))
+    monkeypatch.undo()  # back to the real guard and minimums; the next calls set what they need again
+    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_POOL", 8)
+    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_PER_CLASS", 5)
     clf.set_params(finetune=True)
     assert trained(0.0)["chosen_by"] == "settings" and clf.encoder_["report"]["pool_texts"] > 0  # asked for: always
     assert clf.train().training_summary_["pool_tuning"] is None  # no pool, nothing to choose
