@@ -4,7 +4,7 @@ columns beside them (``promptclf.words``), answers the texts it is sure of, the 
 The static head is fit on the same training rows, labels and weights as the main head, with a C of
 its own where a person labelled enough of them (``static_C``). Its confidence threshold is chosen
 without labels, on real texts only (a person's examples, pseudo- and LLM-labelled texts, out of fold;
-and the unlabeled texts of the training run): the lowest threshold
+and the unlabeled texts of the training run; pseudo-labels only beside that pool, ``real_rows``): the lowest threshold
 at which the texts it would answer disagree with the main model on at most ``MAX_LOSS`` of them. Each
 disagreement can cost at most one correct answer, so the cascade's accuracy is at most that far below
 the main model's on texts like those; bench/speed.py and bench/fast_default.py measure it on real test
@@ -116,6 +116,18 @@ class FastPath:
         if self.words is not None:
             z = z + self.words.scores(texts, coef[:, d:])
         return scores_to_proba(z + self.head.intercept_)
+
+
+def real_rows(sources: np.ndarray, with_pool: bool) -> np.ndarray:
+    """Which training rows are real texts the threshold may be set on (``REAL_SOURCES``).
+
+    Pseudo-labels only beside the pool they were picked from (``with_pool``: this training labelled it):
+    they are its most confident half, on which the two heads agree far more often than on the rest. A
+    model retrained without its pool (a correction and ``train()``) bounded on them alone let the static
+    head answer every text of ag_news, 2.6 points under the model (BENCHMARKS.md, "The fast path after a
+    retrain without the pool"). LLM answers stay: the pool's least sure texts, they err towards answering less.
+    """
+    return np.isin(sources, REAL_SOURCES if with_pool else tuple(s for s in REAL_SOURCES if s != "pseudo"))
 
 
 def features(emb: Embedder, texts: list[str], words: WordColumns | None, cache: EmbeddingCache | None) -> Any:

@@ -1006,7 +1006,7 @@ class PromptClassifier(ParamsMixin):
         """The static fast path, on the rows the head was trained on, its threshold set on the real
         ones and this run's unlabeled texts (``promptclf.cascade``); ``None`` where "auto" leaves it out.
         ``head_oof``: the head's out-of-fold probabilities on every row, if fitting it made them."""
-        from .cascade import AUTO_MAX_LOSS, MAX_LOSS, MIN_REAL_TEXTS, REAL_SOURCES, fit_fast_path
+        from .cascade import AUTO_MAX_LOSS, MAX_LOSS, MIN_REAL_TEXTS, fit_fast_path, real_rows
         from .embedders.onnx_backend import fast_equivalent
 
         auto = self.fast == "auto"
@@ -1019,7 +1019,7 @@ class PromptClassifier(ParamsMixin):
                 f"fast=True distils static embeddings from the packaged MiniLM; not available with {self._embedder.id}",
                 setting="fast",
             )
-        real = np.isin(sources, REAL_SOURCES)
+        real = real_rows(sources, with_pool=unlabeled is not None)  # this run's pseudo-labels, or none
         rows = set(texts)
         pool = list(dict.fromkeys(t for t in unlabeled or () if t not in rows))
         if auto and (self.multi_label or int(real.sum()) + len(pool) < MIN_REAL_TEXTS):
@@ -1059,8 +1059,9 @@ class PromptClassifier(ParamsMixin):
         if fast.estimate["real_texts"] < MIN_REAL_TEXTS:
             log.warning(
                 "fast=True: %d real texts (your examples, unlabeled texts) to set the fast path's threshold on, "
-                "%d needed; it answers nothing until a train() with more (generated examples are no guide: "
-                "the static head agrees with the model far more often on them than on real text)",
+                "%d needed; it answers nothing until a train() with more (generated examples, and pseudo-labels "
+                "without the unlabeled texts they came from, are no guide: the static head agrees with the "
+                "model far more often on them than on real text)",
                 fast.estimate["real_texts"],
                 MIN_REAL_TEXTS,
             )

@@ -407,6 +407,30 @@ def test_the_default_adds_the_fast_path_only_where_real_texts_bound_it(monkeypat
     assert multi.train().fast_ is None
 
 
+def test_pseudo_labels_bound_the_fast_path_only_beside_their_pool(monkeypatch, caplog):
+    """Pseudo-labels are the pool's most confident half: the two heads agree on them far more often than
+    on the rest. A train() without the pool (after a correction, say) leaves them out of the bound:
+    "auto" then has nothing to bound the static head on and leaves it out; fast=True answers nothing."""
+    from promptclf.cascade import MIN_REAL_TEXTS
+    from tests.test_generation import PROMPTS, topic_llm
+
+    emb = FakeEmbedder()
+    _as_packaged(monkeypatch, emb)
+    clf = PromptClassifier(llm=topic_llm(), embedder=emb, examples_per_class=60, finetune=False, progress=False)
+    clf.prompt_train(PROMPTS)
+    pool, _ = _sarcastic_pool(400)
+    clf.train(unlabeled=pool)
+    assert len(clf._store.examples(("pseudo",))) >= MIN_REAL_TEXTS  # enough to bound it on, were they a guide
+    assert clf.fast_ is not None and clf.fast_.estimate["real_texts"] == len(pool)
+    clf.train()  # the same pseudo-labels, without their pool
+    assert clf.fast_ is None and clf.summary()["fast_path"] is None
+    with caplog.at_level("WARNING", logger="promptclf"):
+        clf.set_params(fast=True).train()
+    assert clf.fast_.estimate["real_texts"] == 0 and clf.fast_.threshold > 1 and "0 real texts" in caplog.text
+    clf.train(unlabeled=pool)  # with it again: bounded on the whole pool
+    assert clf.fast_.estimate["real_texts"] == len(pool) and clf.fast_.threshold <= 1
+
+
 def test_fast_path_needs_the_packaged_transformer_and_is_single_label_only():
     from promptclf import ConfigurationError
 
