@@ -1023,6 +1023,15 @@ class PromptClassifier(ParamsMixin):
         rows = set(texts)
         pool = list(dict.fromkeys(t for t in unlabeled or () if t not in rows))
         if auto and (self.multi_label or int(real.sum()) + len(pool) < MIN_REAL_TEXTS):
+            if self.__dict__.get("fast_") is not None and unlabeled is None and not self.multi_label:
+                # the model had one: say why it is gone, and how to keep it (a slower model, unexplained)
+                log.warning(
+                    "the static fast path is left out: %d real texts to bound it on, %d needed (pseudo-labels "
+                    "count only beside the unlabeled texts they came from); train(unlabeled=...) with those "
+                    "texts again keeps it",
+                    int(real.sum()),
+                    MIN_REAL_TEXTS,
+                )
             return None  # nothing to bound it on: no fast path, and no static model made for it
         static = get_embedder({"kind": "model2vec", "model": packaged["model"]})
         proba = lambda ts: self.head_.predict_proba(self._vectors(ts, progress=False))  # noqa: E731

@@ -422,9 +422,14 @@ def test_pseudo_labels_bound_the_fast_path_only_beside_their_pool(monkeypatch, c
     clf.train(unlabeled=pool)
     assert len(clf._store.examples(("pseudo",))) >= MIN_REAL_TEXTS  # enough to bound it on, were they a guide
     assert clf.fast_ is not None and clf.fast_.estimate["real_texts"] == len(pool)
-    clf.train()  # the same pseudo-labels, without their pool
-    assert clf.fast_ is None and clf.summary()["fast_path"] is None
     with caplog.at_level("WARNING", logger="promptclf"):
+        clf.train()  # the same pseudo-labels, without their pool
+    assert clf.fast_ is None and clf.summary()["fast_path"] is None
+    assert "fast path is left out: 0 real texts" in caplog.text and "train(unlabeled=...)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="promptclf"):
+        clf.train()  # it had none to lose: nothing said
+        assert caplog.text == ""
         clf.set_params(fast=True).train()
     assert clf.fast_.estimate["real_texts"] == 0 and clf.fast_.threshold > 1 and "0 real texts" in caplog.text
     clf.train(unlabeled=pool)  # with it again: bounded on the whole pool
