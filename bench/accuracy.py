@@ -64,6 +64,9 @@ ST_HEADER = [
     "dataset", "pool", "pseudo-labels", "their accuracy", "rounds", "guard fell back", "wall s",
     "model acc, 100 hardest", "LLM acc, 100 hardest", "static head answered", "fast path off",
 ]  # fmt: skip
+SERVED_HEADER = [
+    "dataset", "prompt", "prompt, loaded", "Δ pts", "prompt + unlabeled", "+ unlabeled, loaded", "Δ pts",
+]  # fmt: skip
 CAL_HEADER = [
     "dataset", "answered (prompt)", "precision", "accuracy w/o abstaining",
     "answered (+ unlabeled)", "precision", "accuracy w/o abstaining",
@@ -100,12 +103,14 @@ def from_store(emb, cache, descs, path, **settings) -> PromptClassifier:
     return clf.prompt_train(descs, generate=False)
 
 
-def saved_mb(clf: PromptClassifier) -> float:
-    """Size of the model's ``.clf`` in MB (85 of them are the fine-tuned encoder, where there is one)."""
+def saved(clf: PromptClassifier, texts: list[str], labels: list[str]) -> tuple[float, dict]:
+    """Size of the model's ``.clf`` in MB (about 45 of them are the fine-tuned encoder, where there is one),
+    and the scores of that file loaded as a user loads it (the encoder served as ONNX int8, the fast path
+    as trained): what production gets, against the training process's exact vectors."""
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "m.clf"
         clf.save(path)
-        return path.stat().st_size / 1e6
+        return path.stat().st_size / 1e6, scores(labels, PromptClassifier.load(path).predict(texts))
 
 
 def accumulate_cost(path, report: dict, seconds: float) -> dict:
@@ -187,7 +192,7 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
     res["abstain_precision"], res["abstain_coverage"] = calibration_honesty(clf, texts, labels)
     res["generation"] = accumulate_cost(cost_path, clf.generation_report_, res["train_seconds"]) if cost_known else None
     res["summary"] = clf.training_summary_
-    res["prompt_mb"] = saved_mb(clf)
+    res["prompt_mb"], res["prompt_loaded"] = saved(clf, texts, labels)
 
     # ablation: the same generated data under other training choices, the encoder frozen
     other = OUT / f"{name}-{'summaries' if strategy == 'direct' else 'direct'}-n{n}.jsonl"
@@ -211,7 +216,7 @@ def run(name: str, descs: dict[str, str], n: int, strategy: str, fresh: bool, po
     clf.train(unlabeled=pool)
     res["unlabeled_seconds"] = time.perf_counter() - t0
     res["unlabeled"] = scores(labels, clf.predict(texts))
-    res["unlabeled_mb"] = saved_mb(clf)
+    res["unlabeled_mb"], res["unlabeled_loaded"] = saved(clf, texts, labels)
     res["u_abstain_precision"], res["u_abstain_coverage"] = calibration_honesty(clf, texts, labels)
     by_class = clf.get_data(include_generated=False, include_pseudo=True)
     pseudo = [(t, c) for c, ts in by_class.items() for t in ts if t in truth]  # pool texts: pseudo-labels
@@ -279,6 +284,12 @@ def main() -> None:
             [r["dataset"], g["calls"], g["prompt_tokens"] + g["completion_tokens"], f"{g['seconds']:.0f}",
              g["kept"], g["kept_ratio"], r["summary"]["dropped_by_confident_learning"]]
         )  # fmt: skip
+
+    def loaded(r, key):
+        served = r[f"{key}_loaded"]["macro_f1"]
+        return [f1(r, key), served, f"{100 * (served - f1(r, key)):+.1f}"]
+
+    served_rows = [[r["dataset"], *loaded(r, "prompt"), *loaded(r, "unlabeled")] for r in results]
     cal_rows = [
         [r["dataset"], f"{100 * r['abstain_coverage']:.0f}%", r["abstain_precision"], r["prompt"]["accuracy"],
          f"{100 * r['u_abstain_coverage']:.0f}%", r["u_abstain_precision"], r["unlabeled"]["accuracy"]]
@@ -349,6 +360,12 @@ Generation cost of the cached examples (default local LLM, 2 cores; summed over 
 wall s includes embedding and training; "not recorded" where the examples were kept without their cost file):
 
 {table(GEN_HEADER, gen_rows)}
+
+As a user gets them: each model saved and loaded (`PromptClassifier.load`: the encoder, tuned or not,
+served as ONNX int8, the fast path as trained), predicting the same test sample; the columns above are
+measured in the training process, on the exact (fp32) vectors.
+
+{table(SERVED_HEADER, served_rows)}
 
 Calibration honesty: `predict(abstain=True)` at the default target precision 0.9, thresholds set on
 out-of-fold training data, measured on the real test rows:
