@@ -887,7 +887,7 @@ class PromptClassifier(ParamsMixin):
         }
         if not (tune and self.finetune == "auto" and self._tuned_on_no_pool()):
             return out
-        if report.get("guard", {}).get("fallback"):
+        if report["guard"]["fallback"]:
             # self-training kept no pseudo-labels: tuning now would learn the same anchors the encoder was
             # just tuned on (minutes for the same model); the agreement is of the model the guard rejected
             out.update(tuned=False, chosen_by="guard")
@@ -1023,7 +1023,7 @@ class PromptClassifier(ParamsMixin):
         rows = set(texts)
         pool = list(dict.fromkeys(t for t in unlabeled or () if t not in rows))
         if auto and (self.multi_label or int(real.sum()) + len(pool) < MIN_REAL_TEXTS):
-            if self.__dict__.get("fast_") is not None and unlabeled is None and not self.multi_label:
+            if unlabeled is None and self.__dict__.get("fast_") is not None:
                 # the model had one: say why it is gone, and how to keep it (a slower model, unexplained)
                 log.warning(
                     "the static fast path is left out: %d real texts to bound it on, %d needed (pseudo-labels "
