@@ -167,15 +167,16 @@ def train(
             " (--finetune-budget raises it)"
         )
     choice = s.get("pool_tuning") or {}
+    why = None  # why a pool of texts did not tune the encoder (a user may expect it to have)
     if choice.get("chosen_by") == "agreement" and not choice["tuned"]:
-        # say why a pool of texts did not tune the encoder (a user may expect it to have)
-        notes += (
-            f"; the encoder tuned on the prompt was kept: the pool's labels agree with the examples' on "
-            f"{choice['agreement_with_anchors']:.0%} of it (tuning on it pays under {choice['max_agreement']:.0%})"
+        why = (
+            f"the pool's labels agree with the examples' on {choice['agreement_with_anchors']:.0%} of it "
+            f"(tuning on it pays under {choice['max_agreement']:.0%})"
         )
     elif choice.get("chosen_by") == "guard":
-        reason = clf.self_training_report_["guard"]["reason"]
-        notes += f"; the encoder tuned on the prompt was kept: self-training found the pool's labels harmful ({reason})"
+        why = f"self-training found the pool's labels harmful ({clf.self_training_report_['guard']['reason']})"
+    if why:
+        notes += f"; the encoder tuned on the prompt was kept: {why}"
     typer.echo(
         f"wrote {output}: {len(clf.classes_)} classes, {s['n_examples']} examples "
         f"({time.perf_counter() - start:.0f} s){notes}",

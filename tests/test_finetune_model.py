@@ -451,6 +451,9 @@ def test_auto_tunes_on_the_pool_only_where_it_moves_the_prompt_tuned_model(monke
     assert kept["tuned"] is False and kept["chosen_by"] == "agreement" and 0 <= kept["agreement_with_anchors"] <= 1
     assert clf.encoder_["report"]["pool_texts"] == 0 and clf.summary()["pool_tuning"] == kept
     assert trained(1.01)["tuned"] is True and clf.encoder_["report"]["pool_texts"] > 0  # none does: tuned
+    from promptclf import selftrain
+
+    margin = selftrain.GUARD_MARGIN
     monkeypatch.setattr("promptclf.selftrain.GUARD_MARGIN", -2.0)  # the guard keeps none of the pool's labels
     tunings, tune = [], clf._finetune
     monkeypatch.setattr(clf, "_finetune", lambda *a, **k: tunings.append(a) or tune(*a, **k))
@@ -458,9 +461,7 @@ def test_auto_tunes_on_the_pool_only_where_it_moves_the_prompt_tuned_model(monke
     rejected = clf.training_summary_["pool_tuning"]
     assert rejected["tuned"] is False and rejected["chosen_by"] == "guard" and len(tunings) == 1  # the prompt's
     assert clf.self_training_report_["guard"]["fallback"] and not clf._store.examples(("pseudo",))
-    monkeypatch.undo()  # back to the real guard and minimums; the next calls set what they need again
-    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_POOL", 8)
-    monkeypatch.setattr("promptclf.classifier.AUTO_FINETUNE_MIN_PER_CLASS", 5)
+    monkeypatch.setattr("promptclf.selftrain.GUARD_MARGIN", margin)  # the real guard again
     clf.set_params(finetune=True)
     assert trained(0.0)["chosen_by"] == "settings" and clf.encoder_["report"]["pool_texts"] > 0  # asked for: always
     assert clf.train().training_summary_["pool_tuning"] is None  # no pool, nothing to choose
