@@ -22,7 +22,8 @@ with options `:mX` (margin X, default `TRIPLET_MARGIN`) and `:eN` (N epochs, def
 *distill*: `distill=True` (the tuned encoder then distilled into half its layers, issue 16); *distillN*:
 the same with the distillation alone stopped after N seconds (fine-tuning keeps its budget); *student*: the
 half-depth student tuned directly, no full-depth tuning (options in `tune_the_student`); *llmN*:
-`llm_label_budget=N` with a SIMULATED strong LLM labelling the pool's hardest texts (`ask_a_simulated_llm`);
+`llm_label_budget=N` with a SIMULATED strong LLM labelling the pool's hardest texts (`ask_a_simulated_llm`;
+*llmauto*: `"auto"`, the check first);
 *wiseNN*: each tuned encoder's weights moved back towards the base's, to NN% of the way from base to
 tuned (WiSE-FT, Wortsman et al. 2022: interpolating fine-tuned and base weights holds up better where
 the text to predict differs from the text tuned on; `interpolate_with_the_base`); *knnN*: in every
@@ -135,7 +136,10 @@ def tune_the_student(F, options: list[str]) -> None:
 def ask_a_simulated_llm(clf, variant: str, truth: dict[str, str]) -> None:
     """*llmN:pP*: `llm_label_budget=N` with a **SIMULATED** strong LLM as the labeller (bench/chain.py's
     `Simulated`: right with probability P per text, default 0.9, seeded by the text; no such model runs
-    here). Self-training asks it for the N pool texts it is least sure of, in each labelling of the pool.
+    here). Self-training asks it for the N pool texts it is least sure of, in each labelling of the pool. *llmauto:pP*:
+    `llm_label_budget="auto"` (the default) with that LLM: checked on the pool texts the model is surest
+    of, it labels 500 only if it agrees with the model there well beyond chance (the default's path otherwise,
+    the pool's tuning included).
     Option `:untrusted`: its labels train as pseudo-labels, as before commit fe19ef5 (since then they train
     as LLM answers: `classifier.provenance`, `LLM_WEIGHT` in the head, `TRUST` in the pairs)."""
     from chain import Simulated
@@ -145,7 +149,10 @@ def ask_a_simulated_llm(clf, variant: str, truth: dict[str, str]) -> None:
     head, *opts = variant.split(":")
     p = next((float(o[1:]) for o in opts if o.startswith("p")), 0.9)
     L.LLMLink = lambda llm, descriptions, seed=0: Simulated(p, truth, sorted(set(truth.values())))
-    clf.set_params(llm_label_budget=int(head[3:]))
+    if head == "llmauto":  # "auto" never asks the packaged LLMs: the simulated one stands in for a hosted one
+        clf.set_params(llm="openai:simulated-llm", llm_label_budget="auto")
+    else:
+        clf.set_params(llm_label_budget=int(head[3:]))
     if "untrusted" in opts:
         plain = clf._training_set
 
@@ -178,11 +185,12 @@ def one(name: str, per_class: int, variant: str, save: Path | None = None, examp
         "prompttuned",
     )
     head = variant.split(":")[0]
-    known = variant in named or head in ("triplet", "student") or (head.startswith("llm") and head[3:].isdigit())
+    llm = head.startswith("llm") and (head[3:].isdigit() or head == "llmauto")
+    known = variant in named or head in ("triplet", "student") or llm
     numbered = ("budget", "keep", "distill", "wise", "knnafter", "knn")
     if not (known or any(variant.startswith(p) and variant.removeprefix(p).isdigit() for p in numbered)):
         raise SystemExit(f"unknown variant {variant!r}")
-    if variant not in ("default", "onecall", "prompttuned"):
+    if variant not in ("default", "onecall", "prompttuned") and head != "llmauto":
         # the other variants study the pool's tuning (their tables were measured when the pool was always
         # tuned on): tuned whatever the pool's first labels agree with the examples (classifier._pool_tuning)
         K.POOL_TUNING_MAX_AGREEMENT = 1.01

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import modelfile
-from ._registry import spec_id
+from ._registry import Refused, spec_id
 from ._validation import (
     check_class_name,
     check_examples,
@@ -153,11 +153,16 @@ class PromptClassifier(ParamsMixin):
     filter_generated : bool, default True
         Drop generated examples that are near-duplicates, sit nearer another class's description,
         or that confident learning flags at training.
-    llm_label_budget : int, default 0
+    llm_label_budget : int or "auto", default "auto"
         With ``unlabeled`` texts, how many of the least confident ones the LLM may label (0: none),
         in each labelling of the pool: fine-tuning labels it twice (before and after), so at most
         twice as many texts are sent. Its answers are kept with the pseudo-labels (in the ``.clf``
         too) and reused, not asked again, while the classes, descriptions and LLM are unchanged.
+        ``"auto"``: none from the packaged local LLMs (they label worse than the classifier); any
+        other LLM is first asked for the pool texts the model is surest of (60 or more) and labels
+        500 of the least sure only if it agrees with the model there well beyond chance (Cohen's
+        kappa 0.5 or more; ``self_training_report_["llm"]["check"]``). That verdict is kept in the
+        ``.clf`` and stands while the classes, descriptions and LLM are unchanged.
     prior_weight : float, default 10.0
         Weight of the zero-shot prior (cosine to each class description) added to the head's scores
         when every class has a description; 0 turns it off.
@@ -256,7 +261,7 @@ class PromptClassifier(ParamsMixin):
         strategy: str = "direct",
         templates: Mapping[str, str] | None = None,
         filter_generated: bool = True,
-        llm_label_budget: int = 0,
+        llm_label_budget: int | str = "auto",
         prior_weight: float = 10.0,
         C: float | str | None = None,
         finetune: bool | str = "auto",
@@ -341,7 +346,7 @@ class PromptClassifier(ParamsMixin):
         validate(self.get_params())
         if self.multi_label:  # not built for multi-label yet: say so instead of training something else
             for name, on in (
-                ("llm_label_budget", self.llm_label_budget > 0),
+                ("llm_label_budget", self.llm_label_budget not in (0, "auto")),
                 ("fast", self.fast is True),
             ):
                 if on:
@@ -1116,7 +1121,8 @@ class PromptClassifier(ParamsMixin):
             return
         classes = np.unique(y)
         labeler, asked_with = None, None
-        if self.llm_label_budget > 0:
+        budget, ask_first = self._llm_labelling()
+        if budget > 0:
             descriptions = getattr(self, "prompts_", {})
             link = LLMLink(self._llm, descriptions, seed=self.random_state or 0)
             # the LLM's earlier answers stand while the question does: the same classes, descriptions and LLM
@@ -1126,7 +1132,14 @@ class PromptClassifier(ParamsMixin):
                 for e in self._store.examples(("pseudo",))
                 if provenance(e) == "llm" and e.meta.get("asked_with") == asked_with
             }
-            labeler = PoolLabeler(link, classes, pool, self.llm_label_budget, earlier)
+            # ... and so does the check of whether to ask it at all (the fine-tuning's second labelling,
+            # a retrain): not paid for again, unless it was inconclusive (the LLM hardly answered)
+            verdict = ((getattr(self, "self_training_report_", None) or {}).get("llm") or {}).get("check")
+            if not (ask_first and verdict and verdict.get("conclusive") and verdict.get("asked_with") == asked_with):
+                verdict = None
+            labeler = PoolLabeler(
+                link, classes, pool, budget, earlier, check=ask_first, verdict=verdict, question=asked_with
+            )
         prior = self._prior(classes, emb)
 
         def run(rows: np.ndarray, llm_labeler: PoolLabeler | None) -> SelfTrainResult:
@@ -1613,6 +1626,21 @@ class PromptClassifier(ParamsMixin):
             return self._llm.to_spec()
         except ConfigurationError:
             return None
+
+    def _llm_labelling(self) -> tuple[int, bool]:
+        """How many of the pool's least sure texts the LLM may label per labelling, and whether it must
+        pass a check first (``llm_label_budget="auto"``, ``selftrain.check_labeller``)."""
+        if self.llm_label_budget != "auto":
+            return int(self.llm_label_budget), False
+        from .selftrain import AUTO_LLM_LABELS
+
+        llm = self._llm
+        # the packaged 135M / 270M models label the pool worse than the classifier on every dev set
+        # (BENCHMARKS.md, "Which LLM may label the pool"): not asked. Nor is a hosted LLM a loaded model
+        # file names but the caller did not pass (a request would raise; its texts stay here)
+        if llm.packaged or isinstance(llm, Refused):
+            return 0, False
+        return AUTO_LLM_LABELS, True
 
     # ------------------------------------------------------------------ model file
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -85,13 +85,13 @@ def train(
     ] = "auto",
     finetune_budget: Annotated[float, typer.Option(help="most seconds fine-tuning may take")] = 300.0,
     llm_label_budget: Annotated[
-        int,
+        str,
         typer.Option(
             help="with --unlabeled: the LLM labels this many of the texts the model is least sure of"
-            " (worth it with a strong hosted LLM; answers are kept and reused)",
-            min=0,
+            " (answers are kept and reused); auto: none from the packaged LLMs, 500 from another LLM"
+            " that agrees with the model's surest labels well beyond chance",
         ),
-    ] = 0,
+    ] = "auto",
     fast: Annotated[
         bool | None,
         typer.Option(
@@ -119,14 +119,8 @@ def train(
     modes = {"auto": "auto", "on": True, "off": False}
     if finetune not in modes:
         raise typer.BadParameter(f"one of {list(modes)}, got {finetune!r}", param_hint="--finetune")
-    per_class: int | str = examples_per_class
-    if examples_per_class != "auto":
-        try:
-            per_class = int(examples_per_class)
-        except ValueError:
-            raise typer.BadParameter(
-                f"a whole number or auto, got {examples_per_class!r}", param_hint="--examples-per-class"
-            ) from None
+    per_class = _whole_or_auto(examples_per_class, "--examples-per-class")
+    budget = _whole_or_auto(llm_label_budget, "--llm-label-budget")
     desc = _read_prompts(prompts, encoding)
     clf = PromptClassifier(
         llm=llm,
@@ -136,7 +130,7 @@ def train(
         multi_label=multi_label,
         finetune=modes[finetune],
         finetune_budget_s=finetune_budget,
-        llm_label_budget=llm_label_budget,
+        llm_label_budget=budget,
         fast="auto" if fast is None else fast,
         distill=distill,
     )
@@ -147,7 +141,7 @@ def train(
     if quick_first:  # seconds, so without fine-tuning, distilling or the LLM's labels (the finished model has them)
         clf.set_params(finetune=False, distill=False, llm_label_budget=0)
         clf.prompt_train(desc, unlabeled=pool, generate=False)
-        clf.set_params(finetune=modes[finetune], distill=distill, llm_label_budget=llm_label_budget)
+        clf.set_params(finetune=modes[finetune], distill=distill, llm_label_budget=budget)
         clf.save(output)
         typer.echo(
             f"wrote a first model to {output} in {time.perf_counter() - start:.0f} s (from the descriptions"
@@ -177,11 +171,34 @@ def train(
         why = f"self-training found the pool's labels harmful ({clf.self_training_report_['guard']['reason']})"
     if why:
         notes += f"; the encoder tuned on the prompt was kept: {why}"
+    llm = (getattr(clf, "self_training_report_", None) or {}).get("llm") or {}
+    if check := llm.get("check"):  # llm_label_budget="auto" asked the LLM whether to trust it with the pool
+        said = (
+            f"it agreed with the model's surest labels on {check['agreement']:.0%} of {check['texts']}"
+            f" (kappa {check['kappa']:.2f}"
+        )
+        if check["trusted"]:
+            notes += f"; the LLM labelled {llm.get('answered', 0)} of the texts the model was least sure of ({said})"
+        else:
+            notes += f"; the LLM labelled none of the pool: {said}, {check['min_kappa']} needed)"
     typer.echo(
         f"wrote {output}: {len(clf.classes_)} classes, {s['n_examples']} examples "
         f"({time.perf_counter() - start:.0f} s){notes}",
         err=True,
     )
+
+
+def _whole_or_auto(value: str, param: str) -> int | str:
+    """``"auto"``, or the whole number ``value`` spells; a ``BadParameter`` naming ``param`` otherwise."""
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise typer.BadParameter(f"a whole number or auto, got {value!r}", param_hint=param)
+    return n
 
 
 @app.command()

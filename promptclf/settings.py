@@ -125,7 +125,7 @@ CONSTRAINTS: dict[str, Callable[[Any], str | None]] = {
     "strategy": _choice(*STRATEGIES),
     "templates": _templates,
     "filter_generated": _bool,
-    "llm_label_budget": _int(0, 10**7),
+    "llm_label_budget": _int_or_auto(0, 10**7),
     "prior_weight": _real(0.0, 1e4),
     "C": _C,
     "finetune": _bool_or_auto,

@@ -322,16 +322,45 @@ def test_train_llm_label_budget_option(tmp_path, monkeypatch, capsys):
     args += ["--examples-per-class", "3", "--unlabeled", pool]
     llms().register(Labelling)
     try:
-        code, _, err = run(monkeypatch, capsys, *args, "--llm-label-budget", "-1")
-        assert code == 2 and "--llm-label-budget" in err and "Traceback" not in err
+        for bad in ("-1", "lots"):
+            code, _, err = run(monkeypatch, capsys, *args, "--llm-label-budget", bad)
+            assert code == 2 and "--llm-label-budget" in err and bad in err and "Traceback" not in err
         code, _, err = run(monkeypatch, capsys, *args, "--llm-label-budget", "4")
+        assert code == 0, err
+        back = PromptClassifier.load(out_path)
+        report = back.self_training_report_["llm"]
+        assert back.llm_label_budget == 4 and report["asked"] == 4 and report["answered"] == 4
+        assert "check" not in report and "the LLM labelled" not in err  # a number is asked as it is
+        assert asked and all(asked)  # every labelling call came after the first model was written
+        out_path.unlink()
+        code, _, err = run(monkeypatch, capsys, *args)  # auto: checked on the model's surest labels first
     finally:
         llms().unregister("fake-labelling")
     assert code == 0, err
     back = PromptClassifier.load(out_path)
     report = back.self_training_report_["llm"]
-    assert back.llm_label_budget == 4 and report["asked"] == 4 and report["answered"] == 4
-    assert asked and all(asked)  # every labelling call came after the first model was written
+    assert back.llm_label_budget == "auto" and report["check"]["trusted"] and report["answered"] > 4
+    assert f"the LLM labelled {report['answered']} of the texts the model was least sure of (it agreed" in err
+
+    class OneClass(EchoLLM):  # "pos" for every text: no better than chance
+        kind = "fake-one-class"
+
+        def generate_json(self, messages, schema, **kw):
+            if "answer" in schema.get("properties", {}):
+                return {"answer": "pos"}
+            return super().generate_json(messages, schema, **kw)
+
+    llms().register(OneClass)
+    try:
+        out_path.unlink()
+        code, _, err = run(monkeypatch, capsys, *args[:5], "fake-one-class:x", *args[6:])
+    finally:
+        llms().unregister("fake-one-class")
+    assert code == 0, err
+    check = PromptClassifier.load(out_path).self_training_report_["llm"]["check"]
+    assert not check["trusted"] and check["kappa"] == 0.0
+    assert "the LLM labelled none of the pool: it agreed with the model's surest labels on 50% of" in err
+    assert "(kappa 0.00, 0.5 needed)" in err
 
 
 @pytest.mark.integration

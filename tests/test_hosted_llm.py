@@ -83,3 +83,30 @@ def test_llama_server_as_a_hosted_link_with_logprobs_then_killed():
     assert all(res.decided_by[i] == link.name and not res.flags[i] for i in answered)
     rest = [i for i in range(len(texts)) if i not in answered]
     assert all(res.flags[i] == [f"failed:{link.name}"] and res.decided_by[i] == "classifier" for i in rest)
+
+
+def test_auto_does_not_trust_a_small_llm_behind_a_server_with_the_pool(monkeypatch):
+    """``llm_label_budget="auto"`` checks every LLM but the packaged ones run in process. The packaged
+    SmolLM2 behind a real server is such an LLM: asked for the sst2 texts the model (real MiniLM) is
+    surest of, it agrees with the model about as often as chance, so it labels nothing of the pool.
+    The check asks 20 texts here instead of 60 (this server takes about a second per answer)."""
+    import json
+
+    from promptclf import selftrain
+    from tests.conftest import DATASETS, read_csv
+
+    monkeypatch.setattr(selftrain, "CHECK_PER_CLASS", 10)
+    monkeypatch.setattr(selftrain, "CHECK_TEXTS", 20)
+
+    texts = [r["text"] for r in read_csv("sst2", "train")[:400]]
+    descriptions = json.loads((DATASETS / "prompts.json").read_text())["sst2"]
+    port = free_port()
+    with serve(server_args(port), port, "/v1/models"):
+        llm = OpenAILLM("smollm2", base_url=f"http://127.0.0.1:{port}/v1", max_concurrency=2, max_retries=1)
+        clf = PromptClassifier(llm=llm, finetune=False, progress=False)
+        clf.prompt_train(descriptions, unlabeled=texts, generate=False)
+    report = clf.self_training_report_["llm"]
+    check = report["check"]
+    assert check["texts"] == 20 and check["conclusive"] and not check["trusted"], check
+    assert check["kappa"] < 0.3 and llm.usage.calls >= 20 and set(report) == {"check"}
+    assert not any(e.meta.get("labeler") == "llm" for e in clf._store)

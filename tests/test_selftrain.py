@@ -41,7 +41,9 @@ PROMPTS = {"A": "DESC alpha things", "B": "DESC beta things"}
 
 
 def make(**kw):
-    clf = PromptClassifier(llm=FakeLLM(), embedder=ClusterEmbedder(), progress=False, **kw)
+    # the LLM labels nothing unless a test asks it to ("auto" would check any LLM but the packaged ones)
+    settings = {"llm": FakeLLM(), "llm_label_budget": 0, **kw}
+    clf = PromptClassifier(**settings, embedder=ClusterEmbedder(), progress=False)
     clf.prompts_ = dict(PROMPTS)  # descriptions only, no generation: the pool does the work
     for c in PROMPTS:
         clf._store.add_class(c)
@@ -192,6 +194,112 @@ def test_the_llms_answers_are_reused_while_the_question_holds(tmp_path):
     back.prompts_["A"] = "DESC alpha things, said otherwise"  # another question: asked again
     back.train(unlabeled=pool())
     assert back.self_training_report_["llm"]["asked"] == 5 and len(calls) == 2 * n
+
+
+def asked_text(messages) -> str:
+    """The text a labelling prompt asks about."""
+    return messages[-1]["content"].split("Text: ")[1].split("\n\n")[0]
+
+
+def by_cluster(calls: list[str]):
+    """An LLM's answers that are always right here ('alpha' texts are A), each text asked noted in ``calls``."""
+
+    def answer(messages, schema, n):
+        text = asked_text(messages)
+        calls.append(text)
+        return {"answer": "A" if "alpha" in text else "B"}
+
+    return answer
+
+
+def test_auto_lets_an_llm_label_only_after_it_agrees_with_the_surest_labels(tmp_path):
+    """llm_label_budget="auto", the default: an LLM that labels the pool's surest texts as the model does
+    labels the least sure ones too. The check is made once per question: a retrain, and the model
+    loaded again, keep its verdict (and the LLM's answers) without asking; a new description asks again."""
+    from promptclf.embedders import register_embedder
+
+    register_embedder(ClusterEmbedder)  # removed after the test by conftest's fake_backends
+    calls: list[str] = []
+    assert PromptClassifier().llm_label_budget == "auto"
+    clf = make(llm_label_budget="auto")
+    clf._llm = FakeLLM(fallback=by_cluster(calls))
+    clf.train(unlabeled=pool())
+    rep = clf.self_training_report_["llm"]
+    check = rep["check"]
+    assert check["trusted"] and check["conclusive"] and check["kappa"] == 1.0 and check["agreement"] == 1.0
+    by_model = {e.text for e in clf._store if e.source == "pseudo" and e.meta["labeler"] == "model"}
+    by_llm = {e.text: e.class_name for e in clf._store if e.source == "pseudo" and e.meta["labeler"] == "llm"}
+    # checked on the model's surest labels (all of them here: 20 per class), then the rest went to the LLM
+    assert check["texts"] == len(by_model) == 40 and set(calls) == by_model | set(by_llm)
+    assert rep["answered"] == len(by_llm) == 40 and all(c == ("A" if t[0] == "a" else "B") for t, c in by_llm.items())
+    n = len(calls)
+    clf.train(unlabeled=pool())
+    assert clf.self_training_report_["llm"]["check"] == check and len(calls) == n
+    clf.save(tmp_path / "m.clf")
+    back = PromptClassifier.load(tmp_path / "m.clf")
+    assert back.llm_label_budget == "auto"
+    back._llm = FakeLLM(fallback=by_cluster(calls))
+    back.train(unlabeled=pool())
+    assert back.self_training_report_["llm"]["check"] == check and len(calls) == n
+    back.prompts_["A"] = "DESC alpha things, said otherwise"  # another question: checked again
+    back.train(unlabeled=pool())
+    assert back.self_training_report_["llm"]["check"]["asked_with"] != check["asked_with"] and len(calls) > n
+
+
+def test_auto_leaves_an_llm_that_does_not_agree_beyond_chance_out():
+    """One class for everything agrees with half of a balanced check, as chance does: kappa 0, nothing
+    labelled. An LLM that gives no usable answer is not trusted either, and is checked again next time."""
+    asked: list[str] = []
+
+    def always_a(messages, schema, n):
+        asked.append(asked_text(messages))
+        return {"answer": "A"}
+
+    clf = make(llm_label_budget="auto")
+    clf._llm = FakeLLM(fallback=always_a)
+    clf.train(unlabeled=pool())
+    check = clf.self_training_report_["llm"]["check"]
+    assert check["conclusive"] and not check["trusted"] and check["agreement"] == 0.5 and check["kappa"] == 0.0
+    assert set(clf.self_training_report_["llm"]) == {"check"}  # nothing asked beyond the check
+    assert not any(e.meta.get("labeler") == "llm" for e in clf._store)
+    assert set(asked) == {e.text for e in clf._store if e.source == "pseudo"}  # the surest texts only
+
+    mute = make(llm_label_budget="auto")
+    mute._llm = FakeLLM(fallback=lambda m, s, n: {"answer": "neither"})
+    mute.train(unlabeled=pool())
+    check = mute.self_training_report_["llm"]["check"]
+    assert check["answered"] == 0 and not check["conclusive"] and not check["trusted"]
+    calls = len(mute._llm.calls)
+    mute.train(unlabeled=pool())  # an inconclusive check does not stand: asked again
+    assert len(mute._llm.calls) == 2 * calls
+
+
+def test_auto_never_asks_the_packaged_llms_nor_a_hosted_one_a_file_names(tmp_path, monkeypatch):
+    """The packaged 135M / 270M models label worse than the classifier: not asked. A hosted LLM that a
+    loaded model file names is not passed by the caller: retraining with a pool works and sends nothing."""
+    from promptclf.embedders import register_embedder
+    from promptclf.llms import get_llm
+    from promptclf.llms.hosted import OpenAILLM
+
+    register_embedder(ClusterEmbedder)  # removed after the test by conftest's fake_backends
+    assert get_llm("llama-cpp:smollm2").packaged and get_llm("llama-cpp:gemma3-270m").packaged
+    assert not get_llm(f"llama-cpp:{tmp_path / 'mine.gguf'}").packaged  # a GGUF of the user's is checked
+    from promptclf.llms.local import LlamaCppLLM
+
+    def asked(*a, **kw):
+        raise AssertionError("a packaged LLM was asked to label the pool")
+
+    monkeypatch.setattr(LlamaCppLLM, "choose", asked)
+    monkeypatch.setattr(LlamaCppLLM, "generate_json", asked)
+    clf = make(llm="llama-cpp:smollm2", llm_label_budget="auto")
+    clf.train(unlabeled=pool())
+    assert clf.self_training_report_["llm"] == {}
+    hosted = make(llm=OpenAILLM("some-model", base_url="http://127.0.0.1:9/v1", api_key="x"), llm_label_budget="auto")
+    hosted.train()
+    hosted.save(tmp_path / "h.clf")
+    back = PromptClassifier.load(tmp_path / "h.clf")  # the file names a hosted LLM: refused, not used
+    back.train(unlabeled=pool())
+    assert back.self_training_report_["llm"] == {}
 
 
 def test_pseudo_labels_travel_in_the_model_file(tmp_path):

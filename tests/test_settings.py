@@ -64,7 +64,8 @@ def test_set_params_drops_a_resolved_backend(fake_embedder):
         ("C", -3, "C must be None, 'cv' or a positive number"),
         ("filter_generated", "yes", "filter_generated must be True or False"),
         ("strategy", "magic", "strategy must be one of"),
-        ("llm_label_budget", -2, "llm_label_budget must be an integer"),
+        ("llm_label_budget", -2, 'llm_label_budget must be "auto" or an integer from 0'),
+        ("llm_label_budget", "some", 'llm_label_budget must be "auto" or an integer'),
     ],
 )
 def test_settings_are_checked_when_training_starts(trained, setting, value, message):
