@@ -173,14 +173,12 @@ def train(
         notes += f"; the encoder tuned on the prompt was kept: {why}"
     llm = (getattr(clf, "self_training_report_", None) or {}).get("llm") or {}
     if check := llm.get("check"):  # llm_label_budget="auto" asked the LLM whether to trust it with the pool
-        said = (
-            f"it agreed with the model's surest labels on {check['agreement']:.0%} of {check['texts']}"
-            f" (kappa {check['kappa']:.2f}"
-        )
+        said = f"it agreed with the model's surest labels on {check['agreement']:.0%} of {check['texts']}"
+        said += f", kappa {check['kappa']:.2f}"
         if check["trusted"]:
             notes += f"; the LLM labelled {llm.get('answered', 0)} of the texts the model was least sure of ({said})"
         else:
-            notes += f"; the LLM labelled none of the pool: {said}, {check['min_kappa']} needed)"
+            notes += f"; the LLM labelled none of the pool ({said}; {check['min_kappa']} needed)"
     typer.echo(
         f"wrote {output}: {len(clf.classes_)} classes, {s['n_examples']} examples "
         f"({time.perf_counter() - start:.0f} s){notes}",
