@@ -149,7 +149,7 @@ def ask_a_simulated_llm(clf, variant: str, truth: dict[str, str]) -> None:
     head, *opts = variant.split(":")
     p = next((float(o[1:]) for o in opts if o.startswith("p")), 0.9)
     L.LLMLink = lambda llm, descriptions, seed=0: Simulated(p, truth, sorted(set(truth.values())))
-    if head == "llmauto":  # "auto" never asks the packaged LLMs: the simulated one stands in for a hosted one
+    if head == "llmauto":  # "auto" asks hosted LLMs only: the simulated one stands in for a hosted one
         clf.set_params(llm="openai:simulated-llm", llm_label_budget="auto")
     else:
         clf.set_params(llm_label_budget=int(head[3:]))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import modelfile
-from ._registry import Refused, spec_id
+from ._registry import spec_id
 from ._validation import (
     check_class_name,
     check_examples,
@@ -158,11 +158,12 @@ class PromptClassifier(ParamsMixin):
         in each labelling of the pool: fine-tuning labels it twice (before and after), so at most
         twice as many texts are sent. Its answers are kept with the pseudo-labels (in the ``.clf``
         too) and reused, not asked again, while the classes, descriptions and LLM are unchanged.
-        ``"auto"``: none from the packaged local LLMs (they label worse than the classifier); any
-        other LLM is first asked for the pool texts the model is surest of (60 or more) and labels
-        500 of the least sure only if it agrees with the model there well beyond chance (Cohen's
-        kappa 0.5 or more; ``self_training_report_["llm"]["check"]``). That verdict is kept in the
-        ``.clf`` and stands while the classes, descriptions and LLM are unchanged.
+        ``"auto"``: none from a local LLM (the packaged ones label worse than the classifier, and a
+        local one answers a text at a time); a hosted LLM is first asked for the pool texts the model
+        is surest of (60 or more) and labels 500 of the least sure only if it agrees with the model
+        there well beyond chance (Cohen's kappa 0.5 or more; ``self_training_report_["llm"]["check"]``).
+        That verdict is kept in the ``.clf`` and stands while the classes, descriptions and LLM are
+        unchanged.
     prior_weight : float, default 10.0
         Weight of the zero-shot prior (cosine to each class description) added to the head's scores
         when every class has a description; 0 turns it off.
@@ -1634,11 +1635,12 @@ class PromptClassifier(ParamsMixin):
             return int(self.llm_label_budget), False
         from .selftrain import AUTO_LLM_LABELS
 
-        llm = self._llm
-        # the packaged 135M / 270M models label the pool worse than the classifier on every dev set
-        # (BENCHMARKS.md, "Which LLM may label the pool"): not asked. Nor is a hosted LLM a loaded model
-        # file names but the caller did not pass (a request would raise; its texts stay here)
-        if llm.packaged or isinstance(llm, Refused):
+        # Hosted LLMs only. The packaged 135M / 270M models label the pool at chance (BENCHMARKS.md, "Which
+        # LLM may label the pool"), and a local LLM of any size answers one text at a time on the CPUs
+        # the classifier runs on, a larger one a second or more each: a thousand labels would take long
+        # (``llm_label_budget=N`` asks it anyway). Not a hosted LLM a loaded model file names but the
+        # caller did not pass either: its stand-in is not hosted, and nothing is sent.
+        if not self._llm.hosted:
             return 0, False
         return AUTO_LLM_LABELS, True
 

@@ -88,7 +88,7 @@ def train(
         str,
         typer.Option(
             help="with --unlabeled: the LLM labels this many of the texts the model is least sure of"
-            " (answers are kept and reused); auto: none from the packaged LLMs, 500 from another LLM"
+            " (answers are kept and reused); auto: none from a local LLM, 500 from a hosted one"
             " that agrees with the model's surest labels well beyond chance",
         ),
     ] = "auto",

@@ -29,7 +29,7 @@ ROUNDS = 3
 KEEP_FRACTION = 0.5  # of the texts predicted as each class, the most confident share is kept
 BALANCE = 2.0  # no class keeps more than BALANCE times the median class's number of pseudo-labels
 SETTLED = 0.01  # stop when fewer than 1% of the kept labels change between rounds
-# ``llm_label_budget="auto"`` asks the LLM first for the pseudo-labels the model is surest of (this
+# ``llm_label_budget="auto"`` asks a hosted LLM first for the pseudo-labels the model is surest of (this
 # many per class, at least CHECK_TEXTS in all) and lets it label the hard texts only where its labels
 # agree with the model's there by at least CHECK_KAPPA (Cohen's kappa: 0 is chance, 1 every label).
 # On those texts the model is right 81-97% of the time (trec6 to sst2). The packaged LLMs reach 0.00 to

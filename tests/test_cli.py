@@ -307,6 +307,7 @@ def test_train_llm_label_budget_option(tmp_path, monkeypatch, capsys):
 
     class Labelling(EchoLLM):
         kind = "fake-labelling"
+        hosted = True  # "auto" asks hosted LLMs only
 
         def generate_json(self, messages, schema, **kw):
             if "answer" in schema.get("properties", {}):
@@ -345,6 +346,7 @@ def test_train_llm_label_budget_option(tmp_path, monkeypatch, capsys):
 
     class OneClass(EchoLLM):  # "pos" for every text: no better than chance
         kind = "fake-one-class"
+        hosted = True
 
         def generate_json(self, messages, schema, **kw):
             if "answer" in schema.get("properties", {}):

@@ -201,6 +201,12 @@ def asked_text(messages) -> str:
     return messages[-1]["content"].split("Text: ")[1].split("\n\n")[0]
 
 
+def hosted(llm: FakeLLM) -> FakeLLM:
+    """The fake, standing for a hosted LLM: the only kind ``llm_label_budget="auto"`` asks."""
+    llm.hosted = True
+    return llm
+
+
 def by_cluster(calls: list[str]):
     """An LLM's answers that are always right here ('alpha' texts are A), each text asked noted in ``calls``."""
 
@@ -213,7 +219,7 @@ def by_cluster(calls: list[str]):
 
 
 def test_auto_lets_an_llm_label_only_after_it_agrees_with_the_surest_labels(tmp_path):
-    """llm_label_budget="auto", the default: an LLM that labels the pool's surest texts as the model does
+    """llm_label_budget="auto", the default: a hosted LLM that labels the pool's surest texts as the model does
     labels the least sure ones too. The check is made once per question: a retrain, and the model
     loaded again, keep its verdict (and the LLM's answers) without asking; a new description asks again."""
     from promptclf.embedders import register_embedder
@@ -222,7 +228,7 @@ def test_auto_lets_an_llm_label_only_after_it_agrees_with_the_surest_labels(tmp_
     calls: list[str] = []
     assert PromptClassifier().llm_label_budget == "auto"
     clf = make(llm_label_budget="auto")
-    clf._llm = FakeLLM(fallback=by_cluster(calls))
+    clf._llm = hosted(FakeLLM(fallback=by_cluster(calls)))
     clf.train(unlabeled=pool())
     rep = clf.self_training_report_["llm"]
     check = rep["check"]
@@ -238,7 +244,7 @@ def test_auto_lets_an_llm_label_only_after_it_agrees_with_the_surest_labels(tmp_
     clf.save(tmp_path / "m.clf")
     back = PromptClassifier.load(tmp_path / "m.clf")
     assert back.llm_label_budget == "auto"
-    back._llm = FakeLLM(fallback=by_cluster(calls))
+    back._llm = hosted(FakeLLM(fallback=by_cluster(calls)))
     back.train(unlabeled=pool())
     assert back.self_training_report_["llm"]["check"] == check and len(calls) == n
     back.prompts_["A"] = "DESC alpha things, said otherwise"  # another question: checked again
@@ -256,7 +262,7 @@ def test_auto_leaves_an_llm_that_does_not_agree_beyond_chance_out():
         return {"answer": "A"}
 
     clf = make(llm_label_budget="auto")
-    clf._llm = FakeLLM(fallback=always_a)
+    clf._llm = hosted(FakeLLM(fallback=always_a))
     clf.train(unlabeled=pool())
     check = clf.self_training_report_["llm"]["check"]
     assert check["conclusive"] and not check["trusted"] and check["agreement"] == 0.5 and check["kappa"] == 0.0
@@ -265,7 +271,7 @@ def test_auto_leaves_an_llm_that_does_not_agree_beyond_chance_out():
     assert set(asked) == {e.text for e in clf._store if e.source == "pseudo"}  # the surest texts only
 
     mute = make(llm_label_budget="auto")
-    mute._llm = FakeLLM(fallback=lambda m, s, n: {"answer": "neither"})
+    mute._llm = hosted(FakeLLM(fallback=lambda m, s, n: {"answer": "neither"}))
     mute.train(unlabeled=pool())
     check = mute.self_training_report_["llm"]["check"]
     assert check["answered"] == 0 and not check["conclusive"] and not check["trusted"]
@@ -274,29 +280,29 @@ def test_auto_leaves_an_llm_that_does_not_agree_beyond_chance_out():
     assert len(mute._llm.calls) == 2 * calls
 
 
-def test_auto_never_asks_the_packaged_llms_nor_a_hosted_one_a_file_names(tmp_path, monkeypatch):
-    """The packaged 135M / 270M models label worse than the classifier: not asked. A hosted LLM that a
-    loaded model file names is not passed by the caller: retraining with a pool works and sends nothing."""
+def test_auto_asks_no_local_llm_nor_a_hosted_one_a_file_names(tmp_path, monkeypatch):
+    """A local LLM is not asked: the packaged 135M / 270M models label the pool at chance, and any local
+    one answers a text at a time. A hosted LLM that a loaded model file names is not passed by the caller:
+    retraining with a pool works and sends nothing."""
     from promptclf.embedders import register_embedder
-    from promptclf.llms import get_llm
     from promptclf.llms.hosted import OpenAILLM
-
-    register_embedder(ClusterEmbedder)  # removed after the test by conftest's fake_backends
-    assert get_llm("llama-cpp:smollm2").packaged and get_llm("llama-cpp:gemma3-270m").packaged
-    assert not get_llm(f"llama-cpp:{tmp_path / 'mine.gguf'}").packaged  # a GGUF of the user's is checked
     from promptclf.llms.local import LlamaCppLLM
 
+    register_embedder(ClusterEmbedder)  # removed after the test by conftest's fake_backends
+
     def asked(*a, **kw):
-        raise AssertionError("a packaged LLM was asked to label the pool")
+        raise AssertionError("a local LLM was asked to label the pool")
 
     monkeypatch.setattr(LlamaCppLLM, "choose", asked)
     monkeypatch.setattr(LlamaCppLLM, "generate_json", asked)
-    clf = make(llm="llama-cpp:smollm2", llm_label_budget="auto")
-    clf.train(unlabeled=pool())
-    assert clf.self_training_report_["llm"] == {}
-    hosted = make(llm=OpenAILLM("some-model", base_url="http://127.0.0.1:9/v1", api_key="x"), llm_label_budget="auto")
-    hosted.train()
-    hosted.save(tmp_path / "h.clf")
+    for llm in ("llama-cpp:smollm2", f"llama-cpp:{tmp_path / 'a-larger-model.gguf'}", FakeLLM(fallback=asked)):
+        clf = make(llm=llm, llm_label_budget="auto")
+        clf.train(unlabeled=pool())
+        assert clf.self_training_report_["llm"] == {}
+    hosted_llm = OpenAILLM("some-model", base_url="http://127.0.0.1:9/v1", api_key="x")
+    clf = make(llm=hosted_llm, llm_label_budget="auto")
+    clf.train()
+    clf.save(tmp_path / "h.clf")
     back = PromptClassifier.load(tmp_path / "h.clf")  # the file names a hosted LLM: refused, not used
     back.train(unlabeled=pool())
     assert back.self_training_report_["llm"] == {}

@@ -123,8 +123,6 @@ class LLM(Backend, ABC):
     """Structured-output text generator. Subclasses set ``kind`` and implement ``generate_json``."""
 
     max_concurrency: int = 1
-    # one of the small local models this package ships (``llama-cpp``'s ``PACKAGED``)
-    packaged: bool = False
     # answers sampled per ``choose`` call when the backend gives no token log-probabilities
     choice_samples: int = 5
 

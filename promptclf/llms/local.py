@@ -90,11 +90,6 @@ class LlamaCppLLM(LLM):
         self.n_ctx = n_ctx
         self.n_threads = n_threads
 
-    @property
-    def packaged(self) -> bool:
-        """One of the small models this package ships (``PACKAGED``), not a GGUF file of the user's."""
-        return self.model in PACKAGED
-
     def _key(self) -> tuple[str, int, int]:
         """Where the model is loaded (``_MODELS``) and its batch context kept (``_DECODERS``)."""
         return str(resolve_gguf(self.model)), self.n_ctx, self.n_threads or default_threads()
