@@ -1133,14 +1133,9 @@ class PromptClassifier(ParamsMixin):
                 for e in self._store.examples(("pseudo",))
                 if provenance(e) == "llm" and e.meta.get("asked_with") == asked_with
             }
-            # ... and so does the check of whether to ask it at all (the fine-tuning's second labelling,
-            # a retrain): not paid for again, unless it was inconclusive (the LLM hardly answered)
-            verdict = ((getattr(self, "self_training_report_", None) or {}).get("llm") or {}).get("check")
-            if not (ask_first and verdict and verdict.get("conclusive") and verdict.get("asked_with") == asked_with):
-                verdict = None
-            labeler = PoolLabeler(
-                link, classes, pool, budget, earlier, check=ask_first, verdict=verdict, question=asked_with
-            )
+            # ... and so may the check of whether to ask it at all (the fine-tuning's second labelling, a retrain)
+            last = ((getattr(self, "self_training_report_", None) or {}).get("llm") or {}).get("check")
+            labeler = PoolLabeler(link, classes, pool, budget, earlier, check=ask_first, question=asked_with, last=last)
         prior = self._prior(classes, emb)
 
         def run(rows: np.ndarray, llm_labeler: PoolLabeler | None) -> SelfTrainResult:
@@ -1635,7 +1630,7 @@ class PromptClassifier(ParamsMixin):
             return int(self.llm_label_budget), False
         from .selftrain import AUTO_LLM_LABELS
 
-        # Hosted LLMs only. The packaged 135M / 270M models label the pool at chance (BENCHMARKS.md, "Which
+        # Hosted LLMs only. The packaged 135M / 270M models label the pool near chance (BENCHMARKS.md, "Which
         # LLM may label the pool"), and a local LLM of any size answers one text at a time on the CPUs
         # the classifier runs on, a larger one a second or more each: a thousand labels would take long
         # (``llm_label_budget=N`` asks it anyway). Not a hosted LLM a loaded model file names but the

@@ -352,9 +352,9 @@ class PoolLabeler:
     at every retrain. Answers given here join ``earlier``; ``asked`` and ``reused`` count the last call's.
 
     ``check``: first ask the LLM for texts the model is surest of (``consult``) and label nothing unless
-    it agrees with the model there well beyond chance; ``verdict``: such a check made earlier of the
-    same question (classes, descriptions, LLM), which stands instead of asking again; ``question``: that
-    question's digest, recorded in a verdict made here.
+    it agrees with the model there well beyond chance; ``question``: the digest of what it is asked
+    (classes, descriptions, LLM), recorded in the verdict; ``last``: the verdict of an earlier check,
+    which stands instead of asking again if it was of the same question and conclusive (not paid twice).
     """
 
     def __init__(
@@ -366,14 +366,16 @@ class PoolLabeler:
         earlier: dict[str, str] | None = None,
         *,
         check: bool = False,
-        verdict: dict[str, Any] | None = None,
         question: str | None = None,
+        last: dict[str, Any] | None = None,
     ) -> None:
         self.link, self.texts, self.budget = link, texts, budget
         self.classes = [str(c) for c in classes]
         self.earlier = {t: c for t, c in (earlier or {}).items() if c in self.classes}
         self.asked = self.reused = 0
-        self.check, self.verdict, self.question = check, verdict, question
+        self.check, self.question = check, question
+        stands = check and last and last.get("conclusive") and last.get("asked_with") == question
+        self.verdict: dict[str, Any] | None = last if stands else None
 
     def consult(self, idx: np.ndarray, labels: np.ndarray, confidence: np.ndarray) -> bool:
         """Whether the LLM may label the hard texts: always, unless ``check``; then by ``verdict``, or by
