@@ -1009,8 +1009,9 @@ class PromptClassifier(ParamsMixin):
         unlabeled: list[str] | None,
         head_oof: np.ndarray | None = None,
     ) -> FastPath | None:
-        """The static fast path, on the rows the head was trained on, its threshold set on the real
-        ones and this run's unlabeled texts (``promptclf.cascade``); ``None`` where "auto" leaves it out.
+        """The static fast path, on the rows the head was trained on and this run's unlabeled texts (with
+        the head's answers), its threshold set on the real ones (``promptclf.cascade``); ``None`` where
+        "auto" leaves it out.
         ``head_oof``: the head's out-of-fold probabilities on every row, if fitting it made them."""
         from .cascade import AUTO_MAX_LOSS, MAX_LOSS, MIN_REAL_TEXTS, fit_fast_path, real_rows
         from .embedders.onnx_backend import fast_equivalent

@@ -333,6 +333,39 @@ def test_the_threshold_is_set_on_real_texts_not_on_generated_ones():
     assert few.threshold > 1 and few.estimate["real_texts"] == 99
 
 
+def test_the_static_head_learns_the_main_models_answers_on_the_pool(monkeypatch):
+    """The pool is real text of the kind the static head will be asked about: fit on it with the main
+    model's answers, it learns what the main model reads there ("they said" turns praise into
+    criticism, which the generated rows never show) and answers such texts within the bound, where
+    fit on the training rows alone it must leave them to the transformer."""
+    import promptclf.cascade as cascade
+
+    texts, y = _toy(200)
+    emb = FakeEmbedder()
+    pool, pool_pred = _sarcastic_pool(300)
+    later, later_pred = (part[1000:] for part in _sarcastic_pool(1400))  # texts of the kind, after training
+
+    def fit() -> FastPath:
+        generated = np.zeros(len(y), bool)
+        return fit_fast_path(
+            emb, texts, y, None, _sure(y), real=generated, pool=pool, pool_proba=_sure(pool_pred), C=1.0, cache=None
+        )
+
+    def served(fast: FastPath) -> tuple[float, float]:
+        """Share of the later texts the static head answers, and share where it answers otherwise than the model."""
+        P = fast.proba(emb, later)
+        answered = P.max(1) >= fast.threshold
+        return float(answered.mean()), float((answered & (fast.head.classes_[P.argmax(1)] != later_pred)).mean())
+
+    learnt = fit()
+    assert learnt.estimate["rows"] == len(texts) and learnt.estimate["real_texts"] == len(pool)
+    share, wrong = served(learnt)
+    assert share > 0.9 and wrong <= MAX_LOSS
+    monkeypatch.setattr(cascade, "POOL_ANSWERS", False)  # as before: the pool only bounds it
+    share_before, _ = served(fit())
+    assert share_before < 0.6
+
+
 def _as_packaged(monkeypatch, emb: FakeEmbedder) -> None:
     """The fake embedder standing in for the packaged MiniLM, and for its static distillation."""
     import promptclf.classifier as K
