@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from common import (
     prompt_model,
     prompts,
     publish,
+    rates_taking_turns,
     read_rows,
     scores,
     table,
@@ -99,17 +99,9 @@ def measure(clf, mode: str, pool: list[str], texts: list[str], labels: list[str]
         served.fast_ = paths[way]
         return served
 
-    runs: dict[str, list[float]] = {"raw": [], **{w: [] for w in WAYS}}
-    for _ in range(rounds):
-        for key in runs:
-            if key == "raw":
-                fn = lambda: raw.encode(texts, batch_size=64, normalize_embeddings=True)  # noqa: E731
-            else:
-                fn = lambda m=serve(key): m.predict(texts)  # noqa: E731
-            t = time.perf_counter()
-            fn()
-            runs[key].append(len(texts) / (time.perf_counter() - t))
-    speed = {k: statistics.median(v) for k, v in runs.items()}
+    fns = {"raw": lambda: raw.encode(texts, batch_size=64, normalize_embeddings=True)}
+    fns |= {way: lambda way=way: serve(way).predict(texts) for way in WAYS}
+    speed = rates_taking_turns(fns, len(texts), rounds)
     out = []
     for way in WAYS:
         m = serve(way)

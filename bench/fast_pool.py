@@ -17,11 +17,20 @@ static head answered, and the speed: ``predict`` of the test sample each way and
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
-from common import answered_share, machine, pool_rows, publish, read_rows, scores, table, test_sample
+from common import (
+    answered_share,
+    machine,
+    pool_rows,
+    publish,
+    rates_taking_turns,
+    read_rows,
+    scores,
+    table,
+    test_sample,
+)
 
 import promptclf.cascade as cascade
 
@@ -53,17 +62,9 @@ def rows_for(path: Path, name: str, raw, rounds: int) -> list[list[object]]:
             clf.fast_ = ways[way]
         return clf
 
-    runs: dict[object, list[float]] = {"raw": [], None: [], **{w: [] for w in ways}}
-    for _ in range(rounds):
-        for key in runs:
-            if key == "raw":
-                fn = lambda: raw.encode(texts, batch_size=64, normalize_embeddings=True)  # noqa: E731
-            else:
-                fn = lambda m=serve(key): m.predict(texts)  # noqa: E731
-            t = time.perf_counter()
-            fn()
-            runs[key].append(len(texts) / (time.perf_counter() - t))
-    speed = {k: statistics.median(v) for k, v in runs.items()}
+    fns = {"raw": lambda: raw.encode(texts, batch_size=64, normalize_embeddings=True)}
+    fns |= {way: lambda way=way: serve(way).predict(texts) for way in (None, *ways)}
+    speed = rates_taking_turns(fns, len(texts), rounds)
     off = scores(labels, list(serve(None).predict(texts)))["macro_f1"]
     out = [[name, "", "fast path off", f"{off:.3f}", "", "", "",
             f"{speed[None]:.0f} ({speed[None] / speed['raw']:.2f}x)"]]  # fmt: skip
