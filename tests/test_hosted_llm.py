@@ -86,8 +86,8 @@ def test_llama_server_as_a_hosted_link_with_logprobs_then_killed():
 
 
 def test_auto_does_not_trust_a_small_llm_behind_a_server_with_the_pool(monkeypatch):
-    """``llm_label_budget="auto"`` checks every LLM but the packaged ones run in process. The packaged
-    SmolLM2 behind a real server is such an LLM: asked for the sst2 texts the model (real MiniLM) is
+    """``llm_label_budget="auto"`` asks hosted LLMs only, and checks each first. The packaged SmolLM2
+    behind a real server is one, to the classifier: asked for the sst2 texts the model (real MiniLM) is
     surest of, it agrees with the model about as often as chance, so it labels nothing of the pool.
     The check asks 20 texts here instead of 60 (this server takes about a second per answer)."""
     import json

@@ -41,7 +41,7 @@ PROMPTS = {"A": "DESC alpha things", "B": "DESC beta things"}
 
 
 def make(**kw):
-    # the LLM labels nothing unless a test asks it to ("auto" would check any LLM but the packaged ones)
+    # the LLM labels nothing unless a test asks it to ("auto" would check a hosted one: see ``hosted``)
     settings = {"llm": FakeLLM(), "llm_label_budget": 0, **kw}
     clf = PromptClassifier(**settings, embedder=ClusterEmbedder(), progress=False)
     clf.prompts_ = dict(PROMPTS)  # descriptions only, no generation: the pool does the work
