@@ -213,7 +213,9 @@ class PromptClassifier(ParamsMixin):
         the texts it is sure of, and only the rest go through the transformer. Its threshold is set
         at training so that it changes at most 2% (``True``) or 1% (``"auto"``) of the main model's
         answers on real texts: your examples, pseudo-labelled texts and the ``unlabeled`` texts of
-        that ``train``, not generated examples, on which it says nothing true. ``"auto"`` adds it
+        that ``train``, not generated examples, on which it says nothing true. Where it also votes on
+        the texts it leaves (100+ of your own labels), ``True`` allows 3% (``cascade.VOTE_MAX_LOSS``):
+        the vote lifts the model more than that costs (BENCHMARKS.md). ``"auto"`` adds it
         where there are at least 100 real texts and the packaged MiniLM embeds (single-label), and
         leaves it out elsewhere (a model from the prompt alone); ``True`` always adds it (one that
         answers nothing, with a warning, under 100 real texts) and fails where it cannot run.
@@ -1013,7 +1015,7 @@ class PromptClassifier(ParamsMixin):
         the head's answers), its threshold set on the real ones (``promptclf.cascade``); ``None`` where
         "auto" leaves it out.
         ``head_oof``: the head's out-of-fold probabilities on every row, if fitting it made them."""
-        from .cascade import AUTO_MAX_LOSS, MAX_LOSS, MIN_REAL_TEXTS, fit_fast_path, real_rows
+        from .cascade import AUTO_MAX_LOSS, MAX_LOSS, MIN_REAL_TEXTS, VOTE_MAX_LOSS, fit_fast_path, real_rows
         from .embedders.onnx_backend import fast_equivalent
 
         auto = self.fast == "auto"
@@ -1068,6 +1070,7 @@ class PromptClassifier(ParamsMixin):
             cache=self._cache,
             random_state=self.random_state,
             max_loss=AUTO_MAX_LOSS if auto else MAX_LOSS,
+            vote_max_loss=None if auto else VOTE_MAX_LOSS,
             main_oof=main_oof,
             labelled=labelled,
         )

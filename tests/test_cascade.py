@@ -16,6 +16,7 @@ from promptclf.cascade import (
     BLEND_WEIGHTS,
     MAX_LOSS,
     MIN_REAL_TEXTS,
+    VOTE_MAX_LOSS,
     FastPath,
     cascade_proba,
     choose_blend,
@@ -156,6 +157,7 @@ def test_your_labels_choose_the_static_heads_vote_and_pseudo_labels_never_do(mon
     est = clf.fast_.estimate
     assert clf.fast_.blend > 0 and est["blend_rows"] >= MIN_REAL_TEXTS
     assert est["logloss_blend"] < est["logloss_main"]
+    assert est["max_loss"] == VOTE_MAX_LOSS  # fast=True with a vote: the looser bound
     assert clf.summary()["fast_path"]["blend"] == clf.fast_.blend
     test, truth = _toy(600)
     test, truth = test[400:], truth[400:]
@@ -179,6 +181,7 @@ def test_your_labels_choose_the_static_heads_vote_and_pseudo_labels_never_do(mon
     pooled.train(unlabeled=_sarcastic_pool(300)[0])
     assert pooled.fast_.estimate["real_texts"] >= MIN_REAL_TEXTS
     assert pooled.fast_.blend == 0.0 and "blend_rows" not in pooled.fast_.estimate
+    assert pooled.fast_.estimate["max_loss"] == MAX_LOSS  # no vote: fast=True's own bound
 
 
 def test_with_a_vote_the_threshold_is_bounded_against_the_served_mix(monkeypatch):
@@ -222,6 +225,38 @@ def test_with_a_vote_the_threshold_is_bounded_against_the_served_mix(monkeypatch
     plain = fit_fast_path(emb, texts, y, None, main, real=np.ones(len(y), bool), C=1.0, cache=None)
     assert plain.blend == 0 and "share_vs_main" not in plain.estimate
     assert plain.threshold == before.threshold
+
+
+def test_fast_true_loosens_its_bound_only_where_the_static_head_votes(monkeypatch):
+    """A main head sure of the wrong class on 2.5% of the rows, where the static head is sure and right,
+    and out of fold leaning the wrong way on 1 row in 15 (so the static head gets a small vote, 0.25): the
+    mix follows the main head on those 2.5%, disagreements at any threshold that answers them. The 2%
+    bound leaves some of them to the transformer; the 3% one (``vote_max_loss``, fast=True with a vote)
+    answers them, with the same weight. Without a vote the looser bound is not taken."""
+    import promptclf.cascade as cascade
+
+    monkeypatch.setattr(cascade, "OWN_C", False)
+    texts, y = _toy(400)
+    emb = FakeEmbedder()
+    main = _sure(y) * 0.9 + 0.05
+    wrong = np.arange(len(y)) % 40 == 7  # 10 rows of 400
+    main[wrong] = 1 - _sure(y)[wrong]
+    oof = _sure(y) * 0.998 + 0.001
+    lean = np.arange(len(y)) % 15 == 3
+    oof[lean] = 0.45 * _sure(y)[lean] + 0.55 * (1 - _sure(y)[lean])
+    fit = lambda **kw: fit_fast_path(  # noqa: E731
+        emb, texts, y, None, main, real=np.ones(len(y), bool), C=1.0, cache=None, **kw
+    )
+    voted = {"main_oof": oof, "labelled": np.ones(len(y), bool)}
+    now, loose = fit(**voted), fit(**voted, vote_max_loss=VOTE_MAX_LOSS)
+    assert loose.blend == now.blend > 0
+    assert now.estimate["max_loss"] == MAX_LOSS and loose.estimate["max_loss"] == VOTE_MAX_LOSS
+    assert now.estimate["share"] < loose.estimate["share"] and loose.threshold < now.threshold
+    assert now.estimate["disagreement"] <= MAX_LOSS < loose.estimate["disagreement"] <= VOTE_MAX_LOSS
+    assert loose.estimate["share_vs_main"] == now.estimate["share_vs_main"]
+    plain, unvoted = fit(), fit(vote_max_loss=VOTE_MAX_LOSS)
+    assert plain.blend == unvoted.blend == 0
+    assert unvoted.threshold == plain.threshold and unvoted.estimate["max_loss"] == MAX_LOSS
 
 
 def test_the_static_head_chooses_its_own_C_on_the_labelled_rows(monkeypatch):
