@@ -217,6 +217,19 @@ def embed_once(clf, texts: list[str]) -> None:
     clf._embed = lambda ts: vectors[[at[t] for t in ts]]
 
 
+def test_f1(clf, name: str) -> tuple[list[str], list[str], Callable[[], float], float]:
+    """``name``'s fixed test sample (texts, labels), a function giving ``clf.predict``'s macro-F1 on it now,
+    and that macro-F1 with the fast path off (the transformer alone). The transformer's vectors of those
+    texts are computed once (``embed_once``): for benches that predict them several ways."""
+    texts, labels = test_sample(name)
+    embed_once(clf, texts)
+    f1 = lambda: scores(labels, list(clf.predict(texts)))["macro_f1"]  # noqa: E731
+    fast, clf.fast = clf.fast, False
+    alone = f1()
+    clf.fast = fast
+    return texts, labels, f1, alone
+
+
 def per_class_sample(rows: list[dict[str, str]], k: int, seed: int = SEED) -> dict[str, list[str]]:
     rng = np.random.default_rng(seed)
     out: dict[str, list[str]] = {}

@@ -21,7 +21,7 @@ import datetime as dt
 import time
 
 import numpy as np
-from common import embed_once, machine, per_class_sample, publish, read_rows, scores, table, test_sample
+from common import machine, per_class_sample, publish, read_rows, table, test_f1
 
 from promptclf import PromptClassifier
 
@@ -48,12 +48,7 @@ def row(ds: str, per_class: int) -> list[object]:
     t = time.perf_counter()
     clf.train()
     train_s = time.perf_counter() - t
-    texts, labels = test_sample(ds)
-    embed_once(clf, texts)  # the ways below differ only in how the two heads' probabilities mix
-    f1 = lambda: scores(labels, list(clf.predict(texts)))["macro_f1"]  # noqa: E731
-    clf.fast = False
-    alone = f1()
-    clf.fast = "auto"
+    texts, labels, f1, alone = test_f1(clf, ds)  # the ways below differ only in how the two heads' probabilities mix
     fast = clf.fast_
     if fast is None:
         return [ds, per_class or "all", n, "no fast path", "", alone, "", "", "", "", "", "", f"{train_s:.0f}"]

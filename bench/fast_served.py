@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from common import answered_share, embed_once, machine, per_class_sample, publish, read_rows, scores, table, test_sample
+from common import answered_share, machine, per_class_sample, publish, read_rows, table, test_f1
 
 import promptclf.cascade as cascade
 from promptclf import PromptClassifier
@@ -44,11 +44,7 @@ def rows_for(ds: str, per_class: int, compare: str = "bound") -> list[list[objec
     for label, xs in per_class_sample(read_rows(ds, "train"), per_class or 10**9).items():
         clf.add_data_to_class(label, xs)
     clf.train()
-    texts, labels = test_sample(ds)
-    embed_once(clf, texts)
-    f1 = lambda: scores(labels, list(clf.predict(texts)))["macro_f1"]  # noqa: E731
-    clf.fast = False
-    alone = f1()
+    texts, _, f1, alone = test_f1(clf, ds)
     train_texts, y, sources = clf._training_set()
     switch, names, _ = COMPARE[compare]
     out = []

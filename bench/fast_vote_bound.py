@@ -21,18 +21,7 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from common import (
-    answered_share,
-    embed_once,
-    machine,
-    per_class_sample,
-    pool_rows,
-    publish,
-    read_rows,
-    scores,
-    table,
-    test_sample,
-)
+from common import answered_share, machine, per_class_sample, pool_rows, publish, read_rows, table, test_f1
 
 import promptclf.cascade as cascade
 from promptclf import PromptClassifier
@@ -43,11 +32,7 @@ HEADER = ["dataset", "model", "vote weight", "bound", "fast=True takes", "static
 
 
 def sweep(clf: PromptClassifier, name: str, model: str, pool: list[str] | None, bounds: list[float]) -> list[list]:
-    texts, labels = test_sample(name)
-    embed_once(clf, texts)
-    f1 = lambda: scores(labels, list(clf.predict(texts)))["macro_f1"]  # noqa: E731
-    clf.fast = False
-    alone = f1()
+    texts, _, f1, alone = test_f1(clf, name)
     train_texts, y, sources = clf._training_set()
     clf.fast = True
     before = cascade.MAX_LOSS, cascade.VOTE_MAX_LOSS
