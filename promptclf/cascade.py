@@ -56,8 +56,8 @@ MAX_LOSS = 0.02
 # emotion6), the vote's gain; at 3% it stayed within -0.0 to +6.4 of it and answered 82 -> 86%, 92 -> 94%,
 # 88 -> 90%, 92 -> 95% of the test texts with every label (ag_news 4%: -0.9); on the held-back
 # newsgroups_long 88 -> 92%, +0.0. Without a vote (pseudo-labels only, the default flow; 50 labels per
-# class on newsgroups_long) 3% cost trec6 1.0 point, newsgroups_long 1.1: ``MAX_LOSS`` stays. BENCHMARKS.md, "The bound of
-# fast=True where the static head votes".
+# class on newsgroups_long) 3% cost trec6 1.0 point, newsgroups_long 1.1: ``MAX_LOSS`` stays.
+# BENCHMARKS.md, "The bound of fast=True where the static head votes".
 VOTE_MAX_LOSS = 0.03
 # The bound of ``fast="auto"``, the default: on the default flow's models (bench/fast_default.py) the
 # cascade at 1% was within half a point of the transformer alone on every dev set (+0.2 / +0.3 / -0.4),
