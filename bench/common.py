@@ -130,6 +130,11 @@ def pool_rows(rows: list[dict[str, str]], n: int) -> list[dict[str, str]]:
     return [rows[i] for i in np.random.default_rng(SEED).permutation(len(rows))[:n]]
 
 
+def pool_texts(name: str, n: int = 5000) -> list[str]:
+    """The texts of ``name``'s unlabeled pool (``pool_rows`` of its train split), labels dropped."""
+    return [r["text"] for r in pool_rows(read_rows(name, "train"), n)]
+
+
 def prompt_model(name: str, per_class: int, cache=None, examples: str | None = None, **settings):
     """Where the unlabeled-mode benchmarks start: the product's model on the set's descriptions and its
     cached generated examples (``OUT/<name>-direct-n<per_class>.jsonl``, bench/accuracy.py makes them, or

@@ -28,12 +28,11 @@ from pathlib import Path
 from common import (
     answered_share,
     machine,
-    pool_rows,
+    pool_texts,
     prompt_model,
     prompts,
     publish,
     rates_taking_turns,
-    read_rows,
     scores,
     table,
     test_sample,
@@ -126,7 +125,7 @@ def child(name: str, rounds: int) -> list[dict]:
     emb, cache = get_embedder(None), EmbeddingCache()
     texts, labels = test_sample(name)
     raw.encode(texts[:64], batch_size=64)
-    pool = [r["text"] for r in pool_rows(read_rows(name, "train"), POOL)]
+    pool = pool_texts(name, POOL)
     clf = prompt_model(name, PER_CLASS.get(name, 32), cache, embedder=emb)
     clf.set_params(finetune="auto", fast=True)
     t0 = time.perf_counter()

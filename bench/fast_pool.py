@@ -23,10 +23,9 @@ from pathlib import Path
 from common import (
     answered_share,
     machine,
-    pool_rows,
+    pool_texts,
     publish,
     rates_taking_turns,
-    read_rows,
     scores,
     table,
     test_sample,
@@ -46,7 +45,7 @@ def rows_for(path: Path, name: str, raw, rounds: int) -> list[list[object]]:
     clf = PromptClassifier.load(path)
     clf.progress = False
     texts, labels = test_sample(name)
-    pool = [r["text"] for r in pool_rows(read_rows(name, "train"), POOL)]
+    pool = pool_texts(name, POOL)
     train_texts, y, sources = clf._training_set()
     ways = {}
     for bound, fast in (("1% (default)", "auto"), ("2% (`fast=True`)", True)):

@@ -21,7 +21,7 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from common import answered_share, machine, per_class_sample, pool_rows, publish, read_rows, table, test_f1
+from common import answered_share, machine, per_class_sample, pool_texts, publish, read_rows, table, test_f1
 
 import promptclf.cascade as cascade
 from promptclf import PromptClassifier
@@ -63,7 +63,7 @@ def labelled_rows(name: str, per_class: int, bounds: list[float]) -> list[list]:
 def default_flow_rows(path: Path, name: str, bounds: list[float]) -> list[list]:
     clf = PromptClassifier.load(path)
     clf.progress = False
-    pool = [r["text"] for r in pool_rows(read_rows(name, "train"), POOL)]
+    pool = pool_texts(name, POOL)
     return sweep(clf, name, "default flow (prompt + 5,000 unlabeled)", pool, bounds)
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import sys
 
-from common import pool_rows, prompt_model, read_rows, scores, test_sample
+from common import pool_texts, prompt_model, scores, test_sample
 from sklearn.linear_model import LogisticRegression
 
 
 def main() -> None:
     name, per_class = sys.argv[1], int(sys.argv[2])
     texts_t, labels_t = test_sample(name)
-    pool = [r["text"] for r in pool_rows(read_rows(name, "train"), 5000)]
+    pool = pool_texts(name)
     clf = prompt_model(name, per_class).train(unlabeled=pool)
 
     def f1() -> float:

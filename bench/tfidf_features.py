@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import scipy.sparse as sp
-from common import pool_rows, prompt_model, read_rows, scores, test_sample
+from common import pool_texts, prompt_model, scores, test_sample
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
@@ -30,7 +30,7 @@ def main() -> None:
     name, per_class = sys.argv[1], int(sys.argv[2])
     tune = {"False": False, "auto": "auto"}[sys.argv[3] if len(sys.argv) > 3 else "False"]
     texts_t, labels_t = test_sample(name)
-    pool = [r["text"] for r in pool_rows(read_rows(name, "train"), 5000)]
+    pool = pool_texts(name)
     clf = prompt_model(name, per_class).set_params(finetune=tune).train(unlabeled=pool)
     print("product", round(scores(labels_t, clf.predict(texts_t))["macro_f1"], 4), flush=True)
     tr, labels, sources = clf.training_data()
