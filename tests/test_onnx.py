@@ -52,6 +52,37 @@ def test_fp32_matches_pytorch_and_int8_stays_close(cache, texts):
     assert list(cache.glob("onnx/*/model*.onnx"))  # exported once, cached
 
 
+def _cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as f:
+        return set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
+
+
+@pytest.mark.skipif(
+    not {"avx512_vnni", "cpuid_fault"} <= _cpu_flags(),
+    reason="needs a VNNI CPU that can mask CPUID (on an AVX2-only CPU the test above runs the AVX2 kernels)",
+)
+def test_int8_stays_close_on_the_avx2_kernels_too(cache, texts, tmp_path):
+    """ONNX Runtime's AVX2 int8 kernels (no VNNI) can saturate where VNNI's do not: the served vectors
+    must stay as close there, with AVX-512 and VNNI masked out of CPUID as on an AVX2-only CPU."""
+    ref = get_embedder(None).embed(texts)
+    get_embedder("onnx-int8:all-MiniLM-L6-v2").embed(texts[:1])  # exported here, not in the child
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    code = (
+        "import json, sys, numpy as np\n"
+        "from promptclf.embedders import get_embedder\n"
+        "assert not np._core._multiarray_umath.__cpu_features__['AVX512F'], 'the mask did not take'\n"
+        f"texts = json.load(open({str(tmp_path / 'texts.json')!r}))\n"
+        f"np.save({str(tmp_path / 'int8.npy')!r}, get_embedder('onnx-int8:all-MiniLM-L6-v2').embed(texts))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "bench/as_avx2.py", "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    int8 = np.load(tmp_path / "int8.npy")
+    assert (int8 * ref).sum(1).min() > 0.95, (int8 * ref).sum(1).min()
+    assert (int8 * ref).sum(1).mean() > 0.98
+
+
 def test_pytorch_trained_model_served_with_onnx(cache, texts, tmp_path):
     clf = PromptClassifier(progress=False)
     rows = read_csv("sst2", "train")[:64]
