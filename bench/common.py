@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from as_avx2 import MASKED, listed_flags, masked_here
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("PROMPTCLF_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -278,17 +279,12 @@ def machine() -> str:
 def cpu_flags() -> str:
     """The vector instruction sets speed depends on: int8 kernels differ with VNNI, AVX-512, AVX2."""
     want = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "neon")
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(next(line.split(":", 1)[1].split() for line in f if line.startswith(("flags", "Features"))))
-    except (OSError, StopIteration):
+    flags = listed_flags()
+    if not flags:
         return "flags unknown"
     have = [f for f in want if f in flags]
-    # numpy reads CPUID in this process: where it sees no AVX-512 on a CPU that has it, bench/as_avx2.py
-    # masked it (with VNNI and AMX), and the libraries here chose their AVX2 kernels
-    seen = np._core._multiarray_umath.__cpu_features__
-    if "avx512f" in have and not seen.get("AVX512F", True):
-        masked = [f for f in have if f.startswith(("avx512", "avx_vnni", "amx"))]
+    if masked_here():  # bench/as_avx2.py: the libraries here chose their AVX2 kernels
+        masked = [f for f in have if f.startswith(MASKED)]
         kept = " ".join(f for f in have if f not in masked)
         return f"{kept}; SIMULATED by bench/as_avx2.py: {' '.join(masked)} masked out of CPUID"
     return " ".join(have) if have else "no AVX2"
